@@ -1,0 +1,16 @@
+//! Gatehouse schema migrations, portable across SQLite and PostgreSQL.
+
+use sea_orm_migration::prelude::*;
+
+pub use sea_orm_migration::{MigratorTrait, SchemaManager, sea_orm};
+
+mod m20261124_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_foundation::Migration)]
+    }
+}

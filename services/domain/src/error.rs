@@ -1,0 +1,45 @@
+//! Errors of the domain rules. The API layer maps each to a status and a problem `code`.
+
+use crate::validation::FieldError;
+
+/// A rule of the domain refused the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("the password does not meet the policy")]
+    PasswordPolicy(Vec<FieldError>),
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("the account is inactive")]
+    AccountInactive,
+    #[error("the account is locked")]
+    AccountLocked,
+    #[error("sign-in is outside the user's login hours")]
+    OutsideLoginHours,
+    #[error("the practice is suspended")]
+    TenantSuspended,
+    #[error("not authenticated")]
+    Unauthenticated,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("the sign-in flow has expired")]
+    FlowExpired,
+    #[error("the sign-in flow is already complete")]
+    FlowCompleted,
+    #[error("the flow is not at a step that accepts this call")]
+    FlowWrongStep,
+    #[error("rate limited; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+}
+
+impl Error {
+    /// A validation error on a single field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Error::Validation(vec![FieldError::new(field, message)])
+    }
+}

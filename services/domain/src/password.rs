@@ -1,0 +1,239 @@
+//! Passwords (P1, P2): Argon2id hashing with OWASP parameters, and the tenant's policy.
+
+use crate::Error;
+use crate::settings::PasswordPolicy;
+use crate::validation::FieldError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Longest password accepted: bounds the cost of hashing attacker-supplied input.
+pub const MAX_PASSWORD_LEN: usize = 128;
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Parallelism.
+    pub p_cost: u32,
+}
+
+impl HashParams {
+    /// OWASP's recommendation for Argon2id: 19 MiB, 2 iterations, 1 lane.
+    pub const OWASP: HashParams = HashParams {
+        m_cost: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
+
+    fn argon2(self) -> Result<Argon2<'static>, Error> {
+        let params = Params::new(self.m_cost, self.t_cost, self.p_cost, None)
+            .map_err(|e| Error::Conflict(format!("invalid Argon2 parameters: {e}")))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
+
+/// Hashing failed: only possible with broken parameters.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+/// Hashes a password to a PHC string with a fresh random salt.
+pub fn hash_password(params: HashParams, password: &SecretString) -> Result<String, HashError> {
+    let argon = params.argon2().map_err(|e| HashError(e.to_string()))?;
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError(e.to_string()))
+}
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Wrong password (or an unreadable hash).
+    No,
+    /// Right password; `rehash` when the stored hash uses outdated parameters.
+    Yes { rehash: bool },
+}
+
+/// Verifies a password against a PHC hash. Constant-time comparison is argon2's.
+pub fn verify_password(current: HashParams, stored: &str, password: &SecretString) -> Verified {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return Verified::No;
+    };
+    // Verification uses the parameters recorded in the hash itself.
+    let ok = Argon2::default()
+        .verify_password(password.expose_secret().as_bytes(), &parsed)
+        .is_ok();
+    if !ok {
+        return Verified::No;
+    }
+    Verified::Yes {
+        rehash: is_outdated(current, &parsed),
+    }
+}
+
+/// A hash is outdated when it is not Argon2id v1.3 or any cost is below the current one.
+fn is_outdated(current: HashParams, hash: &PasswordHash<'_>) -> bool {
+    if hash.algorithm.as_str() != "argon2id" || hash.version != Some(0x13) {
+        return true;
+    }
+    let Ok(p) = Params::try_from(hash) else {
+        return true;
+    };
+    p.m_cost() < current.m_cost || p.t_cost() < current.t_cost || p.p_cost() < current.p_cost
+}
+
+/// Checks a new password against the tenant policy, reporting every broken rule by name.
+pub fn check_policy(
+    policy: &PasswordPolicy,
+    field: &str,
+    password: &SecretString,
+    username: &str,
+) -> Result<(), Error> {
+    let pw = password.expose_secret();
+    let len = pw.chars().count();
+    let mut errors = Vec::new();
+    if len < policy.min_length as usize {
+        errors.push(FieldError::rule(
+            field,
+            "min_length",
+            format!("must be at least {} characters", policy.min_length),
+        ));
+    }
+    if len > MAX_PASSWORD_LEN {
+        errors.push(FieldError::rule(
+            field,
+            "max_length",
+            format!("must be at most {MAX_PASSWORD_LEN} characters"),
+        ));
+    }
+    if policy.require_upper && !pw.chars().any(char::is_uppercase) {
+        errors.push(FieldError::rule(
+            field,
+            "require_upper",
+            "must contain an upper-case letter",
+        ));
+    }
+    if policy.require_lower && !pw.chars().any(char::is_lowercase) {
+        errors.push(FieldError::rule(
+            field,
+            "require_lower",
+            "must contain a lower-case letter",
+        ));
+    }
+    if policy.require_digit && !pw.chars().any(|c| c.is_ascii_digit()) {
+        errors.push(FieldError::rule(
+            field,
+            "require_digit",
+            "must contain a digit",
+        ));
+    }
+    if policy.require_special
+        && !pw
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+    {
+        errors.push(FieldError::rule(
+            field,
+            "require_special",
+            "must contain a special character",
+        ));
+    }
+    let user = username.trim().to_lowercase();
+    if !user.is_empty() && pw.to_lowercase().contains(&user) {
+        errors.push(FieldError::rule(
+            field,
+            "contains_username",
+            "must not contain the username",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::PasswordPolicy(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> SecretString {
+        SecretString::from(v.to_owned())
+    }
+
+    const CHEAP: HashParams = HashParams {
+        m_cost: 1024,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
+    #[test]
+    fn p1_hash_verifies_and_detects_outdated_parameters() -> Result<(), HashError> {
+        let h = hash_password(CHEAP, &s("Correct-Horse-9"))?;
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert_eq!(
+            verify_password(CHEAP, &h, &s("Correct-Horse-9")),
+            Verified::Yes { rehash: false }
+        );
+        assert_eq!(verify_password(CHEAP, &h, &s("wrong")), Verified::No);
+        let stronger = HashParams { t_cost: 2, ..CHEAP };
+        assert_eq!(
+            verify_password(stronger, &h, &s("Correct-Horse-9")),
+            Verified::Yes { rehash: true }
+        );
+        assert_eq!(verify_password(CHEAP, "not a hash", &s("x")), Verified::No);
+        Ok(())
+    }
+
+    #[test]
+    fn p2_every_broken_rule_is_reported_by_name() {
+        let policy = PasswordPolicy::default();
+        let Err(Error::PasswordPolicy(errs)) =
+            check_policy(&policy, "new_password", &s("jdoe"), "jdoe")
+        else {
+            panic!("expected policy errors");
+        };
+        let rules: Vec<_> = errs.iter().filter_map(|e| e.rule.as_deref()).collect();
+        assert_eq!(
+            rules,
+            [
+                "min_length",
+                "require_upper",
+                "require_digit",
+                "require_special",
+                "contains_username"
+            ]
+        );
+        assert!(errs.iter().all(|e| e.field == "new_password"));
+        assert!(check_policy(&policy, "p", &s("Winter-Garden-42"), "jdoe").is_ok());
+    }
+
+    #[test]
+    fn p2_relaxed_policy_and_length_cap() {
+        let policy = PasswordPolicy {
+            min_length: 8,
+            require_upper: false,
+            require_lower: false,
+            require_digit: false,
+            require_special: false,
+        };
+        assert!(check_policy(&policy, "p", &s("plainpassword"), "x").is_ok());
+        let long = "a".repeat(MAX_PASSWORD_LEN + 1);
+        assert!(matches!(
+            check_policy(&policy, "p", &s(&long), "x"),
+            Err(Error::PasswordPolicy(e)) if e[0].rule.as_deref() == Some("max_length")
+        ));
+    }
+}

@@ -1,0 +1,81 @@
+//! Field-level validation errors, reported all at once.
+
+use serde::Serialize;
+
+/// One invalid field: which, why, and (for policies) which rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+impl FieldError {
+    /// An error on `field` with a human message.
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+            rule: None,
+        }
+    }
+
+    /// An error naming the broken rule.
+    pub fn rule(field: &str, rule: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+            rule: Some(rule.to_owned()),
+        }
+    }
+
+    /// The same error under another field name (for nested objects).
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        self.field = format!("{prefix}.{}", self.field);
+        self
+    }
+}
+
+/// Collects field errors from several parses and fails once with all of them.
+#[derive(Debug, Default)]
+pub struct Collector {
+    errors: Vec<FieldError>,
+}
+
+impl Collector {
+    /// A fresh collector.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the value or records the errors of a parse.
+    pub fn take<T>(&mut self, result: Result<T, crate::Error>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(crate::Error::Validation(errs)) | Err(crate::Error::PasswordPolicy(errs)) => {
+                self.errors.extend(errs);
+                None
+            }
+            Err(other) => {
+                self.errors
+                    .push(FieldError::new("request", other.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Records one error.
+    pub fn push(&mut self, e: FieldError) {
+        self.errors.push(e);
+    }
+
+    /// Ok when nothing was recorded.
+    pub fn finish(self) -> Result<(), crate::Error> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Validation(self.errors))
+        }
+    }
+}
