@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod login_hours;
+pub mod mfa;
 pub mod names;
 pub mod password;
 pub mod role;

@@ -1,1 +1,191 @@
+//! Gatehouse persistence and the services built on it.
+//!
+//! Tenant-scoped data is reached only through [`scope::TenantScope`], which carries the
+//! tenant id into every query, so no repository call can forget the filter (T1).
 
+pub mod accounts;
+pub mod audit;
+mod cache;
+mod entities;
+pub mod error;
+pub mod hashing;
+pub mod ratelimit;
+pub mod records;
+pub mod scope;
+pub mod sessions;
+pub mod signin;
+mod sql;
+pub mod tenants;
+pub mod users;
+
+use gatehouse_domain::clock::Clock;
+use gatehouse_domain::ids::CompanyId;
+use gatehouse_domain::password::{HashParams, hash_password};
+use gatehouse_domain::session::SessionPolicy;
+use gatehouse_migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use secrecy::SecretString;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::StoreError;
+pub use records::{Page, Principal, Tenant, TenantStatus, User};
+pub use sea_orm::DbErr;
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How the store is set up.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub database_url: String,
+    pub hash_params: HashParams,
+    /// Concurrent Argon2 computations; defaults to the number of cores.
+    pub hash_workers: usize,
+    pub session_policy: SessionPolicy,
+    pub operator_company: CompanyId,
+    /// Sign-in attempts per client IP per minute; 0 disables the limit.
+    pub login_rate_per_ip_per_minute: u32,
+    pub max_db_connections: u32,
+}
+
+impl StoreConfig {
+    /// Defaults for a database URL.
+    pub fn new(database_url: impl Into<String>, operator_company: CompanyId) -> Self {
+        Self {
+            database_url: database_url.into(),
+            hash_params: HashParams::OWASP,
+            hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            session_policy: SessionPolicy::default(),
+            operator_company,
+            login_rate_per_ip_per_minute: 30,
+            max_db_connections: 16,
+        }
+    }
+}
+
+/// Who is calling and from where, for audit events and rate limits.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestMeta {
+    pub(crate) fn ip_string(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+
+    pub(crate) fn user_agent_trimmed(&self) -> Option<String> {
+        // Bound what an attacker-controlled header can put into the audit log.
+        self.user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(512).collect())
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: StoreConfig,
+    pub(crate) hasher: hashing::PasswordPool,
+    pub(crate) cache: cache::SessionCache,
+    pub(crate) login_limiter: ratelimit::LoginLimiter,
+    /// Verified when the user does not exist, so that an unknown user costs the same time.
+    pub(crate) dummy_hash: String,
+}
+
+/// The persistence layer and the services on top of it. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.db.get_database_backend())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Connects to the database (SQLite or PostgreSQL by URL).
+    pub async fn connect(config: StoreConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        let mut opts = ConnectOptions::new(config.database_url.clone());
+        opts.max_connections(config.max_db_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                // WAL lets readers run beside the single writer; the busy timeout makes
+                // writers queue instead of failing.
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(15))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(opts).await?;
+        let params = config.hash_params;
+        let dummy_hash = tokio::task::spawn_blocking(move || {
+            hash_password(
+                params,
+                &SecretString::from("gatehouse-dummy-password".to_owned()),
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("dummy hash task: {e}")))?
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let inner = Inner {
+            hasher: hashing::PasswordPool::new(config.hash_params, config.hash_workers),
+            cache: cache::SessionCache::new(),
+            login_limiter: ratelimit::LoginLimiter::new(config.login_rate_per_ip_per_minute),
+            db,
+            clock,
+            config,
+            dummy_hash,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.inner.db, None).await?;
+        Ok(())
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.db.ping().await?;
+        Ok(())
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> DbBackend {
+        self.inner.db.get_database_backend()
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// The configuration the store runs with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(self) -> Result<()> {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner.db.close().await?,
+            Err(_) => return Ok(()),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,500 @@
+//! Request and response bodies exactly as api.md names them.
+
+use chrono::{DateTime, Utc};
+use gatehouse_domain::audit::ChainedEvent;
+use gatehouse_domain::login_hours::{LoginWindow, LoginWindowText};
+use gatehouse_domain::mfa::UserMethod;
+use gatehouse_domain::settings::{self, TenantSettings};
+use gatehouse_store::{Tenant, User};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub company: String,
+    pub username: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+    #[schema(value_type = Option<String>)]
+    pub device_token: Option<SecretString>,
+}
+
+/// `POST /v1/auth/flows/{flow_id}/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FlowPasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
+/// A session token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A sign-in flow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Flow {
+    pub flow_id: Uuid,
+    /// authenticated | password_change_required | mfa_required | mfa_enrollment_required | mfa_enrollment_suggested
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub mfa: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionToken>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// A group reference inside a User.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupRefDto {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// MFA status at a glance (M12).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaStatus {
+    /// none | email | sms | totp
+    pub method: String,
+    /// next_login | prompt | require
+    pub enrollment: String,
+    pub totp_enrolled: bool,
+    pub recovery_codes_remaining: u32,
+    pub pending: bool,
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    pub id: Uuid,
+    pub company: String,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub phone: Option<String>,
+    pub phone_verified: bool,
+    /// staff | practice_admin | support_agent | support_admin
+    pub role: String,
+    pub active: bool,
+    pub locked: bool,
+    pub must_change_password: bool,
+    pub groups: Vec<GroupRefDto>,
+    pub mfa: MfaStatus,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl UserDto {
+    /// The API view of a user of `company`.
+    pub fn from_user(u: &User, company: &str) -> Self {
+        // Until the method is proven (TOTP enrolled, contact verified) enrollment is pending.
+        let pending = match u.mfa_method {
+            UserMethod::None => false,
+            UserMethod::Totp => true,
+            UserMethod::Email => !u.email_verified,
+            UserMethod::Sms => !u.phone_verified,
+        };
+        UserDto {
+            id: u.id.0,
+            company: company.to_owned(),
+            username: u.username.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            phone: u.phone.clone(),
+            phone_verified: u.phone_verified,
+            role: u.role.as_str().to_owned(),
+            active: u.active,
+            locked: u.locked,
+            must_change_password: u.must_change_password,
+            groups: u
+                .groups
+                .iter()
+                .map(|g| GroupRefDto {
+                    id: g.id.0,
+                    name: g.name.clone(),
+                })
+                .collect(),
+            mfa: MfaStatus {
+                method: u.mfa_method.as_str().to_owned(),
+                enrollment: u.mfa_enrollment.as_str().to_owned(),
+                totp_enrolled: false,
+                recovery_codes_remaining: 0,
+                pending,
+            },
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// The tenant part of a session answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantRef {
+    pub company: String,
+    pub name: String,
+}
+
+/// `GET /v1/auth/session`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub user: UserDto,
+    pub tenant: TenantRef,
+    /// Absolute end of the session.
+    pub expires_at: DateTime<Utc>,
+    /// When the session ends if it stays unused.
+    pub idle_expires_at: DateTime<Utc>,
+    pub mfa_verified_at: Option<DateTime<Utc>>,
+}
+
+/// Password rules of a tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordPolicyDto {
+    pub min_length: u32,
+    pub require_upper: bool,
+    pub require_lower: bool,
+    pub require_digit: bool,
+    pub require_special: bool,
+}
+
+/// All settings of a tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsDto {
+    /// off | suggest | require
+    #[schema(value_type = String)]
+    pub mfa_policy: settings::MfaPolicy,
+    /// email | sms | totp
+    #[schema(value_type = Vec<String>)]
+    pub allowed_methods: Vec<settings::AllowedMethod>,
+    pub code_ttl_seconds: u32,
+    pub remember_device_hours: u32,
+    pub lockout_threshold: u32,
+    pub timezone: String,
+    pub password_policy: PasswordPolicyDto,
+    pub self_service_mfa: bool,
+    pub sms_country_codes: Vec<String>,
+    pub sms_daily_limit: u32,
+}
+
+impl SettingsDto {
+    fn from_settings(s: &TenantSettings, timezone: &str) -> Self {
+        SettingsDto {
+            mfa_policy: s.mfa_policy,
+            allowed_methods: s.allowed_methods.clone(),
+            code_ttl_seconds: s.code_ttl_seconds,
+            remember_device_hours: s.remember_device_hours,
+            lockout_threshold: s.lockout_threshold,
+            timezone: timezone.to_owned(),
+            password_policy: PasswordPolicyDto {
+                min_length: s.password_policy.min_length,
+                require_upper: s.password_policy.require_upper,
+                require_lower: s.password_policy.require_lower,
+                require_digit: s.password_policy.require_digit,
+                require_special: s.password_policy.require_special,
+            },
+            self_service_mfa: s.self_service_mfa,
+            sms_country_codes: s.sms_country_codes.clone(),
+            sms_daily_limit: s.sms_daily_limit,
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantDto {
+    pub company: String,
+    pub name: String,
+    pub timezone: String,
+    /// active | suspended
+    pub status: String,
+    pub settings: SettingsDto,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Tenant> for TenantDto {
+    fn from(t: &Tenant) -> Self {
+        TenantDto {
+            company: t.company.to_string(),
+            name: t.name.clone(),
+            timezone: t.timezone.name().to_owned(),
+            status: t.status.as_str().to_owned(),
+            settings: SettingsDto::from_settings(&t.settings, t.timezone.name()),
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// `POST /v1/tenants` answer: the tenant and its first admin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProvisionedTenant {
+    #[serde(flatten)]
+    pub tenant: TenantDto,
+    pub admin: UserDto,
+}
+
+/// The first practice admin of a new tenant.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAdmin {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    /// Temporary: the admin must change it at first sign-in.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// `POST /v1/tenants`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    pub company: String,
+    pub name: String,
+    pub timezone: Option<String>,
+    pub admin: NewAdmin,
+}
+
+/// Partial password policy.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPolicyPatchDto {
+    pub min_length: Option<u32>,
+    pub require_upper: Option<bool>,
+    pub require_lower: Option<bool>,
+    pub require_digit: Option<bool>,
+    pub require_special: Option<bool>,
+}
+
+/// `PATCH /v1/tenants/{company}/settings`: any subset of the settings.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatchDto {
+    /// off | suggest | require
+    #[schema(value_type = Option<String>)]
+    pub mfa_policy: Option<settings::MfaPolicy>,
+    /// email | sms | totp
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_methods: Option<Vec<settings::AllowedMethod>>,
+    pub code_ttl_seconds: Option<u32>,
+    pub remember_device_hours: Option<u32>,
+    pub lockout_threshold: Option<u32>,
+    pub timezone: Option<String>,
+    pub password_policy: Option<PasswordPolicyPatchDto>,
+    pub self_service_mfa: Option<bool>,
+    pub sms_country_codes: Option<Vec<String>>,
+    pub sms_daily_limit: Option<u32>,
+}
+
+impl From<SettingsPatchDto> for settings::SettingsPatch {
+    fn from(d: SettingsPatchDto) -> Self {
+        settings::SettingsPatch {
+            mfa_policy: d.mfa_policy,
+            allowed_methods: d.allowed_methods,
+            code_ttl_seconds: d.code_ttl_seconds,
+            remember_device_hours: d.remember_device_hours,
+            lockout_threshold: d.lockout_threshold,
+            timezone: d.timezone,
+            password_policy: d.password_policy.map(|p| settings::PasswordPolicyPatch {
+                min_length: p.min_length,
+                require_upper: p.require_upper,
+                require_lower: p.require_lower,
+                require_digit: p.require_digit,
+                require_special: p.require_special,
+            }),
+            self_service_mfa: d.self_service_mfa,
+            sms_country_codes: d.sms_country_codes,
+            sms_daily_limit: d.sms_daily_limit,
+        }
+    }
+}
+
+/// `POST /v1/tenants/{company}/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// staff | practice_admin (support_agent | support_admin in the operator tenant)
+    pub role: String,
+    /// Temporary: the user must change it at first sign-in.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+    #[serde(default)]
+    pub groups: Vec<Uuid>,
+}
+
+/// `POST /v1/me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    pub current_password: SecretString,
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
+/// A login-hours window.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginWindowDto {
+    /// monday .. sunday
+    pub weekday: String,
+    /// HH:MM in the tenant's time zone
+    pub start: String,
+    /// HH:MM (24:00 allowed); not after start means the window runs past midnight
+    pub end: String,
+}
+
+impl From<LoginWindow> for LoginWindowDto {
+    fn from(w: LoginWindow) -> Self {
+        let t = w.to_text();
+        LoginWindowDto {
+            weekday: serde_json::to_value(t.weekday)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            start: t.start,
+            end: t.end,
+        }
+    }
+}
+
+impl LoginWindowDto {
+    /// The domain's text form, or the field error of an unknown weekday.
+    pub fn to_text(&self, i: usize) -> Result<LoginWindowText, gatehouse_domain::FieldError> {
+        let weekday =
+            serde_json::from_value(serde_json::Value::String(self.weekday.to_lowercase()))
+                .map_err(|_| {
+                    gatehouse_domain::FieldError::new(
+                        &format!("[{i}].weekday"),
+                        "must be monday to sunday",
+                    )
+                })?;
+        Ok(LoginWindowText {
+            weekday,
+            start: self.start.clone(),
+            end: self.end.clone(),
+        })
+    }
+}
+
+/// Login hours of a user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginHoursDto {
+    pub timezone: String,
+    pub items: Vec<LoginWindowDto>,
+}
+
+/// Who acted, in an audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditActor {
+    pub id: Option<Uuid>,
+    /// user | support | system | anonymous
+    pub kind: String,
+    pub username: Option<String>,
+}
+
+/// What was acted on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditTarget {
+    pub kind: String,
+    pub id: String,
+    pub label: Option<String>,
+}
+
+/// An audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventDto {
+    pub id: Uuid,
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub actor: AuditActor,
+    pub target: Option<AuditTarget>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<ChainedEvent> for AuditEventDto {
+    fn from(e: ChainedEvent) -> Self {
+        let target = match (e.target_kind, e.target_id) {
+            (Some(kind), Some(id)) => Some(AuditTarget {
+                kind,
+                id,
+                label: e.target_label,
+            }),
+            _ => None,
+        };
+        AuditEventDto {
+            id: e.id,
+            seq: e.seq,
+            at: e.at,
+            action: e.action,
+            actor: AuditActor {
+                id: e.actor_id,
+                kind: e.actor_kind,
+                username: e.actor_username,
+            },
+            target,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            details: e.details,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+/// `GET .../audit-events/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditVerifyDto {
+    pub ok: bool,
+    pub events: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<i64>,
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListOf<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// 1 to 500, default 50
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+/// Readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}

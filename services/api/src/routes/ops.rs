@@ -1,0 +1,49 @@
+//! Health, readiness and the API description.
+
+use crate::dto::Health;
+use crate::error::ApiError;
+use crate::openapi::ApiDoc;
+use crate::state::ApiState;
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        database: None,
+    })
+}
+
+/// The database answers (503 otherwise).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(st: web::Data<ApiState>) -> HttpResponse {
+    match st.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(Health {
+            status: "ready".into(),
+            database: Some("ok".into()),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(Health {
+                status: "unavailable".into(),
+                database: Some("unreachable".into()),
+            })
+        }
+    }
+}
+
+/// The OpenAPI document, generated from the code.
+pub async fn openapi() -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(ApiDoc::openapi()))
+}
+
+/// The API reference UI.
+pub async fn docs() -> HttpResponse {
+    let html = utoipa_scalar::Scalar::new(ApiDoc::openapi()).to_html();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html)
+}

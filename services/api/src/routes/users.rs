@@ -1,0 +1,196 @@
+//! A practice's users.
+
+use crate::dto::{CreateUserRequest, ListOf, LoginHoursDto, LoginWindowDto, UserDto};
+use crate::error::{ApiError, Problem};
+use crate::extract::{Meta, TenantAdmin, TenantReader};
+use crate::state::ApiState;
+use actix_web::{HttpResponse, web};
+use gatehouse_domain::FieldError;
+use gatehouse_domain::login_hours::LoginWindow;
+use gatehouse_store::records::PageRequest;
+use gatehouse_store::scope::UserRef;
+use gatehouse_store::users::{NewUser, UserFilter};
+use serde::Deserialize;
+
+/// `?active=&locked=&q=&limit=&cursor=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UserListQuery {
+    /// true | false
+    pub active: Option<String>,
+    /// true | false
+    pub locked: Option<String>,
+    /// Text search over username, names, email and phone
+    pub q: Option<String>,
+    /// 1 to 500, default 50
+    pub limit: Option<u64>,
+    /// From the previous page's next_cursor
+    pub cursor: Option<String>,
+}
+
+fn parse_flag(field: &str, v: Option<&str>) -> Result<Option<bool>, FieldError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some("true") | Some("1") => Ok(Some(true)),
+        Some("false") | Some("0") => Ok(Some(false)),
+        Some(_) => Err(FieldError::new(field, "must be true or false")),
+    }
+}
+
+fn user_ref(path: &(String, String)) -> Result<UserRef, ApiError> {
+    UserRef::parse(&path.1).ok_or_else(ApiError::not_found)
+}
+
+/// Users of the practice, ordered by username.
+#[utoipa::path(get, path = "/v1/tenants/{company}/users", tag = "users", security(("bearer" = [])),
+    params(("company" = String, Path), UserListQuery),
+    responses((status = 200, body = ListOf<UserDto>), (status = 404, body = Problem)))]
+pub async fn list(
+    st: web::Data<ApiState>,
+    t: TenantReader,
+    q: web::Query<UserListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (active, locked) = (
+        parse_flag("active", q.active.as_deref()),
+        parse_flag("locked", q.locked.as_deref()),
+    );
+    let errors: Vec<FieldError> = [&active, &locked]
+        .iter()
+        .filter_map(|r| r.as_ref().err().cloned())
+        .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let filter = UserFilter {
+        active: active.unwrap_or(None),
+        locked: locked.unwrap_or(None),
+        q: q.q.clone(),
+    };
+    let page = st
+        .store
+        .tenant(t.tenant.id)
+        .users()
+        .list(
+            &filter,
+            PageRequest::limit_from(q.limit),
+            q.cursor.as_deref(),
+        )
+        .await?;
+    let company = t.tenant.company.as_str();
+    Ok(HttpResponse::Ok().json(ListOf {
+        items: page
+            .items
+            .iter()
+            .map(|u| UserDto::from_user(u, company))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Creates a user with a temporary password.
+#[utoipa::path(post, path = "/v1/tenants/{company}/users", tag = "users", security(("bearer" = [])),
+    params(("company" = String, Path)), request_body = CreateUserRequest,
+    responses((status = 201, body = UserDto), (status = 404, body = Problem),
+        (status = 409, description = "conflict: username taken", body = Problem),
+        (status = 422, description = "validation_failed or password_policy", body = Problem)))]
+pub async fn create(
+    st: web::Data<ApiState>,
+    Meta(meta): Meta,
+    t: TenantAdmin,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let user = st
+        .store
+        .create_user(
+            &t.principal,
+            &t.tenant,
+            NewUser {
+                username: b.username,
+                first_name: b.first_name,
+                last_name: b.last_name,
+                email: b.email,
+                phone: b.phone,
+                role: b.role,
+                password: b.password,
+                groups: b.groups,
+            },
+            &meta,
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(UserDto::from_user(&user, t.tenant.company.as_str())))
+}
+
+/// One user, by UUID or username.
+#[utoipa::path(get, path = "/v1/tenants/{company}/users/{user_id}", tag = "users", security(("bearer" = [])),
+    params(("company" = String, Path), ("user_id" = String, Path, description = "UUID or username")),
+    responses((status = 200, body = UserDto), (status = 404, body = Problem)))]
+pub async fn get(
+    st: web::Data<ApiState>,
+    t: TenantReader,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let user = st
+        .store
+        .tenant(t.tenant.id)
+        .users()
+        .get(&user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserDto::from_user(&user, t.tenant.company.as_str())))
+}
+
+fn hours_dto(tz: &str, windows: Vec<LoginWindow>) -> LoginHoursDto {
+    LoginHoursDto {
+        timezone: tz.to_owned(),
+        items: windows.into_iter().map(LoginWindowDto::from).collect(),
+    }
+}
+
+/// A user's login hours in the tenant's time zone.
+#[utoipa::path(get, path = "/v1/tenants/{company}/users/{user_id}/login-hours", tag = "users",
+    security(("bearer" = [])), params(("company" = String, Path), ("user_id" = String, Path)),
+    responses((status = 200, body = LoginHoursDto), (status = 404, body = Problem)))]
+pub async fn get_login_hours(
+    st: web::Data<ApiState>,
+    t: TenantAdmin,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let windows = st
+        .store
+        .tenant(t.tenant.id)
+        .users()
+        .login_hours(&user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(hours_dto(t.tenant.timezone.name(), windows)))
+}
+
+/// Replaces a user's login hours; an empty list lifts the restriction.
+#[utoipa::path(put, path = "/v1/tenants/{company}/users/{user_id}/login-hours", tag = "users",
+    security(("bearer" = [])), params(("company" = String, Path), ("user_id" = String, Path)),
+    request_body = Vec<LoginWindowDto>,
+    responses((status = 200, body = LoginHoursDto), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_login_hours(
+    st: web::Data<ApiState>,
+    Meta(meta): Meta,
+    t: TenantAdmin,
+    path: web::Path<(String, String)>,
+    body: web::Json<Vec<LoginWindowDto>>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_ref(&path)?;
+    let mut texts = Vec::new();
+    let mut errors = Vec::new();
+    for (i, w) in body.iter().enumerate() {
+        match w.to_text(i) {
+            Ok(t) => texts.push(t),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let windows = LoginWindow::parse_all(&texts)?;
+    let saved = st
+        .store
+        .set_login_hours(&t.principal, &t.tenant, &user, windows, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(hours_dto(t.tenant.timezone.name(), saved)))
+}

@@ -1,0 +1,13 @@
+//! Shared state of the HTTP handlers.
+
+use gatehouse_store::Store;
+use ipnet::IpNet;
+use std::sync::Arc;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub store: Store,
+    /// Proxies whose X-Forwarded-For is believed (GATEHOUSE_TRUSTED_PROXIES).
+    pub trusted_proxies: Arc<Vec<IpNet>>,
+}

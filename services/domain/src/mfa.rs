@@ -1,0 +1,98 @@
+//! A user's second-factor settings (M1, M3). The MFA flow itself arrives with the MFA capability.
+
+use crate::Error;
+use serde::{Deserialize, Serialize};
+
+/// The user's method: `none` means MFA is off for that user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserMethod {
+    None,
+    Email,
+    Sms,
+    Totp,
+}
+
+impl UserMethod {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserMethod::None => "none",
+            UserMethod::Email => "email",
+            UserMethod::Sms => "sms",
+            UserMethod::Totp => "totp",
+        }
+    }
+
+    /// Parses a stored or submitted name.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "none" => Ok(UserMethod::None),
+            "email" => Ok(UserMethod::Email),
+            "sms" => Ok(UserMethod::Sms),
+            "totp" => Ok(UserMethod::Totp),
+            _ => Err(Error::field(
+                "method",
+                "method must be none, email, sms or totp",
+            )),
+        }
+    }
+}
+
+/// How enrollment of the user's method is handled at the next sign-in (M3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enrollment {
+    NextLogin,
+    Prompt,
+    Require,
+}
+
+impl Enrollment {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enrollment::NextLogin => "next_login",
+            Enrollment::Prompt => "prompt",
+            Enrollment::Require => "require",
+        }
+    }
+
+    /// Parses a stored or submitted name.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "next_login" => Ok(Enrollment::NextLogin),
+            "prompt" => Ok(Enrollment::Prompt),
+            "require" => Ok(Enrollment::Require),
+            _ => Err(Error::field(
+                "enrollment",
+                "enrollment must be next_login, prompt or require",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn m3_names_round_trip() {
+        for m in [
+            UserMethod::None,
+            UserMethod::Email,
+            UserMethod::Sms,
+            UserMethod::Totp,
+        ] {
+            assert_eq!(UserMethod::parse(m.as_str()), Ok(m));
+        }
+        for e in [
+            Enrollment::NextLogin,
+            Enrollment::Prompt,
+            Enrollment::Require,
+        ] {
+            assert_eq!(Enrollment::parse(e.as_str()), Ok(e));
+        }
+        assert!(UserMethod::parse("fax").is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Configuration: one typed struct built by clap from flags and environment variables.
+//! A bad value stops start-up with a message naming the variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use gatehouse_domain::ids::CompanyId;
+use ipnet::IpNet;
+use std::net::SocketAddr;
+
+/// Gatehouse: sign-in and multi-factor authentication for medical practices.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(CommonArgs),
+    /// Create the operator tenant and its first support_admin (exit 0 if already there).
+    Bootstrap(BootstrapArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+fn named<T, E: std::fmt::Display>(
+    var: &'static str,
+    r: Result<T, E>,
+    expected: &str,
+) -> Result<T, String> {
+    r.map_err(|e| format!("{var}: expected {expected} ({e})"))
+}
+
+fn parse_database_url(s: &str) -> Result<String, String> {
+    if s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_owned())
+    } else {
+        Err("GATEHOUSE_DATABASE_URL: expected sqlite://... or postgres://...".into())
+    }
+}
+
+fn parse_company(s: &str) -> Result<CompanyId, String> {
+    named(
+        "GATEHOUSE_OPERATOR_COMPANY",
+        CompanyId::parse(s),
+        "a company id of 2-40 a-z, 0-9, '-'",
+    )
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    named(
+        "GATEHOUSE_LISTEN",
+        s.parse::<SocketAddr>(),
+        "address:port such as 127.0.0.1:8080",
+    )
+}
+
+fn parse_proxy(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|e| {
+            format!(
+                "GATEHOUSE_TRUSTED_PROXIES: expected comma-separated CIDRs such as 10.0.0.0/8 ({e})"
+            )
+        })
+}
+
+fn parse_rate(s: &str) -> Result<u32, String> {
+    named(
+        "GATEHOUSE_LOGIN_RATE_PER_IP_PER_MINUTE",
+        s.parse::<u32>(),
+        "a whole number (0 disables)",
+    )
+}
+
+fn parse_idle(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if (1..=1440).contains(&v) => Ok(v),
+        _ => Err("GATEHOUSE_SESSION_IDLE_MINUTES: expected 1 to 1440".into()),
+    }
+}
+
+fn parse_absolute(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(v) if (1..=168).contains(&v) => Ok(v),
+        _ => Err("GATEHOUSE_SESSION_ABSOLUTE_HOURS: expected 1 to 168".into()),
+    }
+}
+
+/// Settings every subcommand needs.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Database: sqlite://... or postgres://...
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL", default_value = "sqlite://gatehouse.db?mode=rwc", value_parser = parse_database_url)]
+    pub database_url: String,
+    /// Company id of the vendor's own tenant.
+    #[arg(long, env = "GATEHOUSE_OPERATOR_COMPANY", default_value = "operator", value_parser = parse_company)]
+    pub operator_company: CompanyId,
+    /// Log format (default: pretty on a terminal, else json).
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `gatehouse serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address and port to listen on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Sign-in attempts per client IP per minute; 0 disables.
+    #[arg(long, env = "GATEHOUSE_LOGIN_RATE_PER_IP_PER_MINUTE", default_value = "30", value_parser = parse_rate)]
+    pub login_rate_per_ip_per_minute: u32,
+    /// Minutes without a session check after which a session ends.
+    #[arg(long, env = "GATEHOUSE_SESSION_IDLE_MINUTES", default_value = "30", value_parser = parse_idle)]
+    pub session_idle_minutes: u32,
+    /// Hours after sign-in at which a session ends regardless of activity.
+    #[arg(long, env = "GATEHOUSE_SESSION_ABSOLUTE_HOURS", default_value = "12", value_parser = parse_absolute)]
+    pub session_absolute_hours: u32,
+    /// Seed the demo practice and print its credentials.
+    #[arg(long)]
+    pub demo: bool,
+    /// Do not apply migrations at start.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+/// `gatehouse bootstrap`.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Username of the first support_admin.
+    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_USERNAME")]
+    pub username: String,
+    /// Email of the first support_admin.
+    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_EMAIL")]
+    pub email: String,
+    /// Password of the first support_admin (prefer the environment variable to keep it out of shell history).
+    #[arg(long, env = "GATEHOUSE_BOOTSTRAP_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Do not apply migrations first.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert!(
+            parse_listen("nope")
+                .unwrap_err()
+                .contains("GATEHOUSE_LISTEN")
+        );
+        assert!(
+            parse_database_url("mysql://x")
+                .unwrap_err()
+                .contains("GATEHOUSE_DATABASE_URL")
+        );
+        assert!(
+            parse_company("Not Valid!")
+                .unwrap_err()
+                .contains("GATEHOUSE_OPERATOR_COMPANY")
+        );
+        assert!(
+            parse_proxy("10.0.0.0/99")
+                .unwrap_err()
+                .contains("GATEHOUSE_TRUSTED_PROXIES")
+        );
+        assert!(
+            parse_rate("-1")
+                .unwrap_err()
+                .contains("GATEHOUSE_LOGIN_RATE_PER_IP_PER_MINUTE")
+        );
+        assert!(
+            parse_idle("0")
+                .unwrap_err()
+                .contains("GATEHOUSE_SESSION_IDLE_MINUTES")
+        );
+        assert_eq!(
+            parse_proxy("10.1.2.3").map(|n| n.to_string()),
+            Ok("10.1.2.3/32".into())
+        );
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,301 @@
+//! Accounts outside a practice admin's hands: the operator's bootstrap, the demo seed,
+//! and a user changing their own password.
+
+use crate::audit::event;
+use crate::entities::users;
+use crate::records::{Principal, Tenant};
+use crate::scope::UserRef;
+use crate::users::{NewUser, actor_of, user_target};
+use crate::{RequestMeta, Result, Store};
+use gatehouse_domain::audit::Action;
+use gatehouse_domain::ids::{CompanyId, UserId};
+use gatehouse_domain::password::{Verified, check_policy};
+use gatehouse_domain::{Error as DomainError, FieldError};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+use secrecy::SecretString;
+use serde_json::json;
+
+/// What `gatehouse bootstrap` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootstrapOutcome {
+    Created,
+    AlreadyPresent,
+}
+
+/// Credentials of a seeded account, printed by `serve --demo`.
+#[derive(Debug, Clone)]
+pub struct SeededAccount {
+    pub company: String,
+    pub username: String,
+    pub password: String,
+    pub role: String,
+}
+
+impl Store {
+    async fn ensure_tenant(
+        &self,
+        company: &CompanyId,
+        name: &str,
+        operator: bool,
+    ) -> Result<(Tenant, bool)> {
+        if let Some(t) = self.find_tenant(company).await? {
+            return Ok((t, false));
+        }
+        let txn = self.inner.db.begin().await?;
+        let t = self
+            .insert_tenant(
+                &txn,
+                company,
+                name.to_owned(),
+                chrono_tz::America::New_York,
+                operator,
+            )
+            .await?;
+        txn.commit().await?;
+        self.system_event(
+            &t,
+            Action::TenantCreated,
+            Some(crate::tenants::tenant_target(&t)),
+            json!({"name": name}),
+        )
+        .await?;
+        Ok((t, true))
+    }
+
+    /// Creates a user without an actor (bootstrap, demo), with a password chosen by the
+    /// operator (not temporary).
+    async fn seed_user(&self, tenant: &Tenant, new: NewUser) -> Result<()> {
+        let parsed = new.parse(tenant)?;
+        let hash = self.inner.hasher.hash(new.password).await?;
+        let scope = self.tenant(tenant.id);
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        let m = scope
+            .users()
+            .insert(&txn, &parsed, hash, false, now)
+            .await?;
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserCreated,
+                    gatehouse_domain::audit::Actor::system(),
+                    Some(user_target(UserId(m.id), &m.username)),
+                    &RequestMeta::default(),
+                    json!({"role": parsed.role.as_str(), "via": "seed"}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Creates the operator tenant and its first support_admin unless a support_admin exists.
+    pub async fn bootstrap(
+        &self,
+        username: &str,
+        email: &str,
+        password: SecretString,
+    ) -> Result<BootstrapOutcome> {
+        let company = self.inner.config.operator_company.clone();
+        let (tenant, _) = self
+            .ensure_tenant(&company, "Gatehouse operator", true)
+            .await?;
+        let admins = users::Entity::find()
+            .filter(users::Column::TenantId.eq(tenant.id.0))
+            .filter(users::Column::Role.eq("support_admin"))
+            .count(&self.inner.db)
+            .await?;
+        if admins > 0 {
+            return Ok(BootstrapOutcome::AlreadyPresent);
+        }
+        self.seed_user(
+            &tenant,
+            NewUser {
+                username: username.to_owned(),
+                first_name: "Support".to_owned(),
+                last_name: "Admin".to_owned(),
+                email: Some(email.to_owned()),
+                phone: None,
+                role: "support_admin".to_owned(),
+                password,
+                groups: Vec::new(),
+            },
+        )
+        .await?;
+        Ok(BootstrapOutcome::Created)
+    }
+
+    /// Seeds the demo practice `demo-clinic` (an admin, two staff) and an operator
+    /// support_admin. Existing accounts are left as they are.
+    pub async fn seed_demo(&self) -> Result<Vec<SeededAccount>> {
+        let demo = CompanyId::parse("demo-clinic")?;
+        let (clinic, _) = self
+            .ensure_tenant(&demo, "Demo Family Clinic", false)
+            .await?;
+        let (operator, _) = self
+            .ensure_tenant(
+                &self.inner.config.operator_company.clone(),
+                "Gatehouse operator",
+                true,
+            )
+            .await?;
+        let accounts = [
+            (
+                &clinic,
+                "admin",
+                "Alice",
+                "Admin",
+                "practice_admin",
+                "Harbor-Lights-2026!",
+            ),
+            (
+                &clinic,
+                "nurse.joy",
+                "Joy",
+                "Nurse",
+                "staff",
+                "Quiet-Meadow-2026!",
+            ),
+            (
+                &clinic,
+                "dr.house",
+                "Greg",
+                "House",
+                "staff",
+                "Silver-Canyon-2026!",
+            ),
+            (
+                &operator,
+                "support",
+                "Sam",
+                "Support",
+                "support_admin",
+                "Granite-Bridge-2026!",
+            ),
+        ];
+        let mut out = Vec::new();
+        for (tenant, username, first, last, role, password) in accounts {
+            let exists = self
+                .tenant(tenant.id)
+                .users()
+                .find_model(&self.inner.db, &UserRef::Username(username.to_owned()))
+                .await?
+                .is_some();
+            if !exists {
+                self.seed_user(
+                    tenant,
+                    NewUser {
+                        username: username.to_owned(),
+                        first_name: first.to_owned(),
+                        last_name: last.to_owned(),
+                        email: Some(format!("{username}@{}.example.com", tenant.company)),
+                        phone: None,
+                        role: role.to_owned(),
+                        password: SecretString::from(password.to_owned()),
+                        groups: Vec::new(),
+                    },
+                )
+                .await?;
+            }
+            out.push(SeededAccount {
+                company: tenant.company.to_string(),
+                username: username.to_owned(),
+                password: password.to_owned(),
+                role: role.to_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `POST /v1/me/password`: the user changes their own password. Their other sessions end.
+    pub async fn change_own_password(
+        &self,
+        p: &Principal,
+        current: SecretString,
+        new: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let scope = self.tenant(p.tenant.id);
+        let m = scope
+            .users()
+            .find_model(&self.inner.db, &UserRef::Id(p.user.id.0))
+            .await?
+            .ok_or(DomainError::Unauthenticated)?;
+        check_policy(
+            &p.tenant.settings.password_policy,
+            "new_password",
+            &new,
+            &m.username,
+        )?;
+        let ok = self
+            .inner
+            .hasher
+            .verify(m.password_hash.clone(), current)
+            .await?;
+        if ok == Verified::No {
+            return Err(DomainError::Validation(vec![FieldError::new(
+                "current_password",
+                "the current password is not correct",
+            )])
+            .into());
+        }
+        if let Verified::Yes { .. } = self
+            .inner
+            .hasher
+            .verify(m.password_hash.clone(), new.clone())
+            .await?
+        {
+            return Err(DomainError::PasswordPolicy(vec![FieldError::rule(
+                "new_password",
+                "reused",
+                "must differ from the current password",
+            )])
+            .into());
+        }
+        let hash = self.inner.hasher.hash(new).await?;
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::PasswordHash,
+                sea_orm::sea_query::Expr::value(hash),
+            )
+            .col_expr(
+                users::Column::MustChangePassword,
+                sea_orm::sea_query::Expr::value(false),
+            )
+            .col_expr(
+                users::Column::PasswordChangedAt,
+                sea_orm::sea_query::Expr::value(Some(now)),
+            )
+            .col_expr(
+                users::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(users::Column::Id.eq(m.id))
+            .filter(users::Column::TenantId.eq(p.tenant.id.0))
+            .exec(&txn)
+            .await?;
+        scope
+            .revoke_user_sessions(&txn, p.user.id, Some(p.session_id))
+            .await?;
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::PasswordChanged,
+                    actor_of(p),
+                    Some(user_target(p.user.id, &p.user.username)),
+                    meta,
+                    json!({"via": "self_service"}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        self.forget_user_sessions(p.user.id);
+        Ok(())
+    }
+}

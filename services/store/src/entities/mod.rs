@@ -1,0 +1,11 @@
+//! sea-orm entities, one per table. Repositories in this crate are the only users:
+//! everything outside reaches data through tenant-scoped repository methods.
+
+pub mod audit_events;
+pub mod group_members;
+pub mod groups;
+pub mod login_hours;
+pub mod sessions;
+pub mod sign_in_flows;
+pub mod tenants;
+pub mod users;

@@ -1,0 +1,238 @@
+//! Sessions: creation after a completed sign-in, the hot-path check, logout, revocation.
+//!
+//! `GET /v1/auth/session` is served from the in-process cache on a hit; on a miss it costs
+//! exactly one database read (session, user, tenant and groups in one joined query).
+
+use crate::audit::event;
+use crate::entities::{sessions, tenants, users};
+use crate::records::{GroupRef, Principal, PrincipalData, Tenant, TenantStatus, User};
+use crate::scope::TenantScope;
+use crate::sql::{prefixed_columns, stmt};
+use crate::users::actor_of;
+use crate::{RequestMeta, Result, Store};
+use chrono::{DateTime, Utc};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::Action;
+use gatehouse_domain::ids::{GroupId, SessionId, UserId};
+use gatehouse_domain::session::{hash_token, new_token};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+};
+use secrecy::SecretString;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use uuid::Uuid;
+
+/// Activity is written back to the database at most this often per session.
+const TOUCH_INTERVAL_SECS: i64 = 60;
+
+/// A session just created: the token is shown once, to the client that signed in.
+#[derive(Debug)]
+pub struct NewSession {
+    pub token: SecretString,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TenantScope<'_> {
+    /// Creates a session for a user of this tenant inside the caller's transaction.
+    pub(crate) async fn create_session<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        meta: &RequestMeta,
+        mfa_verified_at: Option<DateTime<Utc>>,
+    ) -> Result<NewSession> {
+        let now = self.inner.clock.now();
+        let token = new_token(&mut rand::rngs::OsRng);
+        let expires_at = now + self.inner.config.session_policy.absolute;
+        let row = sessions::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            token_hash: Set(token.hash),
+            tenant_id: Set(self.uuid()),
+            user_id: Set(user.0),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+            last_seen_at: Set(now),
+            mfa_verified_at: Set(mfa_verified_at),
+            revoked_at: Set(None),
+            ip: Set(meta.ip_string()),
+            user_agent: Set(meta.user_agent_trimmed()),
+        };
+        sessions::Entity::insert(row)
+            .exec_without_returning(conn)
+            .await?;
+        Ok(NewSession {
+            token: token.token,
+            expires_at,
+        })
+    }
+
+    /// Ends every live session of a user (optionally but one), in the database.
+    pub(crate) async fn revoke_user_sessions<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        except: Option<SessionId>,
+    ) -> Result<u64> {
+        let now = self.inner.clock.now();
+        let mut q = sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(sessions::Column::TenantId.eq(self.uuid()))
+            .filter(sessions::Column::UserId.eq(user.0))
+            .filter(sessions::Column::RevokedAt.is_null());
+        if let Some(keep) = except {
+            q = q.filter(sessions::Column::Id.ne(keep.0));
+        }
+        Ok(q.exec(conn).await?.rows_affected)
+    }
+}
+
+impl Store {
+    /// Resolves a bearer token to its live session (cache first).
+    pub async fn authenticate(&self, token: &SecretString) -> Result<Principal> {
+        let hash = hash_token(token);
+        let now = self.inner.clock.now();
+        let policy = self.inner.config.session_policy;
+        if let Some(p) = self.inner.cache.get(&hash) {
+            if policy.is_alive(p.expires_at, p.last_seen_at(), now) {
+                self.touch(&p, now);
+                return Ok(p);
+            }
+            self.inner.cache.invalidate(&hash);
+            return Err(DomainError::Unauthenticated.into());
+        }
+        let p = self
+            .load_session(&hash)
+            .await?
+            .ok_or(DomainError::Unauthenticated)?;
+        if !policy.is_alive(p.expires_at, p.last_seen_at(), now) {
+            return Err(DomainError::Unauthenticated.into());
+        }
+        self.touch(&p, now);
+        self.inner.cache.insert(p.clone());
+        Ok(p)
+    }
+
+    /// Records activity: in memory at once, in the database at most once a minute.
+    fn touch(&self, p: &Principal, now: DateTime<Utc>) {
+        let now_s = now.timestamp();
+        let seen = p.last_seen.load(Ordering::Relaxed);
+        if now_s - seen < TOUCH_INTERVAL_SECS {
+            return;
+        }
+        if p.last_seen
+            .compare_exchange(seen, now_s, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another request is already touching it
+        }
+        let db = self.inner.db.clone();
+        let id = p.session_id.0;
+        tokio::spawn(async move {
+            let r = sessions::Entity::update_many()
+                .col_expr(
+                    sessions::Column::LastSeenAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(sessions::Column::Id.eq(id))
+                .exec(&db)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "could not record session activity");
+            }
+        });
+    }
+
+    /// The one database read of a cache miss.
+    async fn load_session(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let backend = self.backend();
+        let sql = format!(
+            "SELECT {s}, {u}, {t}, g.id AS g_id, g.name AS g_name \
+             FROM sessions s \
+             JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
+             JOIN tenants t ON t.id = s.tenant_id \
+             LEFT JOIN group_members gm ON gm.user_id = u.id AND gm.tenant_id = s.tenant_id \
+             LEFT JOIN groups g ON g.id = gm.group_id \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL \
+             ORDER BY g.name_lower",
+            s = prefixed_columns::<sessions::Column>("s", "s_"),
+            u = prefixed_columns::<users::Column>("u", "u_"),
+            t = prefixed_columns::<tenants::Column>("t", "t_"),
+        );
+        let rows = self
+            .inner
+            .db
+            .query_all_raw(stmt(backend, &sql, vec![token_hash.into()]))
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let s = sessions::Model::from_query_result(first, "s_")?;
+        let mut user = User::from_model(users::Model::from_query_result(first, "u_")?)?;
+        let tenant = Tenant::try_from(tenants::Model::from_query_result(first, "t_")?)?;
+        for row in &rows {
+            let id: Option<Uuid> = row.try_get("", "g_id")?;
+            let name: Option<String> = row.try_get("", "g_name")?;
+            if let (Some(id), Some(name)) = (id, name) {
+                user.groups.push(GroupRef {
+                    id: GroupId(id),
+                    name,
+                });
+            }
+        }
+        if !user.active || tenant.status != TenantStatus::Active {
+            return Ok(None);
+        }
+        Ok(Some(Principal(Arc::new(PrincipalData {
+            session_id: SessionId(s.id),
+            token_hash: s.token_hash,
+            user,
+            tenant,
+            expires_at: s.expires_at,
+            mfa_verified_at: s.mfa_verified_at,
+            last_seen: AtomicI64::new(s.last_seen_at.timestamp()),
+        }))))
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
+        let now = self.inner.clock.now();
+        self.inner.cache.invalidate(&p.token_hash);
+        let txn = sea_orm::TransactionTrait::begin(&self.inner.db).await?;
+        sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(sessions::Column::TenantId.eq(p.tenant.id.0))
+            .filter(sessions::Column::Id.eq(p.session_id.0))
+            .exec(&txn)
+            .await?;
+        self.tenant(p.tenant.id)
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::SessionEnded,
+                    actor_of(p),
+                    Some(crate::users::user_target(p.user.id, &p.user.username)),
+                    meta,
+                    json!({"reason": "logout"}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        // A concurrent miss may have re-filled the entry before the revocation committed.
+        self.inner.cache.invalidate(&p.token_hash);
+        Ok(())
+    }
+
+    /// Drops cached sessions of a user after their sessions were revoked.
+    pub(crate) fn forget_user_sessions(&self, user: UserId) {
+        self.inner.cache.invalidate_user(user);
+    }
+}

@@ -1,0 +1,486 @@
+//! Password sign-in (P1-P5) and the sign-in flow.
+//!
+//! Unknown company, unknown user and wrong password give the same error after the same
+//! work (a dummy Argon2 verify stands in for the missing hash). Inactive users and
+//! suspended practices are only told so after the right password, so those answers
+//! leak nothing to someone guessing.
+
+use crate::audit::event;
+use crate::entities::{sign_in_flows, tenants, users};
+use crate::records::Tenant;
+use crate::scope::TenantScope;
+use crate::sessions::NewSession;
+use crate::sql::{prefixed_columns, stmt};
+use crate::tenants::ensure_active;
+use crate::users::user_target;
+use crate::{RequestMeta, Result, Store};
+use chrono::{DateTime, Utc};
+use gatehouse_domain::audit::{Action, Actor, ActorKind};
+use gatehouse_domain::ids::{CompanyId, FlowId, UserId, Username};
+use gatehouse_domain::login_hours::is_allowed;
+use gatehouse_domain::password::{Verified, check_policy};
+use gatehouse_domain::signin::{
+    FlowStatus, StepFacts, after_password_change, first_step, flow_lifetime,
+};
+use gatehouse_domain::{Error as DomainError, FieldError};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    TransactionTrait,
+};
+use secrecy::SecretString;
+use serde_json::json;
+use uuid::Uuid;
+
+/// `POST /v1/auth/login` as submitted.
+#[derive(Debug)]
+pub struct LoginInput {
+    pub company: String,
+    pub username: String,
+    pub password: SecretString,
+    pub device_token: Option<SecretString>,
+}
+
+/// A flow as the client sees it after a step.
+#[derive(Debug)]
+pub struct FlowView {
+    pub flow_id: FlowId,
+    pub status: FlowStatus,
+    pub expires_at: DateTime<Utc>,
+    pub session: Option<NewSession>,
+}
+
+fn actor_user(m: &users::Model) -> Actor {
+    Actor {
+        kind: ActorKind::User,
+        id: Some(m.id),
+        username: Some(m.username.clone()),
+    }
+}
+
+impl Store {
+    /// Checks the per-IP sign-in attempt limit; `Err` carries the seconds to wait.
+    pub fn check_login_rate(&self, ip: std::net::IpAddr) -> Result<()> {
+        self.inner
+            .login_limiter
+            .check(ip)
+            .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs }.into())
+    }
+
+    /// The tenant and (if it exists) the user, in one query.
+    async fn load_for_login(
+        &self,
+        company: &CompanyId,
+        username: &Username,
+    ) -> Result<Option<(Tenant, Option<users::Model>)>> {
+        let sql = format!(
+            "SELECT {t}, {u} FROM tenants t \
+             LEFT JOIN users u ON u.tenant_id = t.id AND u.username_lower = $2 \
+             WHERE t.company = $1",
+            t = prefixed_columns::<tenants::Column>("t", "t_"),
+            u = prefixed_columns::<users::Column>("u", "u_"),
+        );
+        let row = self
+            .inner
+            .db
+            .query_one_raw(stmt(
+                self.backend(),
+                &sql,
+                vec![company.as_str().into(), username.lower().into()],
+            ))
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let tenant = Tenant::try_from(tenants::Model::from_query_result(&row, "t_")?)?;
+        let user_id: Option<Uuid> = row.try_get("", "u_id")?;
+        let user = match user_id {
+            Some(_) => Some(users::Model::from_query_result(&row, "u_")?),
+            None => None,
+        };
+        Ok(Some((tenant, user)))
+    }
+
+    /// Verifies the dummy hash so a missing user costs what a real one does.
+    async fn burn_verify(&self, password: SecretString) -> Result<()> {
+        self.inner
+            .hasher
+            .verify(self.inner.dummy_hash.clone(), password)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/auth/login`.
+    #[tracing::instrument(skip_all, fields(company = %input.company))]
+    pub async fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<FlowView> {
+        let (Ok(company), Ok(username)) = (
+            CompanyId::parse(&input.company),
+            Username::parse(&input.username),
+        ) else {
+            self.burn_verify(input.password).await?;
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        let Some((tenant, user)) = self.load_for_login(&company, &username).await? else {
+            self.burn_verify(input.password).await?;
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        let scope = self.tenant(tenant.id);
+        let Some(user) = user else {
+            self.burn_verify(input.password).await?;
+            scope
+                .audit()
+                .record(event(
+                    Action::SigninFailed,
+                    Actor::anonymous(),
+                    None,
+                    meta,
+                    json!({"reason": "unknown_user", "username": username.as_str()}),
+                ))
+                .await?;
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        let verified = self
+            .inner
+            .hasher
+            .verify(user.password_hash.clone(), input.password.clone())
+            .await?;
+        let target = Some(user_target(UserId(user.id), &user.username));
+        if user.locked {
+            // Locked stays locked whatever the password (P4); no count, no oracle.
+            scope
+                .audit()
+                .record(event(
+                    Action::SigninRefused,
+                    actor_user(&user),
+                    target,
+                    meta,
+                    json!({"reason": "locked"}),
+                ))
+                .await?;
+            return Err(DomainError::AccountLocked.into());
+        }
+        let Verified::Yes { rehash } = verified else {
+            return Err(self.count_failure(scope, &tenant, &user, meta).await);
+        };
+        let refusal = ensure_active(&tenant)
+            .err()
+            .or_else(|| (!user.active).then_some(DomainError::AccountInactive));
+        let refusal = match refusal {
+            Some(r) => Some(r),
+            None => {
+                let windows = scope.users().windows_of(&self.inner.db, user.id).await?;
+                (!is_allowed(&windows, tenant.timezone, self.inner.clock.now()))
+                    .then_some(DomainError::OutsideLoginHours)
+            }
+        };
+        if let Some(r) = refusal {
+            let reason = match r {
+                DomainError::TenantSuspended => "tenant_suspended",
+                DomainError::AccountInactive => "inactive",
+                _ => "outside_login_hours",
+            };
+            scope
+                .audit()
+                .record(event(
+                    Action::SigninRefused,
+                    actor_user(&user),
+                    target,
+                    meta,
+                    json!({"reason": reason}),
+                ))
+                .await?;
+            return Err(r.into());
+        }
+        let new_hash = if rehash {
+            Some(self.inner.hasher.hash(input.password).await?)
+        } else {
+            None
+        };
+        let status = first_step(StepFacts {
+            must_change_password: user.must_change_password,
+        });
+        self.advance(scope, &user, None, status, new_hash, meta)
+            .await
+    }
+
+    /// Counts a wrong password; locks at the tenant's threshold (P4).
+    async fn count_failure(
+        &self,
+        scope: TenantScope<'_>,
+        tenant: &Tenant,
+        user: &users::Model,
+        meta: &RequestMeta,
+    ) -> crate::StoreError {
+        let threshold = i64::from(tenant.settings.lockout_threshold.max(1));
+        let result: Result<()> = async {
+            let txn = self.inner.db.begin().await?;
+            // One atomic statement, so concurrent failures each get their own count and
+            // exactly one of them reaches the threshold.
+            let row = txn
+                .query_one_raw(stmt(
+                    self.backend(),
+                    "UPDATE users SET failed_logins = failed_logins + 1, \
+                     locked = CASE WHEN failed_logins + 1 >= $3 THEN TRUE ELSE locked END \
+                     WHERE id = $1 AND tenant_id = $2 RETURNING failed_logins",
+                    vec![user.id.into(), scope.uuid().into(), threshold.into()],
+                ))
+                .await?;
+            let count: i64 = match row {
+                Some(r) => r.try_get::<i32>("", "failed_logins").map(i64::from)?,
+                None => 0,
+            };
+            let target = Some(user_target(UserId(user.id), &user.username));
+            scope
+                .audit()
+                .append_in(
+                    &txn,
+                    event(
+                        Action::SigninFailed,
+                        actor_user(user),
+                        target.clone(),
+                        meta,
+                        json!({"reason": "wrong_password", "failed_logins": count}),
+                    ),
+                )
+                .await?;
+            if count == threshold {
+                scope
+                    .audit()
+                    .append_in(
+                        &txn,
+                        event(
+                            Action::UserLocked,
+                            Actor::system(),
+                            target,
+                            meta,
+                            json!({"failed_logins": count}),
+                        ),
+                    )
+                    .await?;
+            }
+            txn.commit().await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => DomainError::InvalidCredentials.into(),
+            Err(e) => e,
+        }
+    }
+
+    /// Moves a flow (new or existing) to `status`; on `authenticated` creates the session.
+    async fn advance(
+        &self,
+        scope: TenantScope<'_>,
+        user: &users::Model,
+        flow: Option<&sign_in_flows::Model>,
+        status: FlowStatus,
+        new_hash: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<FlowView> {
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        // First statement writes the user, so SQLite takes its write lock up front.
+        let mut upd = users::Entity::update_many()
+            .col_expr(
+                users::Column::FailedLogins,
+                sea_orm::sea_query::Expr::value(0),
+            )
+            .filter(users::Column::Id.eq(user.id))
+            .filter(users::Column::TenantId.eq(scope.uuid()));
+        if let Some(h) = new_hash {
+            upd = upd.col_expr(
+                users::Column::PasswordHash,
+                sea_orm::sea_query::Expr::value(h),
+            );
+        }
+        if status == FlowStatus::Authenticated {
+            upd = upd.col_expr(
+                users::Column::LastLoginAt,
+                sea_orm::sea_query::Expr::value(Some(now)),
+            );
+        }
+        upd.exec(&txn).await?;
+
+        let completed = (status == FlowStatus::Authenticated).then_some(now);
+        let (flow_id, expires_at) = match flow {
+            Some(f) => {
+                sign_in_flows::Entity::update_many()
+                    .col_expr(
+                        sign_in_flows::Column::Status,
+                        sea_orm::sea_query::Expr::value(status.as_str()),
+                    )
+                    .col_expr(
+                        sign_in_flows::Column::CompletedAt,
+                        sea_orm::sea_query::Expr::value(completed),
+                    )
+                    .filter(sign_in_flows::Column::Id.eq(f.id))
+                    .filter(sign_in_flows::Column::TenantId.eq(scope.uuid()))
+                    .exec(&txn)
+                    .await?;
+                (f.id, f.expires_at)
+            }
+            None => {
+                let id = Uuid::new_v4();
+                let expires_at = now + flow_lifetime();
+                let row = sign_in_flows::ActiveModel {
+                    id: Set(id),
+                    tenant_id: Set(scope.uuid()),
+                    user_id: Set(user.id),
+                    status: Set(status.as_str().to_owned()),
+                    state: Set("{}".to_owned()),
+                    ip: Set(meta.ip_string()),
+                    user_agent: Set(meta.user_agent_trimmed()),
+                    created_at: Set(now),
+                    expires_at: Set(expires_at),
+                    completed_at: Set(completed),
+                };
+                sign_in_flows::Entity::insert(row)
+                    .exec_without_returning(&txn)
+                    .await?;
+                (id, expires_at)
+            }
+        };
+        let session = if status == FlowStatus::Authenticated {
+            let s = scope
+                .create_session(&txn, UserId(user.id), meta, None)
+                .await?;
+            scope
+                .audit()
+                .append_in(
+                    &txn,
+                    event(
+                        Action::SigninSucceeded,
+                        actor_user(user),
+                        Some(user_target(UserId(user.id), &user.username)),
+                        meta,
+                        json!({"flow_id": flow_id.to_string()}),
+                    ),
+                )
+                .await?;
+            Some(s)
+        } else {
+            None
+        };
+        txn.commit().await?;
+        Ok(FlowView {
+            flow_id: FlowId(flow_id),
+            status,
+            expires_at,
+            session,
+        })
+    }
+
+    /// Loads a flow that can still take a step, with its user and tenant.
+    async fn open_flow(&self, id: FlowId) -> Result<(sign_in_flows::Model, users::Model, Tenant)> {
+        let flow = sign_in_flows::Entity::find_by_id(id.0)
+            .one(&self.inner.db)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        if flow.completed_at.is_some() {
+            return Err(DomainError::FlowCompleted.into());
+        }
+        if self.inner.clock.now() >= flow.expires_at {
+            return Err(DomainError::FlowExpired.into());
+        }
+        let tenant = tenants::Entity::find_by_id(flow.tenant_id)
+            .one(&self.inner.db)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let tenant = Tenant::try_from(tenant)?;
+        let user = self
+            .tenant(tenant.id)
+            .users()
+            .find_model(&self.inner.db, &crate::scope::UserRef::Id(flow.user_id))
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        // The account may have been locked, deactivated or suspended since the password step.
+        ensure_active(&tenant)?;
+        if !user.active {
+            return Err(DomainError::AccountInactive.into());
+        }
+        if user.locked {
+            return Err(DomainError::AccountLocked.into());
+        }
+        Ok((flow, user, tenant))
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/password`: replaces a temporary password (P3).
+    pub async fn flow_change_password(
+        &self,
+        id: FlowId,
+        new_password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<FlowView> {
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        if FlowStatus::parse(&flow.status) != Some(FlowStatus::PasswordChangeRequired) {
+            return Err(DomainError::FlowWrongStep.into());
+        }
+        check_policy(
+            &tenant.settings.password_policy,
+            "new_password",
+            &new_password,
+            &user.username,
+        )?;
+        let same = self
+            .inner
+            .hasher
+            .verify(user.password_hash.clone(), new_password.clone())
+            .await?;
+        if matches!(same, Verified::Yes { .. }) {
+            return Err(DomainError::PasswordPolicy(vec![FieldError::rule(
+                "new_password",
+                "reused",
+                "must differ from the temporary password",
+            )])
+            .into());
+        }
+        let hash = self.inner.hasher.hash(new_password).await?;
+        let scope = self.tenant(tenant.id);
+        let now = self.inner.clock.now();
+        {
+            let txn = self.inner.db.begin().await?;
+            users::Entity::update_many()
+                .col_expr(
+                    users::Column::PasswordHash,
+                    sea_orm::sea_query::Expr::value(hash),
+                )
+                .col_expr(
+                    users::Column::MustChangePassword,
+                    sea_orm::sea_query::Expr::value(false),
+                )
+                .col_expr(
+                    users::Column::PasswordChangedAt,
+                    sea_orm::sea_query::Expr::value(Some(now)),
+                )
+                .col_expr(
+                    users::Column::UpdatedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(users::Column::Id.eq(user.id))
+                .filter(users::Column::TenantId.eq(scope.uuid()))
+                .exec(&txn)
+                .await?;
+            scope
+                .revoke_user_sessions(&txn, UserId(user.id), None)
+                .await?;
+            scope
+                .audit()
+                .append_in(
+                    &txn,
+                    event(
+                        Action::PasswordChanged,
+                        actor_user(&user),
+                        Some(user_target(UserId(user.id), &user.username)),
+                        meta,
+                        json!({"via": "sign_in_flow"}),
+                    ),
+                )
+                .await?;
+            txn.commit().await?;
+        }
+        self.forget_user_sessions(UserId(user.id));
+        let status = after_password_change(StepFacts {
+            must_change_password: false,
+        });
+        self.advance(scope, &user, Some(&flow), status, None, meta)
+            .await
+    }
+}

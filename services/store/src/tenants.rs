@@ -1,0 +1,335 @@
+//! Tenants: provisioning by the vendor (S3), lookup, settings (T1).
+
+use crate::audit::event;
+use crate::entities::tenants;
+use crate::error::StoreError;
+use crate::records::{Page, Principal, Tenant, TenantStatus, User};
+use crate::scope::UserRef;
+use crate::users::{NewUser, actor_of, user_target};
+use crate::{RequestMeta, Result, Store};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::{Action, Actor, Target};
+use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
+use gatehouse_domain::names::display_name;
+use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
+use gatehouse_domain::validation::Collector;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A practice to provision, with its first practice admin.
+#[derive(Debug)]
+pub struct NewTenant {
+    pub company: String,
+    pub name: String,
+    pub timezone: Option<String>,
+    pub admin: NewUser,
+}
+
+pub(crate) fn tenant_target(t: &Tenant) -> Target {
+    Target {
+        kind: "tenant",
+        id: t.id.to_string(),
+        label: Some(t.company.to_string()),
+    }
+}
+
+impl Store {
+    /// A tenant by company id.
+    pub async fn find_tenant(&self, company: &CompanyId) -> Result<Option<Tenant>> {
+        tenants::Entity::find()
+            .filter(tenants::Column::Company.eq(company.as_str()))
+            .one(&self.inner.db)
+            .await?
+            .map(Tenant::try_from)
+            .transpose()
+    }
+
+    /// The operator tenant, if it was bootstrapped.
+    pub async fn operator_tenant(&self) -> Result<Option<Tenant>> {
+        self.find_tenant(&self.inner.config.operator_company).await
+    }
+
+    /// All tenants ordered by company id; the cursor is the last company id of the previous page.
+    pub async fn list_tenants(&self, limit: u64, cursor: Option<&str>) -> Result<Page<Tenant>> {
+        let mut q = tenants::Entity::find();
+        if let Some(c) = cursor {
+            q = q.filter(tenants::Column::Company.gt(c));
+        }
+        let mut rows = q
+            .order_by_asc(tenants::Column::Company)
+            .limit(limit + 1)
+            .all(&self.inner.db)
+            .await?;
+        let next_cursor = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.company.clone())
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(Tenant::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Inserts a tenant row; a taken company id is a `Conflict`.
+    pub(crate) async fn insert_tenant<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        company: &CompanyId,
+        name: String,
+        timezone: chrono_tz::Tz,
+        is_operator: bool,
+    ) -> Result<Tenant> {
+        let now = self.inner.clock.now();
+        let settings = TenantSettings::default();
+        let row = tenants::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            company: Set(company.to_string()),
+            name: Set(name),
+            timezone: Set(timezone.name().to_owned()),
+            status: Set(TenantStatus::Active.as_str().to_owned()),
+            settings: Set(serde_json::to_string(&settings)
+                .map_err(|e| StoreError::Internal(e.to_string()))?),
+            is_operator: Set(is_operator),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let m = tenants::Entity::insert(row)
+            .exec_with_returning(conn)
+            .await
+            .map_err(|e| {
+                if StoreError::is_unique_violation(&e) {
+                    DomainError::Conflict(format!("company id '{company}' is already taken")).into()
+                } else {
+                    StoreError::from(e)
+                }
+            })?;
+        Tenant::try_from(m)
+    }
+
+    /// Provisions a practice and its first practice admin, who must change the
+    /// temporary password at first sign-in (S3).
+    pub async fn provision_tenant(
+        &self,
+        actor: &Principal,
+        new: NewTenant,
+        meta: &RequestMeta,
+    ) -> Result<(Tenant, User)> {
+        let mut c = Collector::new();
+        let company = c.take(CompanyId::parse(&new.company));
+        let name = c.take(display_name("name", &new.name));
+        let tz = match new.timezone.as_deref() {
+            None => Some(chrono_tz::America::New_York),
+            Some(t) => c.take(parse_timezone("timezone", t)),
+        };
+        if company.as_ref() == Some(&self.inner.config.operator_company) {
+            c.push(gatehouse_domain::FieldError::new(
+                "company",
+                "this company id is reserved for the operator",
+            ));
+        }
+        // Validate the admin against the defaults the new tenant will have.
+        let probe = Tenant {
+            id: TenantId(Uuid::nil()),
+            company: CompanyId::parse("probe").map_err(StoreError::from)?,
+            name: String::new(),
+            timezone: chrono_tz::UTC,
+            status: TenantStatus::Active,
+            settings: TenantSettings::default(),
+            is_operator: false,
+            created_at: self.inner.clock.now(),
+            updated_at: self.inner.clock.now(),
+        };
+        let admin = c.take(new.admin.parse(&probe).map_err(|e| match e {
+            StoreError::Domain(DomainError::Validation(v)) => {
+                DomainError::Validation(v.into_iter().map(|f| f.prefixed("admin")).collect())
+            }
+            StoreError::Domain(d) => d,
+            other => DomainError::Conflict(other.to_string()),
+        }));
+        c.finish()?;
+        let (Some(company), Some(name), Some(tz), Some(mut admin)) = (company, name, tz, admin)
+        else {
+            return Err(StoreError::Internal(
+                "validation passed with missing fields".into(),
+            ));
+        };
+        if admin.role != gatehouse_domain::role::Role::PracticeAdmin {
+            admin.role = gatehouse_domain::role::Role::PracticeAdmin;
+        }
+        let hash = self.inner.hasher.hash(new.admin.password).await?;
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        let tenant = self.insert_tenant(&txn, &company, name, tz, false).await?;
+        let scope = self.tenant(tenant.id);
+        let user = scope.users().insert(&txn, &admin, hash, true, now).await?;
+        let by = actor_of(actor);
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::TenantCreated,
+                    by.clone(),
+                    Some(tenant_target(&tenant)),
+                    meta,
+                    json!({"name": tenant.name}),
+                ),
+            )
+            .await?;
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserCreated,
+                    by.clone(),
+                    Some(user_target(UserId(user.id), &user.username)),
+                    meta,
+                    json!({"role": "practice_admin"}),
+                ),
+            )
+            .await?;
+        // The vendor's own log records what its staff provisioned.
+        self.tenant(actor.tenant.id)
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::TenantCreated,
+                    by,
+                    Some(tenant_target(&tenant)),
+                    meta,
+                    json!({"name": tenant.name}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        let user = scope.users().get(&UserRef::Id(user.id)).await?;
+        Ok((tenant, user))
+    }
+
+    /// Applies a settings patch (all fields validated, all problems reported at once).
+    pub async fn update_settings(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        patch: SettingsPatch,
+        meta: &RequestMeta,
+    ) -> Result<Tenant> {
+        let changed: Vec<&str> = [
+            ("mfa_policy", patch.mfa_policy.is_some()),
+            ("allowed_methods", patch.allowed_methods.is_some()),
+            ("code_ttl_seconds", patch.code_ttl_seconds.is_some()),
+            (
+                "remember_device_hours",
+                patch.remember_device_hours.is_some(),
+            ),
+            ("lockout_threshold", patch.lockout_threshold.is_some()),
+            ("timezone", patch.timezone.is_some()),
+            ("password_policy", patch.password_policy.is_some()),
+            ("self_service_mfa", patch.self_service_mfa.is_some()),
+            ("sms_country_codes", patch.sms_country_codes.is_some()),
+            ("sms_daily_limit", patch.sms_daily_limit.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect();
+        let txn = self.inner.db.begin().await?;
+        // Re-read under the row lock (the UPDATE below runs first on SQLite too),
+        // so two concurrent patches cannot lose each other's fields.
+        let backend = txn.get_database_backend();
+        txn.execute_raw(crate::sql::stmt(
+            backend,
+            "UPDATE tenants SET updated_at = updated_at WHERE id = $1",
+            vec![tenant.id.0.into()],
+        ))
+        .await?;
+        let model = tenants::Entity::find_by_id(tenant.id.0)
+            .one(&txn)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let current = Tenant::try_from(model.clone())?;
+        let (settings, tz) = patch.apply(&current.settings, current.is_operator)?;
+        let mut row: tenants::ActiveModel = model.into();
+        row.settings =
+            Set(serde_json::to_string(&settings)
+                .map_err(|e| StoreError::Internal(e.to_string()))?);
+        if let Some(tz) = tz {
+            row.timezone = Set(tz.name().to_owned());
+        }
+        row.updated_at = Set(self.inner.clock.now());
+        let m = row.update(&txn).await?;
+        self.tenant(tenant.id)
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::TenantSettingsChanged,
+                    actor_of(actor),
+                    Some(tenant_target(tenant)),
+                    meta,
+                    json!({"changed": changed}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        self.inner.cache.invalidate_tenant(tenant.id);
+        Tenant::try_from(m)
+    }
+
+    /// Records that the vendor's support staff read a tenant's data (S1): the practice
+    /// sees in its own log who from the vendor looked, and at what.
+    pub async fn record_support_read(
+        &self,
+        p: &Principal,
+        tenant: &Tenant,
+        path: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.tenant(tenant.id)
+            .audit()
+            .record(event(
+                Action::SupportRead,
+                actor_of(p),
+                Some(tenant_target(tenant)),
+                meta,
+                json!({"path": path, "role": p.user.role.as_str()}),
+            ))
+            .await
+    }
+
+    /// Records a system event in a tenant's log (bootstrap, seeding).
+    pub(crate) async fn system_event(
+        &self,
+        tenant: &Tenant,
+        action: Action,
+        target: Option<Target>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        self.tenant(tenant.id)
+            .audit()
+            .record(event(
+                action,
+                Actor::system(),
+                target,
+                &RequestMeta::default(),
+                details,
+            ))
+            .await
+    }
+}
+
+/// Whether the tenant may be used for sign-in.
+pub(crate) fn ensure_active(t: &Tenant) -> Result<(), DomainError> {
+    match t.status {
+        TenantStatus::Active => Ok(()),
+        TenantStatus::Suspended => Err(DomainError::TenantSuspended),
+    }
+}

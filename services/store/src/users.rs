@@ -1,0 +1,483 @@
+//! Users of one tenant: the repository and the admin operations on it (T3).
+
+use crate::audit::event;
+use crate::entities::{group_members, groups, login_hours, users};
+use crate::error::StoreError;
+use crate::records::{GroupRef, Page, Principal, Tenant, User};
+use crate::scope::{TenantScope, UserRef};
+use crate::{RequestMeta, Result, Store};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::{Action, Actor, ActorKind, Target};
+use gatehouse_domain::ids::{EmailAddress, GroupId, PhoneE164, UserId, Username};
+use gatehouse_domain::login_hours::{LoginWindow, Weekday};
+use gatehouse_domain::mfa::{Enrollment, UserMethod};
+use gatehouse_domain::names::person_name;
+use gatehouse_domain::password::check_policy;
+use gatehouse_domain::role::Role;
+use gatehouse_domain::validation::Collector;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
+    QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+};
+use secrecy::SecretString;
+use serde_json::json;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The actor of an audit event for an authenticated caller.
+pub(crate) fn actor_of(p: &Principal) -> Actor {
+    Actor {
+        kind: if p.user.role.is_support() {
+            ActorKind::Support
+        } else {
+            ActorKind::User
+        },
+        id: Some(p.user.id.0),
+        username: Some(p.user.username.clone()),
+    }
+}
+
+/// The audit target for a user.
+pub(crate) fn user_target(id: UserId, username: &str) -> Target {
+    Target {
+        kind: "user",
+        id: id.to_string(),
+        label: Some(username.to_owned()),
+    }
+}
+
+/// A new user as an admin submits it.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub role: String,
+    pub password: SecretString,
+    pub groups: Vec<Uuid>,
+}
+
+/// Validated fields of a new user.
+pub(crate) struct ParsedUser {
+    pub username: Username,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<PhoneE164>,
+    pub role: Role,
+}
+
+impl NewUser {
+    /// Parses every field against the tenant's rules, reporting all problems at once.
+    pub(crate) fn parse(&self, tenant: &Tenant) -> Result<ParsedUser> {
+        let mut c = Collector::new();
+        let username = c.take(Username::parse(&self.username));
+        let first_name = c.take(person_name("first_name", &self.first_name));
+        let last_name = c.take(person_name("last_name", &self.last_name));
+        let email = match self.email.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(e) => c.take(EmailAddress::parse(e)).map(Some),
+        };
+        let phone = match self.phone.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(p) => c.take(PhoneE164::parse(p)).map(Some),
+        };
+        let role =
+            c.take(Role::parse(&self.role).and_then(|r| r.check_for_tenant(tenant.is_operator)));
+        if let Some(u) = &username {
+            c.take(check_policy(
+                &tenant.settings.password_policy,
+                "password",
+                &self.password,
+                u.as_str(),
+            ));
+        }
+        c.finish()?;
+        match (username, first_name, last_name, email, phone, role) {
+            (
+                Some(username),
+                Some(first_name),
+                Some(last_name),
+                Some(email),
+                Some(phone),
+                Some(role),
+            ) => Ok(ParsedUser {
+                username,
+                first_name,
+                last_name,
+                email,
+                phone,
+                role,
+            }),
+            _ => Err(StoreError::Internal(
+                "validation passed with missing fields".into(),
+            )),
+        }
+    }
+}
+
+/// Filters of the user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub active: Option<bool>,
+    pub locked: Option<bool>,
+    pub q: Option<String>,
+}
+
+/// One tenant's users.
+pub struct Users<'a> {
+    scope: TenantScope<'a>,
+}
+
+impl<'a> TenantScope<'a> {
+    /// This tenant's users.
+    pub fn users(self) -> Users<'a> {
+        Users { scope: self }
+    }
+}
+
+impl Users<'_> {
+    fn tenant_filter(&self) -> Condition {
+        Condition::all().add(users::Column::TenantId.eq(self.scope.uuid()))
+    }
+
+    /// The row of a user of this tenant.
+    pub(crate) async fn find_model<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: &UserRef,
+    ) -> Result<Option<users::Model>> {
+        let by = match user {
+            UserRef::Id(id) => users::Column::Id.eq(*id),
+            UserRef::Username(lower) => users::Column::UsernameLower.eq(lower.as_str()),
+        };
+        Ok(users::Entity::find()
+            .filter(self.tenant_filter().add(by))
+            .one(conn)
+            .await?)
+    }
+
+    /// A user of this tenant with its groups, or `NotFound`.
+    pub async fn get(&self, user: &UserRef) -> Result<User> {
+        let db = &self.scope.inner.db;
+        let m = self
+            .find_model(db, user)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let mut u = User::from_model(m)?;
+        u.groups = self
+            .groups_of(db, &[u.id.0])
+            .await?
+            .remove(&u.id.0)
+            .unwrap_or_default();
+        Ok(u)
+    }
+
+    /// Groups of several users of this tenant, by user id.
+    pub(crate) async fn groups_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<GroupRef>>> {
+        if user_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(Uuid, Uuid, String)> = group_members::Entity::find()
+            .select_only()
+            .column(group_members::Column::UserId)
+            .column(groups::Column::Id)
+            .column(groups::Column::Name)
+            .join(JoinType::InnerJoin, group_members::Relation::Group.def())
+            .filter(group_members::Column::TenantId.eq(self.scope.uuid()))
+            .filter(group_members::Column::UserId.is_in(user_ids.iter().copied()))
+            .order_by_asc(groups::Column::NameLower)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        let mut out: HashMap<Uuid, Vec<GroupRef>> = HashMap::new();
+        for (user, id, name) in rows {
+            out.entry(user).or_default().push(GroupRef {
+                id: GroupId(id),
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Users ordered by username; the cursor is the last username of the previous page.
+    pub async fn list(
+        &self,
+        filter: &UserFilter,
+        limit: u64,
+        cursor: Option<&str>,
+    ) -> Result<Page<User>> {
+        use users::Column as C;
+        let mut cond = self.tenant_filter();
+        if let Some(a) = filter.active {
+            cond = cond.add(C::Active.eq(a));
+        }
+        if let Some(l) = filter.locked {
+            cond = cond.add(C::Locked.eq(l));
+        }
+        if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let escaped: String = q
+                .to_lowercase()
+                .chars()
+                .filter(|c| !matches!(c, '%' | '_' | '\\'))
+                .collect();
+            let pattern = format!("%{escaped}%");
+            use sea_orm::sea_query::{Expr, ExprTrait, Func};
+            let like = |col: C| Expr::expr(Func::lower(Expr::col(col))).like(pattern.clone());
+            cond = cond.add(
+                Condition::any()
+                    .add(C::UsernameLower.like(pattern.clone()))
+                    .add(like(C::FirstName))
+                    .add(like(C::LastName))
+                    .add(like(C::Email))
+                    .add(like(C::Phone)),
+            );
+        }
+        if let Some(c) = cursor {
+            cond = cond.add(C::UsernameLower.gt(c));
+        }
+        let db = &self.scope.inner.db;
+        let mut rows = users::Entity::find()
+            .filter(cond)
+            .order_by_asc(C::UsernameLower)
+            .limit(limit + 1)
+            .all(db)
+            .await?;
+        let next_cursor = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.username_lower.clone())
+        } else {
+            None
+        };
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut groups = self.groups_of(db, &ids).await?;
+        let items = rows
+            .into_iter()
+            .map(|m| {
+                let id = m.id;
+                User::from_model(m).map(|mut u| {
+                    u.groups = groups.remove(&id).unwrap_or_default();
+                    u
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Inserts a user row; a taken username is a `Conflict`.
+    pub(crate) async fn insert<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        p: &ParsedUser,
+        password_hash: String,
+        must_change_password: bool,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<users::Model> {
+        let row = users::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(self.scope.uuid()),
+            username: Set(p.username.as_str().to_owned()),
+            username_lower: Set(p.username.lower()),
+            first_name: Set(p.first_name.clone()),
+            last_name: Set(p.last_name.clone()),
+            email: Set(p.email.as_ref().map(|e| e.as_str().to_owned())),
+            email_verified: Set(false),
+            phone: Set(p.phone.as_ref().map(|e| e.as_str().to_owned())),
+            phone_verified: Set(false),
+            role: Set(p.role.as_str().to_owned()),
+            active: Set(true),
+            locked: Set(false),
+            must_change_password: Set(must_change_password),
+            password_hash: Set(password_hash),
+            failed_logins: Set(0),
+            mfa_method: Set(UserMethod::None.as_str().to_owned()),
+            mfa_enrollment: Set(Enrollment::NextLogin.as_str().to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            last_login_at: Set(None),
+            password_changed_at: Set(None),
+        };
+        users::Entity::insert(row)
+            .exec_with_returning(conn)
+            .await
+            .map_err(|e| {
+                if StoreError::is_unique_violation(&e) {
+                    DomainError::Conflict(format!("username '{}' is already taken", p.username))
+                        .into()
+                } else {
+                    StoreError::from(e)
+                }
+            })
+    }
+
+    /// Adds a user to groups of this tenant; unknown group ids are a validation error.
+    pub(crate) async fn add_to_groups<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: Uuid,
+        group_ids: &[Uuid],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        if group_ids.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<Uuid> = groups::Entity::find()
+            .select_only()
+            .column(groups::Column::Id)
+            .filter(groups::Column::TenantId.eq(self.scope.uuid()))
+            .filter(groups::Column::Id.is_in(group_ids.iter().copied()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        if let Some(missing) = group_ids.iter().find(|g| !found.contains(g)) {
+            return Err(DomainError::field(
+                "groups",
+                format!("no group {missing} in this practice"),
+            )
+            .into());
+        }
+        let mut unique = group_ids.to_vec();
+        unique.sort();
+        unique.dedup();
+        let rows = unique.into_iter().map(|g| group_members::ActiveModel {
+            group_id: Set(g),
+            user_id: Set(user),
+            tenant_id: Set(self.scope.uuid()),
+            added_at: Set(now),
+        });
+        group_members::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The user's login hours.
+    pub async fn login_hours(&self, user: &UserRef) -> Result<Vec<LoginWindow>> {
+        let db = &self.scope.inner.db;
+        let m = self
+            .find_model(db, user)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        self.windows_of(db, m.id).await
+    }
+
+    pub(crate) async fn windows_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: Uuid,
+    ) -> Result<Vec<LoginWindow>> {
+        let rows = login_hours::Entity::find()
+            .filter(login_hours::Column::TenantId.eq(self.scope.uuid()))
+            .filter(login_hours::Column::UserId.eq(user))
+            .order_by_asc(login_hours::Column::Weekday)
+            .order_by_asc(login_hours::Column::StartMinute)
+            .all(conn)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let corrupt = || StoreError::Corrupt(format!("login hours {}", r.id));
+                Ok(LoginWindow {
+                    weekday: Weekday::from_index(r.weekday).ok_or_else(corrupt)?,
+                    start_minute: u16::try_from(r.start_minute).map_err(|_| corrupt())?,
+                    end_minute: u16::try_from(r.end_minute).map_err(|_| corrupt())?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// Creates a user with a temporary password (P3): `must_change_password` is set.
+    pub async fn create_user(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        new: NewUser,
+        meta: &RequestMeta,
+    ) -> Result<User> {
+        let parsed = new.parse(tenant)?;
+        let hash = self.inner.hasher.hash(new.password).await?;
+        let scope = self.tenant(tenant.id);
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        let m = scope.users().insert(&txn, &parsed, hash, true, now).await?;
+        scope
+            .users()
+            .add_to_groups(&txn, m.id, &new.groups, now)
+            .await?;
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserCreated,
+                    actor_of(actor),
+                    Some(user_target(UserId(m.id), &m.username)),
+                    meta,
+                    json!({"role": parsed.role.as_str(), "groups": new.groups.len()}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        scope.users().get(&UserRef::Id(m.id)).await
+    }
+
+    /// Replaces a user's login hours (P5); an empty list lifts the restriction.
+    pub async fn set_login_hours(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        user: &UserRef,
+        windows: Vec<LoginWindow>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<LoginWindow>> {
+        let scope = self.tenant(tenant.id);
+        let db = &self.inner.db;
+        let m = scope
+            .users()
+            .find_model(db, user)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let txn = db.begin().await?;
+        login_hours::Entity::delete_many()
+            .filter(login_hours::Column::TenantId.eq(tenant.id.0))
+            .filter(login_hours::Column::UserId.eq(m.id))
+            .exec(&txn)
+            .await?;
+        if !windows.is_empty() {
+            let rows = windows.iter().map(|w| login_hours::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                tenant_id: Set(tenant.id.0),
+                user_id: Set(m.id),
+                weekday: Set(w.weekday.index()),
+                start_minute: Set(i32::from(w.start_minute)),
+                end_minute: Set(i32::from(w.end_minute)),
+            });
+            login_hours::Entity::insert_many(rows)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        let text: Vec<_> = windows.iter().map(|w| w.to_text()).collect();
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserUpdated,
+                    actor_of(actor),
+                    Some(user_target(UserId(m.id), &m.username)),
+                    meta,
+                    json!({"login_hours": text}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(windows)
+    }
+}
