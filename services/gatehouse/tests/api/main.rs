@@ -1,0 +1,14 @@
+//! Integration tests: the real app on a random port, over HTTP, against a fresh SQLite file
+//! and a fresh PostgreSQL schema. Each test runs on both databases.
+
+mod helpers;
+
+mod audit;
+mod bad_input;
+mod cli;
+mod isolation;
+mod login_hours;
+mod openapi;
+mod settings;
+mod signin;
+mod users;
