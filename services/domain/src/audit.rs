@@ -314,6 +314,14 @@ impl ChainVerifier {
         }
     }
 
+    /// Counts an event that could not even be read back as broken.
+    pub fn push_unreadable(&mut self, seq: i64) {
+        self.checked += 1;
+        if self.broken_at.is_none() {
+            self.broken_at = Some(seq);
+        }
+    }
+
     /// How many events were seen.
     pub fn events(&self) -> u64 {
         self.checked

@@ -255,47 +255,14 @@ impl Store {
             .into());
         }
         let hash = self.inner.hasher.hash(new).await?;
-        let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::PasswordHash,
-                sea_orm::sea_query::Expr::value(hash),
-            )
-            .col_expr(
-                users::Column::MustChangePassword,
-                sea_orm::sea_query::Expr::value(false),
-            )
-            .col_expr(
-                users::Column::PasswordChangedAt,
-                sea_orm::sea_query::Expr::value(Some(now)),
-            )
-            .col_expr(
-                users::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(now),
-            )
-            .filter(users::Column::Id.eq(m.id))
-            .filter(users::Column::TenantId.eq(p.tenant.id.0))
-            .exec(&txn)
-            .await?;
-        scope
-            .revoke_user_sessions(&txn, p.user.id, Some(p.session_id))
-            .await?;
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::PasswordChanged,
-                    actor_of(p),
-                    Some(user_target(p.user.id, &p.user.username)),
-                    meta,
-                    json!({"via": "self_service"}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        self.forget_user_sessions(p.user.id);
-        Ok(())
+        self.replace_password(
+            (p.tenant.id, p.user.id, &p.user.username),
+            hash,
+            Some(p.session_id),
+            actor_of(p),
+            meta,
+            "self_service",
+        )
+        .await
     }
 }

@@ -434,49 +434,15 @@ impl Store {
         }
         let hash = self.inner.hasher.hash(new_password).await?;
         let scope = self.tenant(tenant.id);
-        let now = self.inner.clock.now();
-        {
-            let txn = self.inner.db.begin().await?;
-            users::Entity::update_many()
-                .col_expr(
-                    users::Column::PasswordHash,
-                    sea_orm::sea_query::Expr::value(hash),
-                )
-                .col_expr(
-                    users::Column::MustChangePassword,
-                    sea_orm::sea_query::Expr::value(false),
-                )
-                .col_expr(
-                    users::Column::PasswordChangedAt,
-                    sea_orm::sea_query::Expr::value(Some(now)),
-                )
-                .col_expr(
-                    users::Column::UpdatedAt,
-                    sea_orm::sea_query::Expr::value(now),
-                )
-                .filter(users::Column::Id.eq(user.id))
-                .filter(users::Column::TenantId.eq(scope.uuid()))
-                .exec(&txn)
-                .await?;
-            scope
-                .revoke_user_sessions(&txn, UserId(user.id), None)
-                .await?;
-            scope
-                .audit()
-                .append_in(
-                    &txn,
-                    event(
-                        Action::PasswordChanged,
-                        actor_user(&user),
-                        Some(user_target(UserId(user.id), &user.username)),
-                        meta,
-                        json!({"via": "sign_in_flow"}),
-                    ),
-                )
-                .await?;
-            txn.commit().await?;
-        }
-        self.forget_user_sessions(UserId(user.id));
+        self.replace_password(
+            (tenant.id, UserId(user.id), &user.username),
+            hash,
+            None,
+            actor_user(&user),
+            meta,
+            "sign_in_flow",
+        )
+        .await?;
         let status = after_password_change(StepFacts {
             must_change_password: false,
         });

@@ -393,6 +393,50 @@ impl Users<'_> {
 }
 
 impl Store {
+    /// Stores a user's new password hash (no longer temporary), ends their sessions but
+    /// `keep`, and audits `password.changed`, in one transaction.
+    pub(crate) async fn replace_password(
+        &self,
+        user: (gatehouse_domain::ids::TenantId, UserId, &str),
+        hash: String,
+        keep: Option<gatehouse_domain::ids::SessionId>,
+        actor: Actor,
+        meta: &RequestMeta,
+        via: &str,
+    ) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        let scope = self.tenant(user.0);
+        let user = (user.1, user.2);
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(hash))
+            .col_expr(users::Column::MustChangePassword, Expr::value(false))
+            .col_expr(users::Column::PasswordChangedAt, Expr::value(Some(now)))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(user.0.0))
+            .filter(users::Column::TenantId.eq(scope.uuid()))
+            .exec(&txn)
+            .await?;
+        scope.revoke_user_sessions(&txn, user.0, keep).await?;
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::PasswordChanged,
+                    actor,
+                    Some(user_target(user.0, user.1)),
+                    meta,
+                    json!({"via": via}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        self.forget_user_sessions(user.0);
+        Ok(())
+    }
+
     /// Creates a user with a temporary password (P3): `must_change_password` is set.
     pub async fn create_user(
         &self,
