@@ -146,13 +146,28 @@ impl Store {
             created_at: self.inner.clock.now(),
             updated_at: self.inner.clock.now(),
         };
-        let admin = c.take(new.admin.parse(&probe).map_err(|e| match e {
-            StoreError::Domain(DomainError::Validation(v)) => {
-                DomainError::Validation(v.into_iter().map(|f| f.prefixed("admin")).collect())
+        let admin = match new.admin.parse(&probe) {
+            Ok(a) => Some(a),
+            Err(StoreError::Domain(DomainError::PasswordPolicy(v))) => {
+                let v: Vec<_> = v.into_iter().map(|f| f.prefixed("admin")).collect();
+                // Only the admin's password is wrong: that is a policy answer.
+                c.finish().map_err(|e| match e {
+                    DomainError::Validation(mut all) => {
+                        all.extend(v.clone());
+                        DomainError::Validation(all)
+                    }
+                    other => other,
+                })?;
+                return Err(DomainError::PasswordPolicy(v).into());
             }
-            StoreError::Domain(d) => d,
-            other => DomainError::Conflict(other.to_string()),
-        }));
+            Err(StoreError::Domain(DomainError::Validation(v))) => {
+                for f in v {
+                    c.push(f.prefixed("admin"));
+                }
+                None
+            }
+            Err(other) => return Err(other),
+        };
         c.finish()?;
         let (Some(company), Some(name), Some(tz), Some(mut admin)) = (company, name, tz, admin)
         else {

@@ -86,15 +86,23 @@ impl NewUser {
         };
         let role =
             c.take(Role::parse(&self.role).and_then(|r| r.check_for_tenant(tenant.is_operator)));
-        if let Some(u) = &username {
-            c.take(check_policy(
-                &tenant.settings.password_policy,
-                "password",
-                &self.password,
-                u.as_str(),
-            ));
+        let policy = check_policy(
+            &tenant.settings.password_policy,
+            "password",
+            &self.password,
+            username.as_ref().map_or("", |u| u.as_str()),
+        );
+        // Only password rules broken: answer `password_policy`; otherwise list everything
+        // under `validation_failed`.
+        match (c.finish(), policy) {
+            (Ok(()), Err(p)) => return Err(p.into()),
+            (Err(DomainError::Validation(mut v)), Err(DomainError::PasswordPolicy(p))) => {
+                v.extend(p);
+                return Err(DomainError::Validation(v).into());
+            }
+            (Err(e), _) => return Err(e.into()),
+            (Ok(()), Ok(())) => {}
         }
-        c.finish()?;
         match (username, first_name, last_name, email, phone, role) {
             (
                 Some(username),

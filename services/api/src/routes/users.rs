@@ -181,13 +181,26 @@ pub async fn put_login_hours(
     for (i, w) in body.iter().enumerate() {
         match w.to_text(i) {
             Ok(t) => texts.push(t),
-            Err(e) => errors.push(e),
+            Err(e) => {
+                errors.push(e);
+                // Still check this entry's times, so every problem is reported at once.
+                texts.push(gatehouse_domain::login_hours::LoginWindowText {
+                    weekday: gatehouse_domain::login_hours::Weekday::Monday,
+                    start: w.start.clone(),
+                    end: w.end.clone(),
+                });
+            }
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let windows = LoginWindow::parse_all(&texts)?;
+    let windows = match (LoginWindow::parse_all(&texts), errors.is_empty()) {
+        (Ok(w), true) => w,
+        (Ok(_), false) => return Err(ApiError::validation(errors)),
+        (Err(gatehouse_domain::Error::Validation(more)), _) => {
+            errors.extend(more);
+            return Err(ApiError::validation(errors));
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
     let saved = st
         .store
         .set_login_hours(&t.principal, &t.tenant, &user, windows, &meta)

@@ -22,18 +22,10 @@ pub enum Db {
 }
 
 /// Knobs of a spawned app.
+#[derive(Default)]
 pub struct Options {
     pub clock: Option<Arc<FixedClock>>,
     pub login_rate_per_ip_per_minute: u32,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            clock: None,
-            login_rate_per_ip_per_minute: 0,
-        }
-    }
 }
 
 pub const SUPPORT_USER: &str = "root.support";
@@ -61,14 +53,23 @@ fn postgres_base() -> String {
 /// A fresh schema in the `gatehouse_test` database; returns its URL.
 async fn fresh_postgres_schema() -> String {
     let base = postgres_base();
-    let admin = Database::connect(base.clone()).await.expect("connect to PostgreSQL");
+    let admin = Database::connect(base.clone())
+        .await
+        .expect("connect to PostgreSQL");
     // Parallel test processes may race to create it; losing the race is fine.
-    let _ = admin.execute_unprepared("CREATE DATABASE gatehouse_test").await;
+    let _ = admin
+        .execute_unprepared("CREATE DATABASE gatehouse_test")
+        .await;
     admin.close().await.ok();
-    let root = base.rsplit_once('/').map(|(r, _)| r.to_owned()).unwrap_or(base);
+    let root = base
+        .rsplit_once('/')
+        .map(|(r, _)| r.to_owned())
+        .unwrap_or(base);
     let db_url = format!("{root}/gatehouse_test");
     let schema = format!("gh_{}", uuid::Uuid::new_v4().simple());
-    let conn = Database::connect(db_url.clone()).await.expect("connect to gatehouse_test");
+    let conn = Database::connect(db_url.clone())
+        .await
+        .expect("connect to gatehouse_test");
     conn.execute_unprepared(&format!("CREATE SCHEMA {schema}"))
         .await
         .expect("create schema");
@@ -100,7 +101,11 @@ impl TestApp {
         let store = Store::connect(cfg, clock).await.expect("connect store");
         store.migrate().await.expect("migrate");
         store
-            .bootstrap(SUPPORT_USER, "root@vendor.example.com", SecretString::from(SUPPORT_PASSWORD.to_owned()))
+            .bootstrap(
+                SUPPORT_USER,
+                "root@vendor.example.com",
+                SecretString::from(SUPPORT_PASSWORD.to_owned()),
+            )
             .await
             .expect("bootstrap");
         let state = ApiState {
@@ -140,7 +145,13 @@ impl TestApp {
         r.send().await.expect("request")
     }
 
-    pub async fn send_json(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: &Value) -> Response {
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Response {
         let mut r = self.client.request(method, self.url(path)).json(body);
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -149,15 +160,18 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.send_json(reqwest::Method::POST, path, token, body).await
+        self.send_json(reqwest::Method::POST, path, token, body)
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.send_json(reqwest::Method::PATCH, path, token, body).await
+        self.send_json(reqwest::Method::PATCH, path, token, body)
+            .await
     }
 
     pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.send_json(reqwest::Method::PUT, path, token, body).await
+        self.send_json(reqwest::Method::PUT, path, token, body)
+            .await
     }
 
     pub async fn login(&self, company: &str, username: &str, password: &str) -> Response {
@@ -199,19 +213,34 @@ impl TestApp {
                 }),
             )
             .await;
-        assert_eq!(r.status(), StatusCode::CREATED, "provision {company}: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "provision {company}: {}",
+            r.text().await.unwrap_or_default()
+        );
         (username, temp)
     }
 
     /// Completes a forced password change and returns the session token.
-    pub async fn finish_password_change(&self, company: &str, username: &str, temp: &str, new: &str) -> String {
+    pub async fn finish_password_change(
+        &self,
+        company: &str,
+        username: &str,
+        temp: &str,
+        new: &str,
+    ) -> String {
         let r = self.login(company, username, temp).await;
         assert_eq!(r.status(), StatusCode::OK);
         let flow: Value = r.json().await.expect("flow");
         assert_eq!(flow["status"], "password_change_required", "{flow}");
         let id = flow["flow_id"].as_str().expect("flow id");
         let r = self
-            .post(&format!("/v1/auth/flows/{id}/password"), None, &json!({"new_password": new}))
+            .post(
+                &format!("/v1/auth/flows/{id}/password"),
+                None,
+                &json!({"new_password": new}),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let flow: Value = r.json().await.expect("flow");
@@ -223,7 +252,8 @@ impl TestApp {
     pub async fn practice(&self, company: &str) -> String {
         let support = self.support_token().await;
         let (admin, temp) = self.provision(&support, company).await;
-        self.finish_password_change(company, &admin, &temp, NEW_PASSWORD).await
+        self.finish_password_change(company, &admin, &temp, NEW_PASSWORD)
+            .await
     }
 
     /// Creates a staff user (temporary password) and returns their token after the change.
@@ -236,8 +266,14 @@ impl TestApp {
                         "role": "staff", "password": "Temporary-Pass-1234!"}),
             )
             .await;
-        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
-        self.finish_password_change(company, username, "Temporary-Pass-1234!", NEW_PASSWORD).await
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+        self.finish_password_change(company, username, "Temporary-Pass-1234!", NEW_PASSWORD)
+            .await
     }
 
     /// Runs SQL on the app's database directly (`$1` placeholders become `?` on SQLite).
@@ -246,7 +282,10 @@ impl TestApp {
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.as_ref().map(|c| c.now()).unwrap_or_else(Utc::now)
+        self.clock
+            .as_ref()
+            .map(|c| c.now())
+            .unwrap_or_else(Utc::now)
     }
 }
 

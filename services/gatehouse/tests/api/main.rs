@@ -1,5 +1,6 @@
 //! Integration tests: the real app on a random port, over HTTP, against a fresh SQLite file
 //! and a fresh PostgreSQL schema. Each test runs on both databases.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
 

@@ -23,26 +23,54 @@ async fn p3_temporary_password_forces_change_then_session_me_and_logout(db: Db) 
     assert_eq!(r.status(), StatusCode::OK);
     let flow: Value = r.json().await.unwrap();
     assert_eq!(flow["status"], "password_change_required");
-    assert!(flow.get("session").is_none(), "no session before the change: {flow}");
+    assert!(
+        flow.get("session").is_none(),
+        "no session before the change: {flow}"
+    );
     let id = flow["flow_id"].as_str().unwrap();
 
     // Every broken rule is listed by name, all at once.
     let r = app
-        .post(&format!("/v1/auth/flows/{id}/password"), None, &json!({"new_password": "short"}))
+        .post(
+            &format!("/v1/auth/flows/{id}/password"),
+            None,
+            &json!({"new_password": "short"}),
+        )
         .await;
     let body = problem(r, StatusCode::UNPROCESSABLE_ENTITY, "password_policy").await;
-    let rules: Vec<&str> = body["errors"].as_array().unwrap().iter().filter_map(|e| e["rule"].as_str()).collect();
-    assert_eq!(rules, ["min_length", "require_upper", "require_digit", "require_special"]);
+    let rules: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["rule"].as_str())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "min_length",
+            "require_upper",
+            "require_digit",
+            "require_special"
+        ]
+    );
 
     // Reusing the temporary password is refused too.
     let r = app
-        .post(&format!("/v1/auth/flows/{id}/password"), None, &json!({"new_password": temp}))
+        .post(
+            &format!("/v1/auth/flows/{id}/password"),
+            None,
+            &json!({"new_password": temp}),
+        )
         .await;
     let body = problem(r, StatusCode::UNPROCESSABLE_ENTITY, "password_policy").await;
     assert_eq!(body["errors"][0]["rule"], "reused");
 
     let r = app
-        .post(&format!("/v1/auth/flows/{id}/password"), None, &json!({"new_password": NEW_PASSWORD}))
+        .post(
+            &format!("/v1/auth/flows/{id}/password"),
+            None,
+            &json!({"new_password": NEW_PASSWORD}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let flow: Value = r.json().await.unwrap();
@@ -52,7 +80,11 @@ async fn p3_temporary_password_forces_change_then_session_me_and_logout(db: Db) 
 
     // The finished flow cannot mint another session.
     let r = app
-        .post(&format!("/v1/auth/flows/{id}/password"), None, &json!({"new_password": "Another-Pass-55!x"}))
+        .post(
+            &format!("/v1/auth/flows/{id}/password"),
+            None,
+            &json!({"new_password": "Another-Pass-55!x"}),
+        )
         .await;
     problem(r, StatusCode::GONE, "flow_expired").await;
 
@@ -115,37 +147,54 @@ async fn p4_unknown_company_unknown_user_and_wrong_password_answer_identically(d
         assert_eq!(headers["content-type"], "application/problem+json");
         bodies.push(r.bytes().await.unwrap());
     }
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "bodies differ: {bodies:?}");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "bodies differ: {bodies:?}"
+    );
 }
 
 async fn p4_lockout_at_threshold_refuses_even_the_right_password(db: Db) {
     let app = TestApp::spawn(db).await;
     let admin = app.practice("west-clinic").await;
     let r = app
-        .patch("/v1/tenants/west-clinic/settings", Some(&admin), &json!({"lockout_threshold": 3}))
+        .patch(
+            "/v1/tenants/west-clinic/settings",
+            Some(&admin),
+            &json!({"lockout_threshold": 3}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     app.staff("west-clinic", &admin, "jdoe").await;
 
     for _ in 0..3 {
-        let r = app.login("west-clinic", "jdoe", "Wrong-Password-123!").await;
+        let r = app
+            .login("west-clinic", "jdoe", "Wrong-Password-123!")
+            .await;
         problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     }
     let r = app.login("west-clinic", "jdoe", NEW_PASSWORD).await;
     problem(r, StatusCode::LOCKED, "account_locked").await;
 
-    let r = app.get("/v1/tenants/west-clinic/users/jdoe", Some(&admin)).await;
+    let r = app
+        .get("/v1/tenants/west-clinic/users/jdoe", Some(&admin))
+        .await;
     let u: Value = r.json().await.unwrap();
     assert_eq!(u["locked"], true);
 
     let r = app
-        .get("/v1/tenants/west-clinic/audit-events?action=user.locked", Some(&admin))
+        .get(
+            "/v1/tenants/west-clinic/audit-events?action=user.locked",
+            Some(&admin),
+        )
         .await;
     let events: Value = r.json().await.unwrap();
     assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
     assert_eq!(events["items"][0]["target"]["label"], "jdoe");
     let r = app
-        .get("/v1/tenants/west-clinic/audit-events?action=signin.failed", Some(&admin))
+        .get(
+            "/v1/tenants/west-clinic/audit-events?action=signin.failed",
+            Some(&admin),
+        )
         .await;
     let events: Value = r.json().await.unwrap();
     assert_eq!(events["items"].as_array().unwrap().len(), 3);
@@ -167,7 +216,11 @@ async fn p4_per_ip_attempt_limit_answers_429_with_retry_after(db: Db) {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     let r = app.login("nowhere", "nobody", "x").await;
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 
@@ -188,17 +241,25 @@ async fn t3_inactive_user_and_suspended_tenant_are_refused_after_the_right_passw
     let admin = app.practice("south-clinic").await;
     let staff_token = app.staff("south-clinic", &admin, "mary").await;
 
-    app.exec("UPDATE users SET active = FALSE WHERE username_lower = 'mary'").await;
-    let r = app.login("south-clinic", "mary", "Wrong-Password-123!").await;
+    app.exec("UPDATE users SET active = FALSE WHERE username_lower = 'mary'")
+        .await;
+    let r = app
+        .login("south-clinic", "mary", "Wrong-Password-123!")
+        .await;
     problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let r = app.login("south-clinic", "mary", NEW_PASSWORD).await;
     problem(r, StatusCode::FORBIDDEN, "account_inactive").await;
     assert!(!staff_token.is_empty());
 
-    app.exec("UPDATE tenants SET status = 'suspended' WHERE company = 'south-clinic'").await;
-    let r = app.login("south-clinic", "south-clinic-admin", "Wrong-Password-123!").await;
+    app.exec("UPDATE tenants SET status = 'suspended' WHERE company = 'south-clinic'")
+        .await;
+    let r = app
+        .login("south-clinic", "south-clinic-admin", "Wrong-Password-123!")
+        .await;
     problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let r = app.login("south-clinic", "south-clinic-admin", NEW_PASSWORD).await;
+    let r = app
+        .login("south-clinic", "south-clinic-admin", NEW_PASSWORD)
+        .await;
     problem(r, StatusCode::FORBIDDEN, "tenant_suspended").await;
 }
 
@@ -212,10 +273,14 @@ async fn p1_outdated_hash_is_rehashed_on_successful_sign_in(db: Db) {
         let params = argon2::Params::new(8192, 1, 1, None).unwrap();
         let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        a.hash_password(NEW_PASSWORD.as_bytes(), &salt).unwrap().to_string()
+        a.hash_password(NEW_PASSWORD.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
     };
-    app.exec(&format!("UPDATE users SET password_hash = '{weak}' WHERE username_lower = 'oldhash'"))
-        .await;
+    app.exec(&format!(
+        "UPDATE users SET password_hash = '{weak}' WHERE username_lower = 'oldhash'"
+    ))
+    .await;
     app.token("hash-clinic", "oldhash", NEW_PASSWORD).await;
     let row = app
         .raw
