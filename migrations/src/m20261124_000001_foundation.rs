@@ -16,6 +16,8 @@ enum Tenants {
     Status,
     Settings,
     IsOperator,
+    AuditHeadSeq,
+    AuditHeadHash,
     CreatedAt,
     UpdatedAt,
 }
@@ -198,6 +200,13 @@ impl MigrationTrait for Migration {
                     .col(text(Tenants::Status))
                     .col(text(Tenants::Settings))
                     .col(boolean(Tenants::IsOperator))
+                    // The audit chain's head, so that deleting the newest events is detected.
+                    .col(
+                        ColumnDef::new(Tenants::AuditHeadSeq)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(text(Tenants::AuditHeadHash))
                     .col(ts(Tenants::CreatedAt))
                     .col(ts(Tenants::UpdatedAt))
                     .take(),

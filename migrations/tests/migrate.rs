@@ -45,6 +45,8 @@ async fn insert_tenant(db: &DatabaseConnection, id: Uuid, company: &str) -> Resu
             "status",
             "settings",
             "is_operator",
+            "audit_head_seq",
+            "audit_head_hash",
             "created_at",
             "updated_at",
         ])
@@ -56,6 +58,8 @@ async fn insert_tenant(db: &DatabaseConnection, id: Uuid, company: &str) -> Resu
             "active".into(),
             "{}".into(),
             false.into(),
+            0i64.into(),
+            "0".repeat(64).into(),
             Expr::current_timestamp(),
             Expr::current_timestamp(),
         ])

@@ -17,6 +17,7 @@ pub struct ApiError {
     detail: String,
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
+    allow: Option<&'static str>,
 }
 
 /// The problem document.
@@ -48,6 +49,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -104,6 +106,18 @@ impl ApiError {
             "Internal error",
             "Something went wrong on our side; it has been logged.",
         )
+    }
+
+    /// 405 for a known path, naming the methods it does support.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_supported",
+            "Method not allowed",
+            format!("This path supports {allow}."),
+        );
+        e.allow = Some(allow);
+        e
     }
 
     /// The problem `code`.
@@ -228,6 +242,9 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
+        if let Some(allow) = self.allow {
+            res.insert_header((header::ALLOW, allow));
+        }
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }

@@ -195,7 +195,7 @@ async fn resolve(
             .ok_or_else(ApiError::not_found)?;
         let meta = meta_of(req, &st);
         st.store
-            .record_support_read(&p, &tenant, req.path(), &meta)
+            .record_support_read(&p, &tenant, req.path(), req.query_string(), &meta)
             .await?;
         return Ok(TenantReader {
             principal: p,

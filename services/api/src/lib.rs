@@ -4,6 +4,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod params;
 pub mod routes;
 pub mod state;
 

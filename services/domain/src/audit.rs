@@ -322,6 +322,17 @@ impl ChainVerifier {
         }
     }
 
+    /// Checks, after the last event, that the chain ends at the recorded head; if events
+    /// past the last one seen were removed, the first missing seq is reported.
+    pub fn expect_head(&mut self, head_seq: i64, head_hash: &str) {
+        if self.broken_at.is_some() {
+            return;
+        }
+        if self.expected_seq - 1 != head_seq || self.expected_prev != head_hash {
+            self.broken_at = Some(self.expected_seq.min(head_seq.max(1)));
+        }
+    }
+
     /// How many events were seen.
     pub fn events(&self) -> u64 {
         self.checked
@@ -402,6 +413,24 @@ mod tests {
         let mut c = chain(5);
         c[4].ip = Some("10.0.0.1".into());
         assert_eq!(verify(&c), Some(5));
+    }
+
+    #[test]
+    fn a1_removing_the_newest_events_is_detected_against_the_head() {
+        let c = chain(5);
+        let mut v = ChainVerifier::default();
+        c[..3].iter().for_each(|e| v.push(e));
+        v.expect_head(5, &c[4].hash);
+        assert_eq!(v.broken_at(), Some(4));
+
+        let mut v = ChainVerifier::default();
+        c.iter().for_each(|e| v.push(e));
+        v.expect_head(5, &c[4].hash);
+        assert_eq!(v.broken_at(), None);
+
+        let mut v = ChainVerifier::default();
+        v.expect_head(0, GENESIS_HASH);
+        assert_eq!(v.broken_at(), None);
     }
 
     #[test]

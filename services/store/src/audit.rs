@@ -3,7 +3,8 @@
 //! Appends run inside a transaction that first writes the tenant's row. That takes the
 //! tenant's row lock on PostgreSQL and the write lock on SQLite, so concurrent writers
 //! queue instead of both reading the same chain head: the chain cannot fork. The unique
-//! index on (tenant_id, seq) backs this up.
+//! index on (tenant_id, seq) backs this up. The head (last seq and hash) is kept on the
+//! tenant row, so removing the newest events is detected too.
 
 use crate::entities::audit_events;
 use crate::error::StoreError;
@@ -12,9 +13,7 @@ use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{RequestMeta, Result};
 use chrono::{DateTime, Utc};
-use gatehouse_domain::audit::{
-    Action, Actor, ChainVerifier, ChainedEvent, GENESIS_HASH, NewEvent, Target,
-};
+use gatehouse_domain::audit::{Action, Actor, ChainVerifier, ChainedEvent, NewEvent, Target};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
@@ -97,25 +96,22 @@ impl AuditLog<'_> {
     pub(crate) async fn append_in(&self, txn: &DatabaseTransaction, event: NewEvent) -> Result<()> {
         let tenant = self.scope.uuid();
         let backend = txn.get_database_backend();
-        // Serialise writers of this tenant's chain (see the module comment).
-        txn.execute_raw(stmt(
-            backend,
-            "UPDATE tenants SET updated_at = updated_at WHERE id = $1",
-            vec![tenant.into()],
-        ))
-        .await?;
-        let head = audit_events::Entity::find()
-            .filter(audit_events::Column::TenantId.eq(tenant))
-            .order_by_desc(audit_events::Column::Seq)
-            .select_only()
-            .column(audit_events::Column::Seq)
-            .column(audit_events::Column::Hash)
-            .into_tuple::<(i64, String)>()
-            .one(txn)
-            .await?;
-        let (seq, prev) = head.unwrap_or((0, GENESIS_HASH.to_owned()));
+        // Serialise writers of this tenant's chain (see the module comment) and read its
+        // head in the same statement.
+        let head = txn
+            .query_one_raw(stmt(
+                backend,
+                "UPDATE tenants SET audit_head_seq = audit_head_seq WHERE id = $1 \
+                 RETURNING audit_head_seq, audit_head_hash",
+                vec![tenant.into()],
+            ))
+            .await?
+            .ok_or(gatehouse_domain::Error::NotFound)?;
+        let seq: i64 = head.try_get("", "audit_head_seq")?;
+        let prev: String = head.try_get("", "audit_head_hash")?;
         let now = self.scope.inner.clock.now();
         let e = ChainedEvent::next(tenant, seq + 1, now, &prev, event);
+        let (new_seq, new_hash) = (e.seq, e.hash.clone());
         let row = audit_events::ActiveModel {
             id: Set(e.id),
             tenant_id: Set(e.tenant_id),
@@ -137,6 +133,12 @@ impl AuditLog<'_> {
         audit_events::Entity::insert(row)
             .exec_without_returning(txn)
             .await?;
+        txn.execute_raw(stmt(
+            backend,
+            "UPDATE tenants SET audit_head_seq = $2, audit_head_hash = $3 WHERE id = $1",
+            vec![tenant.into(), new_seq.into(), new_hash.into()],
+        ))
+        .await?;
         Ok(())
     }
 
@@ -220,6 +222,13 @@ impl AuditLog<'_> {
                 }
             }
         }
+        // The chain must end where the tenant row says it does: otherwise its newest
+        // events were removed.
+        let head = crate::entities::tenants::Entity::find_by_id(self.scope.uuid())
+            .one(&self.scope.inner.db)
+            .await?
+            .ok_or(gatehouse_domain::Error::NotFound)?;
+        v.expect_head(head.audit_head_seq, &head.audit_head_hash);
         Ok(ChainReport {
             ok: v.broken_at().is_none(),
             events: v.events(),

@@ -131,7 +131,8 @@ impl Store {
                     Actor::anonymous(),
                     None,
                     meta,
-                    json!({"reason": "unknown_user", "username": username.as_str()}),
+                    // Not the typed username: it is sometimes a password typed into the wrong box.
+                    json!({"reason": "unknown_user"}),
                 ))
                 .await?;
             return Err(DomainError::InvalidCredentials.into());

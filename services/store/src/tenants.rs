@@ -97,6 +97,8 @@ impl Store {
             settings: Set(serde_json::to_string(&settings)
                 .map_err(|e| StoreError::Internal(e.to_string()))?),
             is_operator: Set(is_operator),
+            audit_head_seq: Set(0),
+            audit_head_hash: Set(gatehouse_domain::audit::GENESIS_HASH.to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -306,6 +308,7 @@ impl Store {
         p: &Principal,
         tenant: &Tenant,
         path: &str,
+        query: &str,
         meta: &RequestMeta,
     ) -> Result<()> {
         self.tenant(tenant.id)
@@ -315,7 +318,7 @@ impl Store {
                 actor_of(p),
                 Some(tenant_target(tenant)),
                 meta,
-                json!({"path": path, "role": p.user.role.as_str()}),
+                json!({"path": path, "query": query, "role": p.user.role.as_str()}),
             ))
             .await
     }

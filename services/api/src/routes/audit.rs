@@ -3,6 +3,7 @@
 use crate::dto::{AuditEventDto, AuditVerifyDto, ListOf};
 use crate::error::{ApiError, Problem};
 use crate::extract::TenantReader;
+use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -68,22 +69,21 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    let mut more = params::Errors::default();
     let filter = AuditFilter {
-        action: q.action.clone().filter(|s| !s.is_empty()),
+        action: more.take(params::action(q.action.as_deref())),
         actor_id,
-        target_id: q.target_id.clone().filter(|s| !s.is_empty()),
+        target_id: more.take(params::text("target_id", q.target_id.as_deref(), 200)),
         since,
         until,
     };
+    let cursor = more.take(params::seq_cursor(q.cursor.as_deref()));
+    more.finish()?;
     let page = st
         .store
         .tenant(t.tenant.id)
         .audit()
-        .list(
-            &filter,
-            PageRequest::limit_from(q.limit),
-            q.cursor.as_deref(),
-        )
+        .list(&filter, PageRequest::limit_from(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.into_iter().map(AuditEventDto::from).collect(),

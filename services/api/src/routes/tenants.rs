@@ -5,6 +5,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{Meta, Support, SupportAdmin, TenantAdmin, TenantReader};
+use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
 use gatehouse_store::records::PageRequest;
@@ -19,9 +20,11 @@ pub async fn list(
     _who: Support,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let cursor =
+        params::company_cursor(q.cursor.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let page = st
         .store
-        .list_tenants(PageRequest::limit_from(q.limit), q.cursor.as_deref())
+        .list_tenants(PageRequest::limit_from(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.iter().map(TenantDto::from).collect(),

@@ -3,9 +3,9 @@
 use crate::dto::{CreateUserRequest, ListOf, LoginHoursDto, LoginWindowDto, UserDto};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Meta, TenantAdmin, TenantReader};
+use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
-use gatehouse_domain::FieldError;
 use gatehouse_domain::login_hours::LoginWindow;
 use gatehouse_store::records::PageRequest;
 use gatehouse_store::scope::UserRef;
@@ -27,15 +27,6 @@ pub struct UserListQuery {
     pub cursor: Option<String>,
 }
 
-fn parse_flag(field: &str, v: Option<&str>) -> Result<Option<bool>, FieldError> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some("true") | Some("1") => Ok(Some(true)),
-        Some("false") | Some("0") => Ok(Some(false)),
-        Some(_) => Err(FieldError::new(field, "must be true or false")),
-    }
-}
-
 fn user_ref(path: &(String, String)) -> Result<UserRef, ApiError> {
     UserRef::parse(&path.1).ok_or_else(ApiError::not_found)
 }
@@ -49,31 +40,19 @@ pub async fn list(
     t: TenantReader,
     q: web::Query<UserListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (active, locked) = (
-        parse_flag("active", q.active.as_deref()),
-        parse_flag("locked", q.locked.as_deref()),
-    );
-    let errors: Vec<FieldError> = [&active, &locked]
-        .iter()
-        .filter_map(|r| r.as_ref().err().cloned())
-        .collect();
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    let mut errors = params::Errors::default();
     let filter = UserFilter {
-        active: active.unwrap_or(None),
-        locked: locked.unwrap_or(None),
-        q: q.q.clone(),
+        active: errors.take(params::flag("active", q.active.as_deref())),
+        locked: errors.take(params::flag("locked", q.locked.as_deref())),
+        q: errors.take(params::text("q", q.q.as_deref(), 100)),
     };
+    let cursor = errors.take(params::user_cursor(q.cursor.as_deref()));
+    errors.finish()?;
     let page = st
         .store
         .tenant(t.tenant.id)
         .users()
-        .list(
-            &filter,
-            PageRequest::limit_from(q.limit),
-            q.cursor.as_deref(),
-        )
+        .list(&filter, PageRequest::limit_from(q.limit), cursor.as_deref())
         .await?;
     let company = t.tenant.company.as_str();
     Ok(HttpResponse::Ok().json(ListOf {

@@ -13,6 +13,8 @@ on_both_databases!(
     a1_chain_verifies_and_counts_exactly_the_listed_events,
     a1_altered_details_or_action_is_reported_at_that_seq,
     a1_deleted_event_breaks_the_chain_at_the_next_seq,
+    a1_removing_the_newest_events_is_detected,
+    a1_unknown_username_is_not_written_to_the_log,
     a1_concurrent_sign_ins_do_not_fork_the_chain,
     a1_filters_select_exactly_the_matching_events,
     a1_cursor_pagination_walks_newest_first_without_gaps_or_overlap,
@@ -353,6 +355,47 @@ async fn a1_deleted_event_breaks_the_chain_at_the_next_seq(db: Db) {
     assert_eq!(
         verdict(&v),
         json!({"ok": false, "events": n - 2, "first_bad_seq": 2})
+    );
+}
+
+async fn a1_removing_the_newest_events_is_detected(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let busy = busy_tenant(&app, "tail-clinic").await;
+    let all = events(&app, "tail-clinic", &busy.admin, "").await;
+    let n = all.len() as i64;
+    let v = verify(&app, "tail-clinic", &busy.admin).await;
+    assert_eq!(verdict(&v), json!({"ok": true, "events": n}));
+    // Cover one's tracks by removing the two newest events: the chain that remains is
+    // internally consistent, but no longer ends where the tenant's head says it does.
+    app.exec(&format!(
+        "DELETE FROM audit_events WHERE tenant_id = {} AND seq > {}",
+        tenant_of("tail-clinic"),
+        n - 2
+    ))
+    .await;
+    let v = verify(&app, "tail-clinic", &busy.admin).await;
+    assert_eq!(
+        verdict(&v),
+        json!({"ok": false, "events": n - 2, "first_bad_seq": n - 1})
+    );
+}
+
+async fn a1_unknown_username_is_not_written_to_the_log(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.practice("typo-clinic").await;
+    // Staff sometimes type their password into the user ID box.
+    let r = app
+        .login("typo-clinic", "Summer-Garden-2026", "whatever")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let failed = events(&app, "typo-clinic", &admin, "action=signin.failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["details"]["reason"], "unknown_user");
+    let all = events(&app, "typo-clinic", &admin, "").await;
+    assert!(
+        !serde_json::to_string(&all)
+            .unwrap()
+            .contains("Summer-Garden-2026")
     );
 }
 

@@ -639,8 +639,21 @@ async fn bad_input_unknown_route_answers_404_and_wrong_method_405(db: Db) {
                 &json!({"lockout_threshold": 3}),
             )
             .await;
+        // RFC 9110: a 405 names the methods the path does support.
+        let allow = r.headers()["allow"].to_str().unwrap().to_owned();
+        assert!(
+            !allow.is_empty() && !allow.contains(method.as_str()),
+            "{method} {path}: {allow}"
+        );
         problem(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_supported").await;
     }
+    let r = app
+        .client
+        .delete(app.url("/v1/tenants"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["allow"], "GET, POST");
     // bob, the settings and the log are all still there.
     assert_eq!(before, state(&app, "route-clinic", &admin).await);
 }
@@ -997,6 +1010,9 @@ async fn bad_input_nul_bytes_in_text_never_cause_a_server_error(db: Db) {
         .login("nul-clinic", "bob", "Temporary-Pass-1234!\u{0}")
         .await;
     problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    // A wrong password for a real user is a failed sign-in, and is audited as one.
+    let mut before = before;
+    before["events"] = json!(before["events"].as_u64().unwrap() + 1);
     let r = app
         .post(
             "/v1/tenants/nul-clinic/users",

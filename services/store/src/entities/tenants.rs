@@ -11,6 +11,8 @@ pub struct Model {
     pub status: String,
     pub settings: String,
     pub is_operator: bool,
+    pub audit_head_seq: i64,
+    pub audit_head_hash: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
