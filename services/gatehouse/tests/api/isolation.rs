@@ -356,7 +356,10 @@ async fn s1_support_reads_of_b_succeed_and_each_is_audited_in_b_log(db: Db) {
     .await;
     assert_eq!(root_log["items"][0]["actor"]["username"], SUPPORT_USER);
     // What support searched for is part of the record.
-    assert_eq!(root_log["items"][0]["details"]["query"], "action=support.read");
+    assert_eq!(
+        root_log["items"][0]["details"]["query"],
+        "action=support.read"
+    );
 
     // B's log shows every read: who (kind support), as what role, and which path, in order.
     let reads = ok_json(
