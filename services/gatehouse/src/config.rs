@@ -122,7 +122,7 @@ pub struct ServeArgs {
     /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed.
     #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
     pub trusted_proxies: Vec<IpNet>,
-    /// Sign-in attempts per client IP per minute; 0 disables.
+    /// Failed sign-ins per client IP per minute before the address is refused; 0 disables.
     #[arg(long, env = "GATEHOUSE_LOGIN_RATE_PER_IP_PER_MINUTE", default_value = "30", value_parser = parse_rate)]
     pub login_rate_per_ip_per_minute: u32,
     /// Minutes without a session check after which a session ends.

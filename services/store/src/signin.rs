@@ -58,7 +58,7 @@ fn actor_user(m: &users::Model) -> Actor {
 }
 
 impl Store {
-    /// Checks the per-IP sign-in attempt limit; `Err` carries the seconds to wait.
+    /// Checks the per-IP limit on failed sign-ins; `Err` carries the seconds to wait.
     pub fn check_login_rate(&self, ip: std::net::IpAddr) -> Result<()> {
         self.inner
             .login_limiter
@@ -107,9 +107,20 @@ impl Store {
         Ok(())
     }
 
-    /// `POST /v1/auth/login`.
+    /// `POST /v1/auth/login`. A wrong password, unknown user or unknown company counts
+    /// against the client's address (see [`crate::ratelimit`]).
     #[tracing::instrument(skip_all, fields(company = %input.company))]
     pub async fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<FlowView> {
+        let result = self.login_inner(input, meta).await;
+        if let (Err(crate::StoreError::Domain(DomainError::InvalidCredentials)), Some(ip)) =
+            (&result, meta.ip)
+        {
+            self.inner.login_limiter.record_failure(ip);
+        }
+        result
+    }
+
+    async fn login_inner(&self, input: LoginInput, meta: &RequestMeta) -> Result<FlowView> {
         let (Ok(company), Ok(username)) = (
             CompanyId::parse(&input.company),
             Username::parse(&input.username),

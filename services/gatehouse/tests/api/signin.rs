@@ -10,6 +10,7 @@ on_both_databases!(
     p4_unknown_company_unknown_user_and_wrong_password_answer_identically,
     p4_lockout_at_threshold_refuses_even_the_right_password,
     p4_per_ip_attempt_limit_answers_429_with_retry_after,
+    p4_successful_sign_ins_from_one_address_are_not_limited,
     t3_inactive_user_and_suspended_tenant_are_refused_after_the_right_password,
     p1_outdated_hash_is_rehashed_on_successful_sign_in,
 );
@@ -224,6 +225,10 @@ async fn p4_per_ip_attempt_limit_answers_429_with_retry_after(db: Db) {
     assert!((1..=60).contains(&retry), "{retry}");
     problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 
+    // Even the right password is refused while the address is over its limit.
+    let r = app.login("nowhere", "nobody", "x").await;
+    problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
     // A client behind our trusted proxy (127.0.0.1) is counted by its own address.
     let r = app
         .client
@@ -234,6 +239,32 @@ async fn p4_per_ip_attempt_limit_answers_429_with_retry_after(db: Db) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn p4_successful_sign_ins_from_one_address_are_not_limited(db: Db) {
+    // A clinic's front desk: many staff, one public address, all signing in at opening time.
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            login_rate_per_ip_per_minute: 3,
+            ..Options::default()
+        },
+    )
+    .await;
+    let admin = app.practice("busy-clinic").await;
+    app.staff("busy-clinic", &admin, "frontdesk").await;
+    for _ in 0..8 {
+        app.token("busy-clinic", "frontdesk", NEW_PASSWORD).await;
+    }
+    // Failures still count: the third reaches the limit, then the address waits.
+    for _ in 0..3 {
+        let r = app
+            .login("busy-clinic", "frontdesk", "Wrong-Password-123!")
+            .await;
+        problem(r, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    let r = app.login("busy-clinic", "frontdesk", NEW_PASSWORD).await;
+    problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
 async fn t3_inactive_user_and_suspended_tenant_are_refused_after_the_right_password(db: Db) {
