@@ -3,7 +3,7 @@
 use crate::Error;
 use crate::settings::PasswordPolicy;
 use crate::validation::FieldError;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -47,14 +47,79 @@ impl Default for HashParams {
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
-/// Hashes a password to a PHC string with a fresh random salt.
-pub fn hash_password(params: HashParams, password: &SecretString) -> Result<String, HashError> {
+impl From<argon2::Error> for HashError {
+    fn from(e: argon2::Error) -> Self {
+        HashError(e.to_string())
+    }
+}
+
+impl From<argon2::password_hash::Error> for HashError {
+    fn from(e: argon2::password_hash::Error) -> Self {
+        HashError(e.to_string())
+    }
+}
+
+/// Argon2's working memory, kept between computations by the thread that owns it.
+///
+/// Allocating 19 MiB per hash costs thousands of page faults each time, and the freed
+/// memory tends to stay with whichever thread's allocator arena it came from; a fixed
+/// set of hashing threads that each reuse one buffer keeps memory bounded and flat.
+#[derive(Default)]
+pub struct Workspace {
+    blocks: Vec<argon2::Block>,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Workspace({} blocks)", self.blocks.len())
+    }
+}
+
+impl Workspace {
+    fn blocks(&mut self, count: usize) -> &mut [argon2::Block] {
+        if self.blocks.len() < count {
+            self.blocks.resize(count, argon2::Block::default());
+        }
+        &mut self.blocks[..count]
+    }
+}
+
+/// Hashes a password to a PHC string with a fresh random salt, using `ws` as working memory.
+pub fn hash_password_in(
+    ws: &mut Workspace,
+    params: HashParams,
+    password: &SecretString,
+) -> Result<String, HashError> {
     let argon = params.argon2().map_err(|e| HashError(e.to_string()))?;
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon
-        .hash_password(password.expose_secret().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError(e.to_string()))
+    let salt = salt.as_salt();
+    // As argon2's own PasswordHasher does: the hash input is the decoded salt.
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf)?;
+    let blocks = ws.blocks(argon.params().block_count());
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon
+            .hash_password_into_with_memory(
+                password.expose_secret().as_bytes(),
+                salt_bytes,
+                out,
+                &mut *blocks,
+            )
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params())?,
+        salt: Some(salt),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Hashes a password with working memory of its own (for one-off use).
+pub fn hash_password(params: HashParams, password: &SecretString) -> Result<String, HashError> {
+    hash_password_in(&mut Workspace::default(), params, password)
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -66,21 +131,51 @@ pub enum Verified {
     Yes { rehash: bool },
 }
 
-/// Verifies a password against a PHC hash. Constant-time comparison is argon2's.
-pub fn verify_password(current: HashParams, stored: &str, password: &SecretString) -> Verified {
+/// Recomputes a stored PHC hash's output for `password`; `None` when the hash is unreadable.
+fn recompute(ws: &mut Workspace, parsed: &PasswordHash<'_>, password: &[u8]) -> Option<bool> {
+    let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(parsed).ok()?;
+    let expected = parsed.hash?;
+    let mut salt_buf = [0u8; 64];
+    let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
+    let blocks = ws.blocks(params.block_count());
+    let argon = Argon2::new(algorithm, version, params);
+    let actual = Output::init_with(expected.len(), |out| {
+        argon
+            .hash_password_into_with_memory(password, salt, out, &mut *blocks)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .ok()?;
+    // Output's equality is constant-time.
+    Some(actual == expected)
+}
+
+/// Verifies a password against a PHC hash, using `ws` as working memory.
+pub fn verify_password_in(
+    ws: &mut Workspace,
+    current: HashParams,
+    stored: &str,
+    password: &SecretString,
+) -> Verified {
     let Ok(parsed) = PasswordHash::new(stored) else {
         return Verified::No;
     };
     // Verification uses the parameters recorded in the hash itself.
-    let ok = Argon2::default()
-        .verify_password(password.expose_secret().as_bytes(), &parsed)
-        .is_ok();
-    if !ok {
-        return Verified::No;
+    match recompute(ws, &parsed, password.expose_secret().as_bytes()) {
+        Some(true) => Verified::Yes {
+            rehash: is_outdated(current, &parsed),
+        },
+        _ => Verified::No,
     }
-    Verified::Yes {
-        rehash: is_outdated(current, &parsed),
-    }
+}
+
+/// Verifies a password with working memory of its own (for one-off use).
+pub fn verify_password(current: HashParams, stored: &str, password: &SecretString) -> Verified {
+    verify_password_in(&mut Workspace::default(), current, stored, password)
 }
 
 /// A hash is outdated when it is not Argon2id v1.3 or any cost is below the current one.
@@ -194,6 +289,55 @@ mod tests {
             Verified::Yes { rehash: true }
         );
         assert_eq!(verify_password(CHEAP, "not a hash", &s("x")), Verified::No);
+        Ok(())
+    }
+
+    #[test]
+    fn p1_workspace_hashes_interoperate_with_argon2s_own_api() -> Result<(), HashError> {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let params = HashParams {
+            m_cost: 2048,
+            t_cost: 2,
+            p_cost: 1,
+        };
+        let mut ws = Workspace::default();
+        // Ours verify with argon2's verifier...
+        let ours = hash_password_in(&mut ws, params, &s("Blue-Harbor-77!"))?;
+        let parsed = PasswordHash::new(&ours)?;
+        assert!(
+            Argon2::default()
+                .verify_password(b"Blue-Harbor-77!", &parsed)
+                .is_ok()
+        );
+        // ...and argon2's hashes (e.g. made before this pool existed) verify with ours,
+        // reusing one workspace across different memory sizes.
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let theirs = params
+            .argon2()
+            .map_err(|e| HashError(e.to_string()))?
+            .hash_password(b"Blue-Harbor-77!", &salt)?
+            .to_string();
+        assert_eq!(
+            verify_password_in(&mut ws, params, &theirs, &s("Blue-Harbor-77!")),
+            Verified::Yes { rehash: false }
+        );
+        assert_eq!(
+            verify_password_in(&mut ws, params, &theirs, &s("Blue-Harbor-78!")),
+            Verified::No
+        );
+        assert_eq!(
+            verify_password_in(&mut ws, params, &ours, &s("Blue-Harbor-77!")),
+            Verified::Yes { rehash: false }
+        );
+        let bigger = HashParams {
+            m_cost: 4096,
+            ..params
+        };
+        let big = hash_password_in(&mut ws, bigger, &s("x-Y-1!"))?;
+        assert_eq!(
+            verify_password_in(&mut ws, params, &big, &s("x-Y-1!")),
+            Verified::Yes { rehash: false }
+        );
         Ok(())
     }
 

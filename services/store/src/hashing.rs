@@ -1,27 +1,76 @@
-//! Argon2id on a bounded pool (P1): at most one hash per core runs at a time, on blocking
-//! threads, never on the async workers, so hashing cannot starve session checks.
-
-use gatehouse_domain::password::{HashParams, Verified, hash_password, verify_password};
-use secrecy::SecretString;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+//! Argon2id on a bounded pool (P1): one dedicated thread per core, never the async
+//! workers, so hashing cannot starve session checks. Each thread keeps its own Argon2
+//! working memory between computations, so memory stays at one buffer per thread
+//! instead of growing with every thread that ever hashed.
 
 use crate::error::StoreError;
+use gatehouse_domain::password::{
+    HashError, HashParams, Verified, Workspace, hash_password_in, verify_password_in,
+};
+use secrecy::SecretString;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
-/// The bounded Argon2id executor.
+/// Jobs waiting beyond this are refused (429) rather than queued without end.
+const QUEUE_LIMIT: usize = 4096;
+
+enum Job {
+    Verify {
+        stored: String,
+        password: SecretString,
+        reply: oneshot::Sender<Verified>,
+    },
+    Hash {
+        password: SecretString,
+        reply: oneshot::Sender<Result<String, HashError>>,
+    },
+}
+
+/// The bounded Argon2id executor. Cheap to clone; the threads end with the last clone.
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
-    permits: Arc<Semaphore>,
+    jobs: SyncSender<Job>,
     params: HashParams,
 }
 
-impl PasswordPool {
-    /// A pool running at most `workers` computations at once.
-    pub fn new(params: HashParams, workers: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(workers.max(1))),
-            params,
+fn work(jobs: Arc<Mutex<Receiver<Job>>>, params: HashParams) {
+    let mut ws = Workspace::default();
+    loop {
+        // One thread waits on the queue at a time; the others wait for the lock.
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(Job::Verify {
+                stored,
+                password,
+                reply,
+            }) => {
+                let _ = reply.send(verify_password_in(&mut ws, params, &stored, &password));
+            }
+            Ok(Job::Hash { password, reply }) => {
+                let _ = reply.send(hash_password_in(&mut ws, params, &password));
+            }
+            Err(_) => return, // every sender is gone
         }
+    }
+}
+
+impl PasswordPool {
+    /// A pool of `workers` hashing threads.
+    pub fn new(params: HashParams, workers: usize) -> Result<Self, StoreError> {
+        let (tx, rx) = sync_channel(QUEUE_LIMIT);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("gatehouse-argon2-{i}"))
+                .spawn(move || work(rx, params))
+                .map_err(|e| StoreError::Internal(format!("cannot start hashing thread: {e}")))?;
+        }
+        Ok(Self { jobs: tx, params })
     }
 
     /// The parameters new hashes get.
@@ -29,19 +78,17 @@ impl PasswordPool {
         self.params
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(HashParams) -> T + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Internal("password pool closed".into()))?;
-        let params = self.params;
-        tokio::task::spawn_blocking(move || f(params))
-            .await
-            .map_err(|e| StoreError::Internal(format!("password task failed: {e}")))
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => {
+                tracing::warn!("password hashing queue is full; refusing");
+                gatehouse_domain::Error::RateLimited {
+                    retry_after_secs: 1,
+                }
+                .into()
+            }
+            TrySendError::Disconnected(_) => StoreError::Internal("hashing threads stopped".into()),
+        })
     }
 
     /// Verifies a password against a stored hash.
@@ -50,14 +97,24 @@ impl PasswordPool {
         stored: String,
         password: SecretString,
     ) -> Result<Verified, StoreError> {
-        self.run(move |p| verify_password(p, &stored, &password))
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Verify {
+            stored,
+            password,
+            reply,
+        })?;
+        answer
             .await
+            .map_err(|_| StoreError::Internal("hashing thread dropped a job".into()))
     }
 
     /// Hashes a new password.
     pub async fn hash(&self, password: SecretString) -> Result<String, StoreError> {
-        self.run(move |p| hash_password(p, &password))
-            .await?
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Hash { password, reply })?;
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("hashing thread dropped a job".into()))?
             .map_err(|e| StoreError::Internal(e.to_string()))
     }
 }

@@ -20,7 +20,7 @@ pub mod users;
 
 use gatehouse_domain::clock::Clock;
 use gatehouse_domain::ids::CompanyId;
-use gatehouse_domain::password::{HashParams, hash_password};
+use gatehouse_domain::password::HashParams;
 use gatehouse_domain::session::SessionPolicy;
 use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
@@ -129,18 +129,12 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(opts).await?;
-        let params = config.hash_params;
-        let dummy_hash = tokio::task::spawn_blocking(move || {
-            hash_password(
-                params,
-                &SecretString::from("gatehouse-dummy-password".to_owned()),
-            )
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("dummy hash task: {e}")))?
-        .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let hasher = hashing::PasswordPool::new(config.hash_params, config.hash_workers)?;
+        let dummy_hash = hasher
+            .hash(SecretString::from("gatehouse-dummy-password".to_owned()))
+            .await?;
         let inner = Inner {
-            hasher: hashing::PasswordPool::new(config.hash_params, config.hash_workers),
+            hasher,
             cache: cache::SessionCache::new(),
             login_limiter: ratelimit::LoginLimiter::new(config.login_rate_per_ip_per_minute),
             db,
