@@ -5,11 +5,14 @@
 
 pub mod audit;
 pub mod clock;
+pub mod crypto;
+pub mod devices;
 pub mod error;
 pub mod ids;
 pub mod login_hours;
 pub mod mfa;
 pub mod names;
+pub mod networks;
 pub mod password;
 pub mod role;
 pub mod session;

@@ -1,4 +1,10 @@
-//! A user's second-factor settings (M1, M3). The MFA flow itself arrives with the MFA capability.
+//! Second factors: a user's method and enrollment mode (M1, M3), one-time codes (M4),
+//! authenticator apps (M5), recovery codes (M6) and the step the sign-in flow takes next.
+
+pub mod codes;
+pub mod recovery;
+pub mod step;
+pub mod totp;
 
 use crate::Error;
 use serde::{Deserialize, Serialize};
