@@ -2,9 +2,11 @@
 //! A bad value stops start-up with a message naming the variable.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gatehouse_domain::crypto::{Keyring, SecretKey};
 use gatehouse_domain::ids::CompanyId;
 use ipnet::IpNet;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 /// Gatehouse: sign-in and multi-factor authentication for medical practices.
 #[derive(Debug, Parser)]
@@ -109,6 +111,101 @@ pub struct CommonArgs {
     /// Log format (default: pretty on a terminal, else json).
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// The 32-byte secret key, base64: seals TOTP secrets and queued codes, keys code hashes.
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY", hide_env_values = true, value_parser = parse_key)]
+    pub secret_key: Option<KeyText>,
+    /// A file holding the secret key (created with a new key, mode 0600, on the embedded default).
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Retired keys (comma-separated, base64) that still open values sealed before a rotation.
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY_PREVIOUS", hide_env_values = true, value_delimiter = ',', value_parser = parse_previous_key)]
+    pub secret_key_previous: Vec<KeyText>,
+}
+
+/// A key as configured; parsed (and so checked) before start-up goes on.
+#[derive(Clone)]
+pub struct KeyText(pub String);
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(..)")
+    }
+}
+
+fn check_key(var: &str, s: &str) -> Result<KeyText, String> {
+    SecretKey::parse_base64(s)
+        .map(|_| KeyText(s.trim().to_owned()))
+        .map_err(|e| format!("{var}: {e}"))
+}
+
+fn parse_key(s: &str) -> Result<KeyText, String> {
+    check_key("GATEHOUSE_SECRET_KEY", s)
+}
+
+fn parse_previous_key(s: &str) -> Result<KeyText, String> {
+    check_key("GATEHOUSE_SECRET_KEY_PREVIOUS", s)
+}
+
+/// The default key file of the embedded mode.
+pub const DEFAULT_KEY_FILE: &str = "gatehouse.key";
+
+impl CommonArgs {
+    /// Whether this is the embedded default (SQLite), where a missing key is created.
+    pub fn embedded(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// The keyring: the configured key, or the key file (created with a new key in
+    /// embedded mode), plus any retired keys.
+    pub fn keyring(&self) -> Result<Keyring, String> {
+        let current = match (&self.secret_key, &self.secret_key_file) {
+            (Some(k), _) => {
+                SecretKey::parse_base64(&k.0).map_err(|e| format!("GATEHOUSE_SECRET_KEY: {e}"))?
+            }
+            (None, Some(path)) => read_or_create_key(path, self.embedded())?,
+            (None, None) if self.embedded() => {
+                read_or_create_key(Path::new(DEFAULT_KEY_FILE), true)?
+            }
+            (None, None) => {
+                return Err(
+                    "GATEHOUSE_SECRET_KEY (or GATEHOUSE_SECRET_KEY_FILE) is required with PostgreSQL".into(),
+                );
+            }
+        };
+        let mut ring = Keyring::new(current);
+        for k in &self.secret_key_previous {
+            let key = SecretKey::parse_base64(&k.0)
+                .map_err(|e| format!("GATEHOUSE_SECRET_KEY_PREVIOUS: {e}"))?;
+            ring = ring.with_previous(key);
+        }
+        Ok(ring)
+    }
+}
+
+fn read_or_create_key(path: &Path, create: bool) -> Result<SecretKey, String> {
+    let var = "GATEHOUSE_SECRET_KEY_FILE";
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            SecretKey::parse_base64(&text).map_err(|e| format!("{var} {}: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = SecretKey::generate(&mut rand::rngs::OsRng);
+            // create_new: never overwrite a key another process just wrote.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("{var}: cannot create {}: {e}", path.display()))?;
+            f.write_all(format!("{}\n", key.to_base64()).as_bytes())
+                .map_err(|e| format!("{var}: cannot write {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), key_id = key.id(), "created a new secret key");
+            Ok(key)
+        }
+        Err(e) => Err(format!("{var}: cannot read {}: {e}", path.display())),
+    }
 }
 
 /// `gatehouse serve`.
@@ -197,6 +294,55 @@ mod tests {
         assert_eq!(
             parse_proxy("10.1.2.3").map(|n| n.to_string()),
             Ok("10.1.2.3/32".into())
+        );
+    }
+
+    fn common(url: &str, key: Option<&str>, file: Option<PathBuf>) -> CommonArgs {
+        CommonArgs {
+            database_url: url.into(),
+            operator_company: CompanyId::parse("operator").unwrap(),
+            log_format: None,
+            secret_key: key.map(|k| KeyText(k.into())),
+            secret_key_file: file,
+            secret_key_previous: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn embedded_mode_creates_a_private_key_file_once_and_reuses_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        let args = common("sqlite://x.db", None, Some(path.clone()));
+        let first = args.keyring().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = args.keyring().unwrap();
+        assert_eq!(first.current().id(), again.current().id());
+    }
+
+    #[test]
+    fn production_requires_a_key_and_bad_keys_name_their_variable() {
+        let err = common("postgres://db/x", None, None).keyring().unwrap_err();
+        assert!(err.contains("GATEHOUSE_SECRET_KEY"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = common("postgres://db/x", None, Some(dir.path().join("none.key")));
+        assert!(
+            missing
+                .keyring()
+                .unwrap_err()
+                .contains("GATEHOUSE_SECRET_KEY_FILE")
+        );
+        assert!(
+            parse_key("short")
+                .unwrap_err()
+                .contains("GATEHOUSE_SECRET_KEY")
+        );
+        let k = SecretKey::generate(&mut rand::rngs::OsRng).to_base64();
+        let ring = common("postgres://db/x", Some(&k), None).keyring().unwrap();
+        assert_eq!(
+            ring.current().id(),
+            SecretKey::parse_base64(&k).unwrap().id()
         );
     }
 

@@ -21,6 +21,8 @@ enum RunError {
     Store(#[from] gatehouse_store::StoreError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 fn init_logging(format: Option<LogFormat>) {
@@ -44,7 +46,13 @@ async fn open_store(
     common: &CommonArgs,
     tune: impl FnOnce(&mut StoreConfig),
 ) -> Result<Store, RunError> {
-    let mut cfg = StoreConfig::new(common.database_url.clone(), common.operator_company.clone());
+    let keyring = common.keyring().map_err(RunError::Config)?;
+    tracing::info!(key_id = keyring.current().id(), "secret key loaded");
+    let mut cfg = StoreConfig::new(
+        common.database_url.clone(),
+        common.operator_company.clone(),
+        Arc::new(keyring),
+    );
     tune(&mut cfg);
     Ok(Store::connect(cfg, Arc::new(SystemClock)).await?)
 }

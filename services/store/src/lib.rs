@@ -19,6 +19,7 @@ pub mod tenants;
 pub mod users;
 
 use gatehouse_domain::clock::Clock;
+use gatehouse_domain::crypto::Keyring;
 use gatehouse_domain::ids::CompanyId;
 use gatehouse_domain::password::HashParams;
 use gatehouse_domain::session::SessionPolicy;
@@ -48,11 +49,17 @@ pub struct StoreConfig {
     /// Sign-in attempts per client IP per minute; 0 disables the limit.
     pub login_rate_per_ip_per_minute: u32,
     pub max_db_connections: u32,
+    /// Seals secrets at rest and in job payloads; keys code hashes.
+    pub keyring: Arc<Keyring>,
 }
 
 impl StoreConfig {
-    /// Defaults for a database URL.
-    pub fn new(database_url: impl Into<String>, operator_company: CompanyId) -> Self {
+    /// Defaults for a database URL and key.
+    pub fn new(
+        database_url: impl Into<String>,
+        operator_company: CompanyId,
+        keyring: Arc<Keyring>,
+    ) -> Self {
         Self {
             database_url: database_url.into(),
             hash_params: HashParams::OWASP,
@@ -61,6 +68,7 @@ impl StoreConfig {
             operator_company,
             login_rate_per_ip_per_minute: 30,
             max_db_connections: 16,
+            keyring,
         }
     }
 }

@@ -5,6 +5,7 @@ use actix_web::{App, HttpServer};
 use chrono::{DateTime, Utc};
 use gatehouse_api::ApiState;
 use gatehouse_domain::clock::{Clock, FixedClock, SystemClock};
+use gatehouse_domain::crypto::{Keyring, SecretKey};
 use gatehouse_domain::ids::CompanyId;
 use gatehouse_store::{Store, StoreConfig};
 use reqwest::{Response, StatusCode};
@@ -91,7 +92,12 @@ impl TestApp {
             }
             Db::Postgres => (fresh_postgres_schema().await, None),
         };
-        let mut cfg = StoreConfig::new(url.clone(), CompanyId::parse("operator").expect("company"));
+        let keyring = Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng));
+        let mut cfg = StoreConfig::new(
+            url.clone(),
+            CompanyId::parse("operator").expect("company"),
+            Arc::new(keyring),
+        );
         cfg.login_rate_per_ip_per_minute = opts.login_rate_per_ip_per_minute;
         cfg.max_db_connections = 8;
         let clock: Arc<dyn Clock> = match &opts.clock {
