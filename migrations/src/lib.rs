@@ -5,12 +5,16 @@ use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::{MigratorTrait, SchemaManager, sea_orm};
 
 mod m20261124_000001_foundation;
+mod m20261124_000002_mfa;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_foundation::Migration)]
+        vec![
+            Box::new(m20261124_000001_foundation::Migration),
+            Box::new(m20261124_000002_mfa::Migration),
+        ]
     }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 14] = [
     "tenants",
     "users",
     "groups",
@@ -19,6 +19,12 @@ const TABLES: [&str; 8] = [
     "sessions",
     "login_hours",
     "audit_events",
+    "totp_credentials",
+    "recovery_codes",
+    "mfa_challenges",
+    "deliveries",
+    "remembered_devices",
+    "trusted_networks",
 ];
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -72,7 +78,8 @@ async fn insert_user(
     db: &DatabaseConnection,
     tenant_id: Uuid,
     username: &str,
-) -> Result<(), DbErr> {
+) -> Result<Uuid, DbErr> {
+    let id = Uuid::new_v4();
     let text = |s: &str| -> Expr { s.into() };
     let stmt = Query::insert()
         .into_table("users")
@@ -97,7 +104,7 @@ async fn insert_user(
             "updated_at",
         ])
         .values([
-            Uuid::new_v4().into(),
+            id.into(),
             tenant_id.into(),
             text(username),
             text(&username.to_lowercase()),
@@ -118,7 +125,49 @@ async fn insert_user(
         ])
         .map_err(|e| DbErr::Custom(e.to_string()))?
         .to_owned();
+    db.execute(&stmt).await.map(|_| id)
+}
+
+async fn insert_recovery_code(
+    db: &DatabaseConnection,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    code_hash: &str,
+) -> Result<(), DbErr> {
+    let stmt = Query::insert()
+        .into_table("recovery_codes")
+        .columns(["id", "tenant_id", "user_id", "code_hash", "created_at"])
+        .values([
+            Uuid::new_v4().into(),
+            tenant_id.into(),
+            user_id.into(),
+            code_hash.into(),
+            Expr::current_timestamp(),
+        ])
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
     db.execute(&stmt).await.map(|_| ())
+}
+
+async fn assert_recovery_code_unique_per_user(db: &DatabaseConnection) -> TestResult {
+    let tenant = Uuid::new_v4();
+    insert_tenant(db, tenant, "initech").await?;
+    let bob = insert_user(db, tenant, "bob").await?;
+    let carol = insert_user(db, tenant, "carol").await?;
+
+    insert_recovery_code(db, tenant, bob, "hash-1").await?;
+    match insert_recovery_code(db, tenant, bob, "hash-1").await {
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {}
+        Err(e) => {
+            return Err(format!("duplicate recovery code failed for the wrong reason: {e}").into());
+        }
+        Ok(()) => return Err("duplicate (user_id, code_hash) was accepted".into()),
+    }
+    // The uniqueness is per user: another user may hold the same hash, and
+    // the same user may hold other hashes.
+    insert_recovery_code(db, tenant, carol, "hash-1").await?;
+    insert_recovery_code(db, tenant, bob, "hash-2").await?;
+    Ok(())
 }
 
 async fn assert_username_unique_per_tenant(db: &DatabaseConnection) -> TestResult {
@@ -133,7 +182,7 @@ async fn assert_username_unique_per_tenant(db: &DatabaseConnection) -> TestResul
         Err(e) => {
             return Err(format!("duplicate username failed for the wrong reason: {e}").into());
         }
-        Ok(()) => return Err("duplicate (tenant_id, username_lower) was accepted".into()),
+        Ok(_) => return Err("duplicate (tenant_id, username_lower) was accepted".into()),
     }
     // The uniqueness is per tenant, not global.
     insert_user(db, globex, "alice").await?;
@@ -144,6 +193,7 @@ async fn up_enforce_down_up(db: &DatabaseConnection) -> TestResult {
     Migrator::up(db, None).await?;
     assert_tables(db, true).await?;
     assert_username_unique_per_tenant(db).await?;
+    assert_recovery_code_unique_per_user(db).await?;
 
     Migrator::down(db, None).await?;
     assert_tables(db, false).await?;

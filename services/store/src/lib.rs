@@ -9,6 +9,7 @@ mod cache;
 mod entities;
 pub mod error;
 pub mod hashing;
+pub mod mfa;
 pub mod ratelimit;
 pub mod records;
 pub mod scope;

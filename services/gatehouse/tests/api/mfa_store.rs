@@ -1,0 +1,356 @@
+//! The MFA credential store (M5-M8), exercised directly on both databases: the sign-in flow
+//! and endpoints that use it are built on these guarantees.
+
+use crate::helpers::{Db, Options, TestApp};
+use crate::on_both_databases;
+use chrono::{Duration, TimeZone, Utc};
+use gatehouse_domain::clock::{Clock, FixedClock};
+use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
+use gatehouse_domain::networks::Cidr;
+use gatehouse_store::scope::UserRef;
+use hmac::{Hmac, Mac};
+use sea_orm::ConnectionTrait;
+use secrecy::{ExposeSecret, SecretString};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+on_both_databases!(
+    m5_totp_enrolls_with_an_independent_code_and_never_accepts_a_step_twice,
+    m5_of_two_concurrent_verifies_of_one_code_exactly_one_wins,
+    m6_recovery_codes_work_exactly_once_and_are_stored_hashed,
+    m7_remembered_device_trusts_only_its_user_until_revoked_or_expired,
+    m8_trusted_networks_apply_tenant_wide_or_per_user_and_only_in_their_tenant,
+);
+
+/// RFC 6238 TOTP written out here, independent of the production path (totp-rs).
+fn independent_totp(secret: &[u8], unix_time: u64) -> String {
+    let counter = unix_time / 30;
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&counter.to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let offset = (h[19] & 0x0f) as usize;
+    let bin = (u32::from(h[offset]) & 0x7f) << 24
+        | u32::from(h[offset + 1]) << 16
+        | u32::from(h[offset + 2]) << 8
+        | u32::from(h[offset + 3]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn independent_totp_matches_rfc6238_appendix_b() {
+    assert_eq!(independent_totp(b"12345678901234567890", 59), "287082");
+    assert_eq!(
+        independent_totp(b"12345678901234567890", 1_111_111_109),
+        "081804"
+    );
+    assert_eq!(base32_decode("GEZDGNBVGY3TQOJQ"), b"1234567890");
+}
+
+async fn tenant_and_user(app: &TestApp, company: &str, user: &str) -> (TenantId, UserId) {
+    let admin = app.practice(company).await;
+    app.staff(company, &admin, user).await;
+    let tenant = app
+        .store
+        .find_tenant(&CompanyId::parse(company).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let u = app
+        .store
+        .tenant(tenant.id)
+        .users()
+        .get(&UserRef::Username(user.to_owned()))
+        .await
+        .unwrap();
+    (tenant.id, u.id)
+}
+
+async fn column_texts(app: &TestApp, sql: &str) -> Vec<String> {
+    app.raw
+        .query_all_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+async fn m5_totp_enrolls_with_an_independent_code_and_never_accepts_a_step_twice(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (t, u) = tenant_and_user(&app, "totp-clinic", "tess").await;
+    let mfa = app.store.tenant(t).mfa();
+    let e = mfa.start_totp(u, "TOTP Clinic", "tess").await.unwrap();
+    assert!(
+        e.otpauth_uri.contains("issuer=TOTP%20Clinic")
+            || e.otpauth_uri.contains("issuer=TOTP+Clinic"),
+        "{}",
+        e.otpauth_uri
+    );
+    let secret = base32_decode(&e.secret_base32);
+    assert_eq!(secret.len(), 20, "160-bit secret");
+    assert!(!mfa.totp_enrolled(u).await.unwrap(), "pending until proven");
+
+    let now = 1_900_000_000u64;
+    assert!(
+        !mfa.confirm_totp(u, "000000", now).await.unwrap()
+            || independent_totp(&secret, now) == "000000"
+    );
+    let code = independent_totp(&secret, now);
+    assert!(mfa.confirm_totp(u, &code, now).await.unwrap());
+    assert!(mfa.totp_enrolled(u).await.unwrap());
+    // The step that confirmed enrollment cannot sign in again, nor can the step before.
+    assert!(!mfa.verify_totp(u, &code, now).await.unwrap());
+    assert!(
+        !mfa.verify_totp(u, &independent_totp(&secret, now - 30), now)
+            .await
+            .unwrap()
+    );
+    // The next step can, once.
+    let next = independent_totp(&secret, now + 30);
+    assert!(mfa.verify_totp(u, &next, now + 30).await.unwrap());
+    assert!(!mfa.verify_totp(u, &next, now + 35).await.unwrap());
+    // A second enrollment needs a reset first.
+    assert!(mfa.start_totp(u, "TOTP Clinic", "tess").await.is_err());
+    assert!(mfa.remove_totp(u).await.unwrap());
+    assert!(!mfa.totp_enrolled(u).await.unwrap());
+
+    // At rest the secret is sealed: neither its base32 nor its bytes appear.
+    mfa.start_totp(u, "TOTP Clinic", "tess").await.unwrap();
+    for v in column_texts(&app, "SELECT secret_sealed FROM totp_credentials").await {
+        assert!(v.starts_with("v1."));
+        assert!(!v.contains(&e.secret_base32));
+    }
+}
+
+async fn m5_of_two_concurrent_verifies_of_one_code_exactly_one_wins(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (t, u) = tenant_and_user(&app, "race-clinic", "rita").await;
+    let mfa = app.store.tenant(t).mfa();
+    let e = mfa.start_totp(u, "Race", "rita").await.unwrap();
+    let secret = base32_decode(&e.secret_base32);
+    let now = 1_900_000_000u64;
+    assert!(
+        mfa.confirm_totp(u, &independent_totp(&secret, now), now)
+            .await
+            .unwrap()
+    );
+    for round in 1..=5u64 {
+        let at = now + 30 * round;
+        let code = independent_totp(&secret, at);
+        let (m1, m2) = (app.store.tenant(t).mfa(), app.store.tenant(t).mfa());
+        let (a, b) = tokio::join!(m1.verify_totp(u, &code, at), m2.verify_totp(u, &code, at));
+        let wins = [a.unwrap(), b.unwrap()].iter().filter(|w| **w).count();
+        assert_eq!(wins, 1, "round {round}");
+    }
+}
+
+async fn m6_recovery_codes_work_exactly_once_and_are_stored_hashed(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (t, u) = tenant_and_user(&app, "rescue-clinic", "remy").await;
+    let mfa = app.store.tenant(t).mfa();
+    let codes = mfa.replace_recovery_codes(u).await.unwrap();
+    assert_eq!(codes.len(), 5);
+    assert_eq!(mfa.recovery_codes_remaining(u).await.unwrap(), 5);
+    assert!(
+        mfa.use_recovery_code(u, &codes[0].to_lowercase())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !mfa.use_recovery_code(u, &codes[0]).await.unwrap(),
+        "used once"
+    );
+    assert_eq!(mfa.recovery_codes_remaining(u).await.unwrap(), 4);
+    // Raced: exactly one of two uses succeeds.
+    let (m1, m2) = (app.store.tenant(t).mfa(), app.store.tenant(t).mfa());
+    let (a, b) = tokio::join!(
+        m1.use_recovery_code(u, &codes[1]),
+        m2.use_recovery_code(u, &codes[1]),
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|w| **w).count(), 1);
+    // Another user cannot use them; new codes kill the old ones.
+    let other = app
+        .store
+        .tenant(t)
+        .users()
+        .get(&UserRef::Username("rescue-clinic-admin".into()))
+        .await
+        .unwrap();
+    assert!(!mfa.use_recovery_code(other.id, &codes[2]).await.unwrap());
+    let fresh = mfa.replace_recovery_codes(u).await.unwrap();
+    assert!(!mfa.use_recovery_code(u, &codes[2]).await.unwrap());
+    assert_eq!(mfa.recovery_codes_remaining(u).await.unwrap(), 5);
+    let stored = column_texts(&app, "SELECT code_hash FROM recovery_codes").await;
+    for c in codes.iter().chain(&fresh) {
+        let bare = c.replace('-', "");
+        assert!(
+            stored
+                .iter()
+                .all(|h| !h.contains(&bare) && !h.contains(c.as_str()))
+        );
+    }
+}
+
+async fn m7_remembered_device_trusts_only_its_user_until_revoked_or_expired(db: Db) {
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(),
+    ));
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (t, u) = tenant_and_user(&app, "desk-clinic", "dana").await;
+    let other = app
+        .store
+        .tenant(t)
+        .users()
+        .get(&UserRef::Username("desk-clinic-admin".into()))
+        .await
+        .unwrap()
+        .id;
+    let mfa = app.store.tenant(t).mfa();
+    let (token, until) = mfa
+        .remember_device(u, Some("Front desk PC".into()), 18)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(until, clock.now() + Duration::hours(18));
+    assert!(mfa.device_trusted(u, &token).await.unwrap());
+    // A shared computer: the same token means nothing for another user.
+    assert!(!mfa.device_trusted(other, &token).await.unwrap());
+    let forged = SecretString::from(format!("{}x", token.expose_secret()));
+    assert!(!mfa.device_trusted(u, &forged).await.unwrap());
+    let listed = mfa.devices(u).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].label.as_deref(), Some("Front desk PC"));
+    assert!(listed[0].last_used_at.is_some());
+    // Only the hash is stored.
+    for h in column_texts(&app, "SELECT token_hash FROM remembered_devices").await {
+        assert_ne!(h, token.expose_secret());
+    }
+    // Expiry.
+    clock.advance(Duration::hours(18));
+    assert!(!mfa.device_trusted(u, &token).await.unwrap());
+    assert!(mfa.devices(u).await.unwrap().is_empty());
+    // Revocation, by id and all at once; someone else's device id is not found.
+    let (t2, _) = mfa.remember_device(u, None, 18).await.unwrap().unwrap();
+    let id = mfa.devices(u).await.unwrap()[0].id;
+    assert!(mfa.revoke_device(other, id).await.is_err());
+    mfa.revoke_device(u, id).await.unwrap();
+    assert!(!mfa.device_trusted(u, &t2).await.unwrap());
+    let (t3, _) = mfa.remember_device(u, None, 18).await.unwrap().unwrap();
+    assert_eq!(mfa.revoke_all_devices(&app.raw, u).await.unwrap(), 1);
+    assert!(!mfa.device_trusted(u, &t3).await.unwrap());
+    // Remembering disabled by the tenant.
+    assert!(mfa.remember_device(u, None, 0).await.unwrap().is_none());
+}
+
+async fn m8_trusted_networks_apply_tenant_wide_or_per_user_and_only_in_their_tenant(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (t, u) = tenant_and_user(&app, "lan-clinic", "lena").await;
+    let (t2, u2) = tenant_and_user(&app, "wan-clinic", "walt").await;
+    let admin = app
+        .store
+        .tenant(t)
+        .users()
+        .get(&UserRef::Username("lan-clinic-admin".into()))
+        .await
+        .unwrap()
+        .id;
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    let mfa = app.store.tenant(t).mfa();
+    let office = mfa
+        .add_network(
+            Cidr::parse("203.0.113.0/24").unwrap(),
+            Some("Office".into()),
+            None,
+            Some(admin),
+        )
+        .await
+        .unwrap();
+    mfa.add_network(
+        Cidr::parse("2001:db8:1::/48").unwrap(),
+        None,
+        None,
+        Some(admin),
+    )
+    .await
+    .unwrap();
+    mfa.add_network(
+        Cidr::parse("198.51.100.7").unwrap(),
+        Some("Lena at home".into()),
+        Some(u),
+        Some(admin),
+    )
+    .await
+    .unwrap();
+    assert!(
+        mfa.from_trusted_network(u, ip("203.0.113.80"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        mfa.from_trusted_network(admin, ip("2001:db8:1::9"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        mfa.from_trusted_network(u, ip("198.51.100.7"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !mfa.from_trusted_network(admin, ip("198.51.100.7"))
+            .await
+            .unwrap(),
+        "per-user range"
+    );
+    assert!(!mfa.from_trusted_network(u, ip("192.0.2.1")).await.unwrap());
+    assert!(!mfa.from_trusted_network(u, None).await.unwrap());
+    // Another practice's ranges never apply, and its users cannot be named here.
+    let other = app.store.tenant(t2).mfa();
+    assert!(
+        !other
+            .from_trusted_network(u2, ip("203.0.113.80"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        mfa.add_network(Cidr::parse("192.0.2.0/24").unwrap(), None, Some(u2), None)
+            .await
+            .is_err()
+    );
+    assert!(other.remove_network(office.id).await.is_err());
+    assert_eq!(mfa.networks().await.unwrap().len(), 3);
+    let removed = mfa.remove_network(office.id).await.unwrap();
+    assert_eq!(removed.cidr.to_string(), "203.0.113.0/24");
+    assert!(
+        !mfa.from_trusted_network(u, ip("203.0.113.80"))
+            .await
+            .unwrap()
+    );
+}
