@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 pub use sea_orm_migration::{MigratorTrait, SchemaManager, sea_orm};
 
+mod columns;
 mod m20261124_000001_foundation;
 mod m20261124_000002_mfa;
 

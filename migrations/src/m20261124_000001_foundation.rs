@@ -1,6 +1,7 @@
 //! Foundation schema: tenants, users, groups, sessions, sign-in flows,
 //! login hours and the hash-chained audit log.
 
+use crate::columns::*;
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -130,60 +131,6 @@ enum AuditEvents {
     Details,
     PrevHash,
     Hash,
-}
-
-fn uuid_pk<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().primary_key().take()
-}
-
-fn uuid<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().take()
-}
-
-fn text<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).text().not_null().take()
-}
-
-fn text_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).text().null().take()
-}
-
-fn boolean<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).boolean().not_null().take()
-}
-
-fn ts<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
-}
-
-fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().take()
-}
-
-/// Inline FK with ON DELETE CASCADE. Declared inside CREATE TABLE because
-/// SQLite cannot add foreign keys to an existing table.
-fn cascade_fk<F, C, T, R>(
-    name: &str,
-    from: F,
-    from_col: C,
-    to: T,
-    to_col: R,
-) -> ForeignKeyCreateStatement
-where
-    F: IntoTableRef,
-    C: IntoIden,
-    T: IntoTableRef,
-    R: IntoIden,
-{
-    ForeignKey::create()
-        .name(name)
-        .from(from, from_col)
-        .to(to, to_col)
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
 }
 
 #[async_trait::async_trait]

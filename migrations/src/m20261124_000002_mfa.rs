@@ -5,6 +5,7 @@
 //! The sign-in flow's MFA progress lives in `sign_in_flows.state` (JSON), so
 //! the existing tables are left as they are.
 
+use crate::columns::*;
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -123,87 +124,6 @@ enum TrustedNetworks {
     Description,
     CreatedBy,
     CreatedAt,
-}
-
-fn uuid_pk<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().primary_key().take()
-}
-
-fn uuid<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).uuid().not_null().take()
-}
-
-fn uuid_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).uuid().null().take()
-}
-
-fn text<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).text().not_null().take()
-}
-
-fn text_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).text().null().take()
-}
-
-fn boolean<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).boolean().not_null().take()
-}
-
-fn ts<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
-}
-
-fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().take()
-}
-
-/// Inline FK with ON DELETE CASCADE. Declared inside CREATE TABLE because
-/// SQLite cannot add foreign keys to an existing table.
-fn cascade_fk<F, C, T, R>(
-    name: &str,
-    from: F,
-    from_col: C,
-    to: T,
-    to_col: R,
-) -> ForeignKeyCreateStatement
-where
-    F: IntoTableRef,
-    C: IntoIden,
-    T: IntoTableRef,
-    R: IntoIden,
-{
-    ForeignKey::create()
-        .name(name)
-        .from(from, from_col)
-        .to(to, to_col)
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
-}
-
-/// Inline FK with ON DELETE SET NULL, for rows that must outlive the row
-/// they point at. Inline for the same reason as [`cascade_fk`].
-fn set_null_fk<F, C, T, R>(
-    name: &str,
-    from: F,
-    from_col: C,
-    to: T,
-    to_col: R,
-) -> ForeignKeyCreateStatement
-where
-    F: IntoTableRef,
-    C: IntoIden,
-    T: IntoTableRef,
-    R: IntoIden,
-{
-    ForeignKey::create()
-        .name(name)
-        .from(from, from_col)
-        .to(to, to_col)
-        .on_delete(ForeignKeyAction::SetNull)
-        .take()
 }
 
 #[async_trait::async_trait]

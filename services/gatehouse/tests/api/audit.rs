@@ -1,10 +1,10 @@
 //! The hash-chained audit log (A1): verification, tamper detection, concurrency, filters.
 
-use crate::helpers::{Db, NEW_PASSWORD, TestApp, problem};
+use crate::helpers::{Db, NEW_PASSWORD, TestApp, ok_json, problem};
 use crate::on_both_databases;
 use chrono::{DateTime, FixedOffset, Utc};
 use futures_util::future::join_all;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
@@ -27,13 +27,6 @@ const UNKNOWN_USER_PASSWORD: &str = "Guessing-Game-Pass-41!";
 const BOB_PASSWORD: &str = "Quiet-Meadow-River-58!";
 const BOB_NEXT_PASSWORD: &str = "Amber-Falcon-Summit-27?";
 const BOB_WRONG_CURRENT: &str = "Not-The-Current-One-66!";
-
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
 
 /// Percent-encodes a query value.
 fn enc(s: &str) -> String {

@@ -1,6 +1,6 @@
 //! Bad input of every kind answers a 4xx problem+json, never a 500, and changes nothing.
 
-use crate::helpers::{Db, NEW_PASSWORD, TestApp, problem};
+use crate::helpers::{Db, NEW_PASSWORD, TestApp, ok_json, problem};
 use crate::on_both_databases;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
@@ -22,13 +22,6 @@ on_both_databases!(
 );
 
 const TEMP_PASSWORD: &str = "Temporary-Pass-1234!";
-
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
 
 /// Sends a raw body with the given content type (none when `None`).
 async fn raw(

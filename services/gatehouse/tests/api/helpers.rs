@@ -295,6 +295,24 @@ impl TestApp {
     }
 }
 
+/// Reads a 200 answer's JSON, failing with the body if the status is not 200.
+pub async fn ok_json(r: Response) -> Value {
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The `field`s of a problem's `errors`.
+pub fn error_fields(problem: &Value) -> std::collections::BTreeSet<String> {
+    problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors: {problem}"))
+        .iter()
+        .map(|e| e["field"].as_str().expect("field").to_owned())
+        .collect()
+}
+
 /// Reads a problem+json body, checking its content type and code.
 pub async fn problem(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(r.status(), status, "status");

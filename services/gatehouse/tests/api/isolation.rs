@@ -1,6 +1,6 @@
 //! Tenant isolation, roles and the vendor's audited read access (T1, T2, S1).
 
-use crate::helpers::{Db, NEW_PASSWORD, SUPPORT_USER, TestApp, problem};
+use crate::helpers::{Db, NEW_PASSWORD, SUPPORT_USER, TestApp, ok_json, problem};
 use crate::on_both_databases;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -30,13 +30,6 @@ async fn call(
     } else {
         app.send_json(method.clone(), path, token, body).await
     }
-}
-
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 /// Creates a user (temporary password) and returns the User.

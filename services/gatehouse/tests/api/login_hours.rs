@@ -3,11 +3,11 @@
 // A test fails by panicking: unwrap and expect are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, problem};
+use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, error_fields, ok_json, problem};
 use crate::on_both_databases;
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use gatehouse_domain::clock::FixedClock;
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,22 +27,6 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 
 fn hours_path(user: &str) -> String {
     format!("/v1/tenants/{COMPANY}/users/{user}/login-hours")
-}
-
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn error_fields(problem: &Value) -> BTreeSet<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("errors: {problem}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// A spawned app whose clock shows `at`, with a practice and a staff user; answers the

@@ -3,7 +3,7 @@
 // A test fails by panicking: unwrap and expect are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::helpers::{Db, TestApp, problem};
+use crate::helpers::{Db, TestApp, error_fields, ok_json, problem};
 use crate::on_both_databases;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -18,13 +18,6 @@ on_both_databases!(
 );
 
 const TEMP: &str = "Temporary-Pass-1234!";
-
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
 
 async fn tenant(app: &TestApp, token: &str, company: &str) -> Value {
     ok_json(
@@ -53,15 +46,6 @@ async fn settings_events(app: &TestApp, token: &str, company: &str) -> Vec<Value
     )
     .await;
     events["items"].as_array().unwrap().clone()
-}
-
-fn error_fields(problem: &Value) -> BTreeSet<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("errors: {problem}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Merges `patch` into `base` the way a settings PATCH should (objects field by field).

@@ -3,7 +3,7 @@
 // A test fails by panicking: unwrap and expect are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::helpers::{Db, NEW_PASSWORD, TestApp, problem};
+use crate::helpers::{Db, NEW_PASSWORD, TestApp, error_fields, ok_json, problem};
 use crate::on_both_databases;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -42,22 +42,6 @@ async fn created(app: &TestApp, admin: &str, company: &str, body: &Value) -> Val
 fn staff_body(username: &str) -> Value {
     json!({"username": username, "first_name": "Sam", "last_name": "Staff",
            "role": "staff", "password": TEMP})
-}
-
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn error_fields(problem: &Value) -> BTreeSet<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("errors: {problem}"))
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn usernames(list: &Value) -> Vec<String> {
