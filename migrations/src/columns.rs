@@ -38,8 +38,31 @@ pub(crate) fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
     ColumnDef::new(col).timestamp_with_time_zone().null().take()
 }
 
-/// Inline FK with ON DELETE CASCADE. Declared inside CREATE TABLE because
+/// Inline FK with the given ON DELETE action. Declared inside CREATE TABLE because
 /// SQLite cannot add foreign keys to an existing table.
+fn fk<F, C, T, R>(
+    name: &str,
+    from: F,
+    from_col: C,
+    to: T,
+    to_col: R,
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement
+where
+    F: IntoTableRef,
+    C: IntoIden,
+    T: IntoTableRef,
+    R: IntoIden,
+{
+    ForeignKey::create()
+        .name(name)
+        .from(from, from_col)
+        .to(to, to_col)
+        .on_delete(on_delete)
+        .take()
+}
+
+/// Inline FK with ON DELETE CASCADE.
 pub(crate) fn cascade_fk<F, C, T, R>(
     name: &str,
     from: F,
@@ -53,16 +76,10 @@ where
     T: IntoTableRef,
     R: IntoIden,
 {
-    ForeignKey::create()
-        .name(name)
-        .from(from, from_col)
-        .to(to, to_col)
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
+    fk(name, from, from_col, to, to_col, ForeignKeyAction::Cascade)
 }
 
-/// Inline FK with ON DELETE SET NULL, for rows that must outlive the row
-/// they point at. Inline for the same reason as [`cascade_fk`].
+/// Inline FK with ON DELETE SET NULL, for rows that must outlive the row they point at.
 pub(crate) fn set_null_fk<F, C, T, R>(
     name: &str,
     from: F,
@@ -76,10 +93,5 @@ where
     T: IntoTableRef,
     R: IntoIden,
 {
-    ForeignKey::create()
-        .name(name)
-        .from(from, from_col)
-        .to(to, to_col)
-        .on_delete(ForeignKeyAction::SetNull)
-        .take()
+    fk(name, from, from_col, to, to_col, ForeignKeyAction::SetNull)
 }
