@@ -167,6 +167,11 @@ impl Keyring {
         &self.current
     }
 
+    /// Every configured key, the current one first (to check MACs made before a rotation).
+    pub fn keys(&self) -> impl Iterator<Item = &SecretKey> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
+
     /// Opens a sealed value with whichever configured key sealed it.
     pub fn open(&self, context: &[u8], sealed: &str) -> Result<Vec<u8>, CryptoError> {
         let mut parts = sealed.split('.');

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod clock;
 pub mod crypto;
+pub mod delivery;
 pub mod devices;
 pub mod error;
 pub mod ids;

@@ -18,6 +18,47 @@ pub const USER_WINDOW_MINUTES: i64 = 15;
 /// Sends allowed per user per window.
 pub const USER_SENDS_PER_WINDOW: usize = 5;
 
+/// Where a code is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+/// What a code is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The second factor of a sign-in.
+    SignIn,
+    /// Proving a destination while enrolling it as the method.
+    Enroll,
+    /// Verifying a new email address or phone number (M10).
+    Contact,
+    /// A fresh second factor for a sensitive operation (M11).
+    StepUp,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident => $n:literal),* $(,)? }) => {
+        impl $t {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $n),* }
+            }
+
+            /// The value of a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($n => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+
+names!(Channel { Email => "email", Sms => "sms" });
+names!(Purpose { SignIn => "sign_in", Enroll => "enroll", Contact => "contact", StepUp => "step_up" });
+
 /// A six-digit code as a user typed it (spaces and dashes ignored).
 #[derive(Debug, Clone)]
 pub struct OtpCode(SecretString);
@@ -245,6 +286,22 @@ mod tests {
             ),
             CodeCheck::Expired
         );
+    }
+
+    #[test]
+    fn channel_and_purpose_names_round_trip() {
+        for c in [Channel::Email, Channel::Sms] {
+            assert_eq!(Channel::parse(c.as_str()), Some(c));
+        }
+        for p in [
+            Purpose::SignIn,
+            Purpose::Enroll,
+            Purpose::Contact,
+            Purpose::StepUp,
+        ] {
+            assert_eq!(Purpose::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Channel::parse("fax"), None);
     }
 
     #[test]

@@ -5,8 +5,10 @@ use crate::helpers::{Db, Options, TestApp};
 use crate::on_both_databases;
 use chrono::{Duration, TimeZone, Utc};
 use gatehouse_domain::clock::{Clock, FixedClock};
-use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
+use gatehouse_domain::ids::{CompanyId, EmailAddress, FlowId, PhoneE164, TenantId, UserId};
+use gatehouse_domain::mfa::codes::{CodeCheck, OtpCode, Purpose};
 use gatehouse_domain::networks::Cidr;
+use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination};
 use gatehouse_store::scope::UserRef;
 use hmac::{Hmac, Mac};
 use sea_orm::ConnectionTrait;
@@ -20,6 +22,10 @@ on_both_databases!(
     m6_recovery_codes_work_exactly_once_and_are_stored_hashed,
     m7_remembered_device_trusts_only_its_user_until_revoked_or_expired,
     m8_trusted_networks_apply_tenant_wide_or_per_user_and_only_in_their_tenant,
+    m4_codes_are_throttled_superseded_single_use_and_stored_hashed,
+    m4_wrong_codes_count_down_exhaust_and_codes_expire,
+    m4_five_sends_per_user_per_fifteen_minutes_across_flows,
+    m4_of_two_concurrent_right_codes_exactly_one_is_accepted,
 );
 
 /// RFC 6238 TOTP written out here, independent of the production path (totp-rs).
@@ -353,4 +359,229 @@ async fn m8_trusted_networks_apply_tenant_wide_or_per_user_and_only_in_their_ten
             .await
             .unwrap()
     );
+}
+
+fn fixed_clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(),
+    ))
+}
+
+/// A real sign-in flow of `user` (the flow row the challenge belongs to).
+async fn flow_of(app: &TestApp, company: &str, user: &str) -> FlowId {
+    let r = app.login(company, user, crate::helpers::NEW_PASSWORD).await;
+    let flow: serde_json::Value = r.json().await.unwrap();
+    FlowId(flow["flow_id"].as_str().unwrap().parse().unwrap())
+}
+
+fn sms_request(user: UserId, flow: FlowId) -> CodeRequest {
+    CodeRequest {
+        user,
+        owner: CodeOwner::Flow(flow),
+        purpose: Purpose::SignIn,
+        destination: Destination::Sms(PhoneE164::parse("+12025550147").unwrap()),
+        ttl_seconds: 300,
+    }
+}
+
+fn rate_limited(r: Result<gatehouse_store::mfa::IssuedCode, gatehouse_store::StoreError>) -> u64 {
+    match r {
+        Err(gatehouse_store::StoreError::Domain(gatehouse_domain::Error::RateLimited {
+            retry_after_secs,
+        })) => retry_after_secs,
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+}
+
+async fn m4_codes_are_throttled_superseded_single_use_and_stored_hashed(db: Db) {
+    let clock = fixed_clock();
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (t, u) = tenant_and_user(&app, "code-clinic", "cody").await;
+    let flow = flow_of(&app, "code-clinic", "cody").await;
+    let mfa = app.store.tenant(t).mfa();
+    let first = mfa.issue_code(sms_request(u, flow)).await.unwrap();
+    assert_eq!(first.to_masked, "•••-•••-0147");
+    assert_eq!(first.expires_at, clock.now() + Duration::seconds(300));
+    // One send per 30 s within a flow.
+    assert_eq!(rate_limited(mfa.issue_code(sms_request(u, flow)).await), 30);
+    clock.advance(Duration::seconds(30));
+    let second = mfa.issue_code(sms_request(u, flow)).await.unwrap();
+    let owner = CodeOwner::Flow(flow);
+    // The new code killed the old one: the old code is now just a wrong code.
+    if first.code.expose() != second.code.expose() {
+        assert_eq!(
+            mfa.check_code(owner, Purpose::SignIn, &first.code)
+                .await
+                .unwrap(),
+            Some(CodeCheck::Reject {
+                attempts_remaining: 4
+            })
+        );
+    }
+    assert_eq!(
+        mfa.check_code(owner, Purpose::SignIn, &second.code)
+            .await
+            .unwrap(),
+        Some(CodeCheck::Accept)
+    );
+    // Single use.
+    assert_eq!(
+        mfa.check_code(owner, Purpose::SignIn, &second.code)
+            .await
+            .unwrap(),
+        Some(CodeCheck::Expired)
+    );
+    // Never sent for another purpose.
+    assert_eq!(
+        mfa.check_code(owner, Purpose::StepUp, &second.code)
+            .await
+            .unwrap(),
+        None
+    );
+    // Stored: keyed hashes, the delivery queued with a masked destination.
+    for h in column_texts(&app, "SELECT code_hash FROM mfa_challenges").await {
+        assert!(!h.contains(first.code.expose()) && !h.contains(second.code.expose()));
+    }
+    let statuses = column_texts(&app, "SELECT status FROM deliveries").await;
+    assert_eq!(statuses, ["queued", "queued"]);
+    let masked = column_texts(&app, "SELECT destination_masked FROM deliveries").await;
+    assert!(masked.iter().all(|m| m == "•••-•••-0147"));
+    for h in column_texts(&app, "SELECT destination_hash FROM deliveries").await {
+        assert!(!h.contains("2025550147"));
+        assert_eq!(h, mfa.destination_hash("+12025550147"));
+    }
+}
+
+async fn m4_wrong_codes_count_down_exhaust_and_codes_expire(db: Db) {
+    let clock = fixed_clock();
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (t, u) = tenant_and_user(&app, "tries-clinic", "trey").await;
+    let flow = flow_of(&app, "tries-clinic", "trey").await;
+    let mfa = app.store.tenant(t).mfa();
+    let owner = CodeOwner::Flow(flow);
+    let issued = mfa.issue_code(sms_request(u, flow)).await.unwrap();
+    let wrong = OtpCode::parse(if issued.code.expose() == "111111" {
+        "222222"
+    } else {
+        "111111"
+    })
+    .unwrap();
+    for remaining in [4, 3, 2, 1] {
+        assert_eq!(
+            mfa.check_code(owner, Purpose::SignIn, &wrong)
+                .await
+                .unwrap(),
+            Some(CodeCheck::Reject {
+                attempts_remaining: remaining
+            })
+        );
+    }
+    assert_eq!(
+        mfa.check_code(owner, Purpose::SignIn, &wrong)
+            .await
+            .unwrap(),
+        Some(CodeCheck::Exhausted)
+    );
+    // Dead: even the right code is refused now.
+    assert_eq!(
+        mfa.check_code(owner, Purpose::SignIn, &issued.code)
+            .await
+            .unwrap(),
+        Some(CodeCheck::Exhausted)
+    );
+
+    // Expiry, by email this time.
+    clock.advance(Duration::seconds(30));
+    let email = CodeRequest {
+        destination: Destination::Email(EmailAddress::parse("trey@example.com").unwrap()),
+        ttl_seconds: 60,
+        ..sms_request(u, flow)
+    };
+    let issued = mfa.issue_code(email).await.unwrap();
+    assert_eq!(issued.to_masked, "t•••@example.com");
+    clock.advance(Duration::seconds(60));
+    assert_eq!(
+        mfa.check_code(owner, Purpose::SignIn, &issued.code)
+            .await
+            .unwrap(),
+        Some(CodeCheck::Expired)
+    );
+}
+
+async fn m4_five_sends_per_user_per_fifteen_minutes_across_flows(db: Db) {
+    let clock = fixed_clock();
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (t, u) = tenant_and_user(&app, "five-clinic", "fifi").await;
+    let mfa = app.store.tenant(t).mfa();
+    for _ in 0..5 {
+        let flow = flow_of(&app, "five-clinic", "fifi").await;
+        mfa.issue_code(sms_request(u, flow)).await.unwrap();
+        clock.advance(Duration::seconds(60));
+    }
+    // Five sends at 0, 60, ..., 240 s; now it is 300 s: the first frees at 900 s.
+    let flow = flow_of(&app, "five-clinic", "fifi").await;
+    assert_eq!(
+        rate_limited(mfa.issue_code(sms_request(u, flow)).await),
+        600
+    );
+    // A refused send (opted out) does not count.
+    app.exec("UPDATE deliveries SET status = 'opted_out' WHERE id IN (SELECT id FROM deliveries ORDER BY created_at LIMIT 1)")
+        .await;
+    mfa.issue_code(sms_request(u, flow)).await.unwrap();
+    // Another user of the practice is not throttled by fifi's sends.
+    let admin = app
+        .store
+        .tenant(t)
+        .users()
+        .get(&UserRef::Username("five-clinic-admin".into()))
+        .await
+        .unwrap()
+        .id;
+    let admin_flow = flow_of(&app, "five-clinic", "five-clinic-admin").await;
+    mfa.issue_code(sms_request(admin, admin_flow))
+        .await
+        .unwrap();
+}
+
+async fn m4_of_two_concurrent_right_codes_exactly_one_is_accepted(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (t, u) = tenant_and_user(&app, "twin-clinic", "tina").await;
+    let flow = flow_of(&app, "twin-clinic", "tina").await;
+    let issued = app
+        .store
+        .tenant(t)
+        .mfa()
+        .issue_code(sms_request(u, flow))
+        .await
+        .unwrap();
+    let owner = CodeOwner::Flow(flow);
+    let (m1, m2) = (app.store.tenant(t).mfa(), app.store.tenant(t).mfa());
+    let (a, b) = tokio::join!(
+        m1.check_code(owner, Purpose::SignIn, &issued.code),
+        m2.check_code(owner, Purpose::SignIn, &issued.code),
+    );
+    let mut answers = [a.unwrap().unwrap(), b.unwrap().unwrap()];
+    answers.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(answers, [CodeCheck::Accept, CodeCheck::Expired]);
 }

@@ -2,9 +2,11 @@
 //! everything outside reaches data through tenant-scoped repository methods.
 
 pub mod audit_events;
+pub mod deliveries;
 pub mod group_members;
 pub mod groups;
 pub mod login_hours;
+pub mod mfa_challenges;
 pub mod recovery_codes;
 pub mod remembered_devices;
 pub mod sessions;

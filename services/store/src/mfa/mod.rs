@@ -3,11 +3,13 @@
 //!
 //! The sign-in flow and the admin and self-service endpoints are built on these.
 
+mod challenges;
 mod devices;
 mod networks;
 mod recovery;
 mod totp;
 
+pub use challenges::{CodeOwner, CodeRequest, Destination, IssuedCode};
 pub use devices::Device;
 pub use networks::TrustedNetwork;
 

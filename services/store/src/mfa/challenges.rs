@@ -1,0 +1,298 @@
+//! Code challenges (M4): issuing a code writes its challenge and its delivery row in one
+//! transaction, after the send throttle; submitting a code is judged by conditional
+//! UPDATEs, so concurrent submissions cannot both succeed or over-count attempts.
+
+use super::Mfa;
+use crate::Result;
+use crate::entities::{deliveries, mfa_challenges as ch};
+use crate::error::StoreError;
+use crate::sql::stmt;
+use chrono::{DateTime, Duration, Utc};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::delivery::DeliveryStatus;
+use gatehouse_domain::ids::{EmailAddress, FlowId, PhoneE164, SessionId, UserId};
+use gatehouse_domain::mfa::codes::{
+    ChallengeState, Channel, CodeCheck, MAX_ATTEMPTS, OtpCode, Purpose, USER_WINDOW_MINUTES, judge,
+    may_send,
+};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+/// What a code belongs to: a sign-in flow, or a session (step-up, contact verification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOwner {
+    Flow(FlowId),
+    Session(SessionId),
+}
+
+impl CodeOwner {
+    fn condition(self) -> Condition {
+        match self {
+            CodeOwner::Flow(f) => Condition::all().add(ch::Column::FlowId.eq(f.0)),
+            CodeOwner::Session(s) => Condition::all().add(ch::Column::SessionId.eq(s.0)),
+        }
+    }
+}
+
+/// A destination a code can go to.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Email(EmailAddress),
+    Sms(PhoneE164),
+}
+
+impl Destination {
+    fn channel(&self) -> Channel {
+        match self {
+            Destination::Email(_) => Channel::Email,
+            Destination::Sms(_) => Channel::Sms,
+        }
+    }
+
+    fn full(&self) -> &str {
+        match self {
+            Destination::Email(e) => e.as_str(),
+            Destination::Sms(p) => p.as_str(),
+        }
+    }
+
+    /// Masked for display (api.md).
+    pub fn masked(&self) -> String {
+        match self {
+            Destination::Email(e) => e.masked(),
+            Destination::Sms(p) => p.masked(),
+        }
+    }
+}
+
+/// A request for a new code.
+#[derive(Debug, Clone)]
+pub struct CodeRequest {
+    pub user: UserId,
+    pub owner: CodeOwner,
+    pub purpose: Purpose,
+    pub destination: Destination,
+    pub ttl_seconds: u32,
+}
+
+/// A code just issued: the caller hands it (sealed) to the delivery queue and forgets it.
+#[derive(Debug)]
+pub struct IssuedCode {
+    pub challenge_id: Uuid,
+    pub delivery_id: Uuid,
+    pub code: OtpCode,
+    pub channel: Channel,
+    pub to_masked: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Mfa<'_> {
+    /// The keyed hash by which support finds deliveries to a destination without storing it.
+    pub fn destination_hash(&self, destination: &str) -> String {
+        self.scope.inner.config.keyring.current().mac(
+            "destination",
+            &[destination.trim().to_lowercase().as_bytes()],
+        )
+    }
+
+    /// Issues a code if the throttle allows (else `RateLimited` with the seconds to wait);
+    /// any older open code of the same owner and purpose dies.
+    pub async fn issue_code(&self, req: CodeRequest) -> Result<IssuedCode> {
+        let now = self.scope.inner.clock.now();
+        let tenant = self.scope.uuid();
+        let txn = self.scope.inner.db.begin().await?;
+        // Serialise this user's sends so the throttle below counts exactly (on SQLite this
+        // first write also takes the write lock before anything is read).
+        let locked = txn
+            .execute_raw(stmt(
+                txn.get_database_backend(),
+                "UPDATE users SET updated_at = updated_at WHERE id = $1 AND tenant_id = $2",
+                vec![req.user.0.into(), tenant.into()],
+            ))
+            .await?
+            .rows_affected();
+        if locked != 1 {
+            return Err(DomainError::NotFound.into());
+        }
+        let last_in_owner: Option<DateTime<Utc>> = ch::Entity::find()
+            .select_only()
+            .column(ch::Column::CreatedAt)
+            .filter(ch::Column::TenantId.eq(tenant))
+            .filter(req.owner.condition())
+            .order_by_desc(ch::Column::CreatedAt)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        let refused: Vec<&str> = DeliveryStatus::refused()
+            .map(DeliveryStatus::as_str)
+            .collect();
+        let user_sends: Vec<DateTime<Utc>> = deliveries::Entity::find()
+            .select_only()
+            .column(deliveries::Column::CreatedAt)
+            .filter(deliveries::Column::TenantId.eq(tenant))
+            .filter(deliveries::Column::UserId.eq(req.user.0))
+            .filter(deliveries::Column::CreatedAt.gt(now - Duration::minutes(USER_WINDOW_MINUTES)))
+            .filter(deliveries::Column::Status.is_not_in(refused))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        may_send(now, last_in_owner, &user_sends)
+            .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs })?;
+
+        ch::Entity::update_many()
+            .col_expr(ch::Column::SupersededAt, Expr::value(Some(now)))
+            .filter(ch::Column::TenantId.eq(tenant))
+            .filter(req.owner.condition())
+            .filter(ch::Column::Purpose.eq(req.purpose.as_str()))
+            .filter(ch::Column::UsedAt.is_null())
+            .filter(ch::Column::SupersededAt.is_null())
+            .exec(&txn)
+            .await?;
+
+        let code = OtpCode::generate(&mut rand::rngs::OsRng);
+        let challenge_id = Uuid::new_v4();
+        let delivery_id = Uuid::new_v4();
+        let expires_at = now + Duration::seconds(i64::from(req.ttl_seconds));
+        let channel = req.destination.channel();
+        let key = self.scope.inner.config.keyring.current();
+        let (flow_id, session_id) = match req.owner {
+            CodeOwner::Flow(f) => (Some(f.0), None),
+            CodeOwner::Session(s) => (None, Some(s.0)),
+        };
+        ch::Entity::insert(ch::ActiveModel {
+            id: Set(challenge_id),
+            tenant_id: Set(tenant),
+            user_id: Set(req.user.0),
+            flow_id: Set(flow_id),
+            session_id: Set(session_id),
+            purpose: Set(req.purpose.as_str().to_owned()),
+            channel: Set(channel.as_str().to_owned()),
+            destination: Set(req.destination.full().to_owned()),
+            code_hash: Set(code.keyed_hash(key, challenge_id)),
+            attempts: Set(0),
+            expires_at: Set(expires_at),
+            used_at: Set(None),
+            superseded_at: Set(None),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        let to_masked = req.destination.masked();
+        deliveries::Entity::insert(deliveries::ActiveModel {
+            id: Set(delivery_id),
+            tenant_id: Set(tenant),
+            user_id: Set(Some(req.user.0)),
+            challenge_id: Set(Some(challenge_id)),
+            channel: Set(channel.as_str().to_owned()),
+            destination_masked: Set(to_masked.clone()),
+            destination_hash: Set(self.destination_hash(req.destination.full())),
+            purpose: Set(req.purpose.as_str().to_owned()),
+            status: Set(DeliveryStatus::Queued.as_str().to_owned()),
+            attempts: Set(0),
+            provider_message_id: Set(None),
+            error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(IssuedCode {
+            challenge_id,
+            delivery_id,
+            code,
+            channel,
+            to_masked,
+            expires_at,
+        })
+    }
+
+    /// Judges a submitted code against the owner's newest challenge for `purpose`;
+    /// `None` when no code was ever sent for it.
+    pub async fn check_code(
+        &self,
+        owner: CodeOwner,
+        purpose: Purpose,
+        code: &OtpCode,
+    ) -> Result<Option<CodeCheck>> {
+        let tenant = self.scope.uuid();
+        let db = &self.scope.inner.db;
+        let Some(c) = ch::Entity::find()
+            .filter(ch::Column::TenantId.eq(tenant))
+            .filter(owner.condition())
+            .filter(ch::Column::Purpose.eq(purpose.as_str()))
+            .order_by_desc(ch::Column::CreatedAt)
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = self.scope.inner.clock.now();
+        // A code issued just before a key rotation still matches under the retired key.
+        let matched = self
+            .scope
+            .inner
+            .config
+            .keyring
+            .keys()
+            .any(|k| code.matches(k, c.id, &c.code_hash));
+        let open = Condition::all()
+            .add(ch::Column::TenantId.eq(tenant))
+            .add(ch::Column::Id.eq(c.id))
+            .add(ch::Column::UsedAt.is_null())
+            .add(ch::Column::SupersededAt.is_null())
+            .add(Expr::col(ch::Column::Attempts).lt(MAX_ATTEMPTS as i32))
+            .add(ch::Column::ExpiresAt.gt(now));
+        if matched {
+            let used = ch::Entity::update_many()
+                .col_expr(ch::Column::UsedAt, Expr::value(Some(now)))
+                .filter(open)
+                .exec(db)
+                .await?
+                .rows_affected;
+            if used == 1 {
+                return Ok(Some(CodeCheck::Accept));
+            }
+        } else {
+            let row = db
+                .query_one_raw(stmt(
+                    db.get_database_backend(),
+                    "UPDATE mfa_challenges SET attempts = attempts + 1 \
+                     WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND superseded_at IS NULL \
+                     AND attempts < $3 AND expires_at > $4 RETURNING attempts",
+                    vec![tenant.into(), c.id.into(), (MAX_ATTEMPTS as i32).into(), now.into()],
+                ))
+                .await?;
+            if let Some(r) = row {
+                let after =
+                    u32::try_from(r.try_get::<i32>("", "attempts")?).unwrap_or(MAX_ATTEMPTS);
+                return Ok(Some(if after >= MAX_ATTEMPTS {
+                    CodeCheck::Exhausted
+                } else {
+                    CodeCheck::Reject {
+                        attempts_remaining: MAX_ATTEMPTS - after,
+                    }
+                }));
+            }
+        }
+        // The conditional update found the challenge closed: say why, from its current state.
+        let fresh = ch::Entity::find_by_id(c.id)
+            .one(db)
+            .await?
+            .ok_or_else(|| StoreError::Internal("challenge vanished".into()))?;
+        Ok(Some(judge(
+            ChallengeState {
+                expires_at: fresh.expires_at,
+                attempts: u32::try_from(fresh.attempts).unwrap_or(MAX_ATTEMPTS),
+                used: fresh.used_at.is_some(),
+                superseded: fresh.superseded_at.is_some(),
+            },
+            now,
+            false,
+        )))
+    }
+}
