@@ -96,6 +96,7 @@ enum Deliveries {
     Attempts,
     ProviderMessageId,
     Error,
+    PayloadSealed,
     CreatedAt,
     UpdatedAt,
 }
@@ -290,6 +291,9 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Deliveries::Attempts).integer().not_null())
                     .col(text_null(Deliveries::ProviderMessageId))
                     .col(text_null(Deliveries::Error))
+                    // The message to send (destination and code), sealed with the secret key,
+                    // kept only while queued so a lost job can be re-enqueued.
+                    .col(text_null(Deliveries::PayloadSealed))
                     .col(ts(Deliveries::CreatedAt))
                     .col(ts(Deliveries::UpdatedAt))
                     .foreign_key(&mut cascade_fk(

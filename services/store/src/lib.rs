@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod audit;
 mod cache;
+pub mod deliveries;
 mod entities;
 pub mod error;
 pub mod hashing;

@@ -26,6 +26,8 @@ on_both_databases!(
     m4_wrong_codes_count_down_exhaust_and_codes_expire,
     m4_five_sends_per_user_per_fifteen_minutes_across_flows,
     m4_of_two_concurrent_right_codes_exactly_one_is_accepted,
+    d1_a_queued_code_is_sealed_claimed_once_and_sent_once,
+    d1_lost_jobs_are_requeued_only_while_their_code_lives,
 );
 
 /// RFC 6238 TOTP written out here, independent of the production path (totp-rs).
@@ -584,4 +586,184 @@ async fn m4_of_two_concurrent_right_codes_exactly_one_is_accepted(db: Db) {
     let mut answers = [a.unwrap().unwrap(), b.unwrap().unwrap()];
     answers.sort_by_key(|c| format!("{c:?}"));
     assert_eq!(answers, [CodeCheck::Accept, CodeCheck::Expired]);
+}
+
+async fn d1_a_queued_code_is_sealed_claimed_once_and_sent_once(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (t, u) = tenant_and_user(&app, "send-clinic", "sid").await;
+    let flow = flow_of(&app, "send-clinic", "sid").await;
+    let issued = app
+        .store
+        .tenant(t)
+        .mfa()
+        .issue_code(sms_request(u, flow))
+        .await
+        .unwrap();
+    // Neither the job nor the row holds the code or number in clear.
+    let wire = serde_json::to_string(&issued.job).unwrap();
+    assert!(!wire.contains(issued.code.expose()) && !wire.contains("2025550147"));
+    let stored = column_texts(&app, "SELECT payload_sealed FROM deliveries").await;
+    assert_eq!(stored, std::slice::from_ref(&issued.job.sealed));
+
+    // Two copies of the job: exactly one claims it.
+    let (d1, d2) = (
+        app.store.tenant(t).deliveries(),
+        app.store.tenant(t).deliveries(),
+    );
+    let (a, b) = tokio::join!(d1.claim(issued.delivery_id), d2.claim(issued.delivery_id));
+    let claims: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(claims.len(), 1);
+    let ctx = &claims[0];
+    assert_eq!(ctx.company_name, "send-clinic clinic");
+    assert_eq!(ctx.attempt, 1);
+    assert_eq!(ctx.to_masked, "•••-•••-0147");
+    let opened = app
+        .store
+        .config()
+        .keyring
+        .open(
+            &gatehouse_domain::jobs::SendCode::seal_context(issued.delivery_id),
+            &ctx.sealed,
+        )
+        .unwrap();
+    let msg: gatehouse_domain::jobs::CodeMessage = serde_json::from_slice(&opened).unwrap();
+    assert_eq!(msg.to, "+12025550147");
+    assert_eq!(msg.code.expose_secret(), issued.code.expose());
+
+    app.store
+        .tenant(t)
+        .deliveries()
+        .mark_sent(ctx, "outbox-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        column_texts(&app, "SELECT status FROM deliveries").await,
+        ["sent"]
+    );
+    assert_eq!(
+        column_texts(&app, "SELECT provider_message_id FROM deliveries").await,
+        ["outbox-1"]
+    );
+    let left: Vec<Option<String>> = app
+        .raw
+        .query_all_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            "SELECT payload_sealed FROM deliveries",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.try_get_by_index::<Option<String>>(0).unwrap())
+        .collect();
+    assert_eq!(left, [None], "the sealed message is dropped once sent");
+    // A re-run of the job sends nothing.
+    assert!(
+        app.store
+            .tenant(t)
+            .deliveries()
+            .claim(issued.delivery_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Audited, without the code.
+    let admin = app
+        .token(
+            "send-clinic",
+            "send-clinic-admin",
+            crate::helpers::NEW_PASSWORD,
+        )
+        .await;
+    let sent = crate::helpers::ok_json(
+        app.get(
+            "/v1/tenants/send-clinic/audit-events?action=mfa.code_sent",
+            Some(&admin),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(sent["items"].as_array().unwrap().len(), 1);
+    assert_eq!(sent["items"][0]["details"]["to"], "•••-•••-0147");
+    assert!(!sent.to_string().contains(issued.code.expose()));
+}
+
+async fn d1_lost_jobs_are_requeued_only_while_their_code_lives(db: Db) {
+    let clock = fixed_clock();
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (t, u) = tenant_and_user(&app, "lost-clinic", "lou").await;
+    let mfa = app.store.tenant(t).mfa();
+    let first = mfa
+        .issue_code(sms_request(u, flow_of(&app, "lost-clinic", "lou").await))
+        .await
+        .unwrap();
+    let second = mfa
+        .issue_code(sms_request(u, flow_of(&app, "lost-clinic", "lou").await))
+        .await
+        .unwrap();
+    let idle = Duration::seconds(60);
+    // Fresh jobs are still in the queue: nothing to re-enqueue.
+    assert!(
+        app.store
+            .deliveries_to_requeue(idle, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    clock.advance(Duration::seconds(61));
+    let mut ids: Vec<_> = app
+        .store
+        .deliveries_to_requeue(idle, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.delivery_id)
+        .collect();
+    ids.sort();
+    let mut want = vec![first.delivery_id, second.delivery_id];
+    want.sort();
+    assert_eq!(ids, want);
+    // One is sent; the other fails transiently and waits again.
+    let deliveries = app.store.tenant(t).deliveries();
+    let ctx = deliveries.claim(first.delivery_id).await.unwrap().unwrap();
+    deliveries.mark_sent(&ctx, "outbox-x").await.unwrap();
+    deliveries
+        .fail(second.delivery_id, "provider throttled", false)
+        .await
+        .unwrap();
+    assert!(
+        app.store
+            .deliveries_to_requeue(idle, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    clock.advance(Duration::seconds(61));
+    let again = app.store.deliveries_to_requeue(idle, 100).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0], second.job, "the same sealed job");
+    // Once the code is dead it is never sent: not listed, and a claim fails the delivery.
+    clock.advance(Duration::seconds(300));
+    assert!(
+        app.store
+            .deliveries_to_requeue(idle, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        deliveries
+            .claim(second.delivery_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let statuses = column_texts(&app, "SELECT status FROM deliveries ORDER BY status").await;
+    assert_eq!(statuses, ["failed", "sent"]);
 }

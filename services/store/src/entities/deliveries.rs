@@ -16,11 +16,19 @@ pub struct Model {
     pub attempts: i32,
     pub provider_message_id: Option<String>,
     pub error: Option<String>,
+    pub payload_sealed: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::mfa_challenges::Entity",
+        from = "Column::ChallengeId",
+        to = "super::mfa_challenges::Column::Id"
+    )]
+    Challenge,
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::delivery::DeliveryStatus;
 use gatehouse_domain::ids::{EmailAddress, FlowId, PhoneE164, SessionId, UserId};
+use gatehouse_domain::jobs::{CodeMessage, SendCode};
 use gatehouse_domain::mfa::codes::{
     ChallengeState, Channel, CodeCheck, MAX_ATTEMPTS, OtpCode, Purpose, USER_WINDOW_MINUTES, judge,
     may_send,
@@ -79,12 +80,14 @@ pub struct CodeRequest {
     pub ttl_seconds: u32,
 }
 
-/// A code just issued: the caller hands it (sealed) to the delivery queue and forgets it.
+/// A code just issued: the caller pushes `job` to the delivery queue and forgets the code.
 #[derive(Debug)]
 pub struct IssuedCode {
     pub challenge_id: Uuid,
     pub delivery_id: Uuid,
     pub code: OtpCode,
+    /// The send job; its message is sealed (also kept sealed on the delivery row).
+    pub job: SendCode,
     pub channel: Channel,
     pub to_masked: String,
     pub expires_at: DateTime<Utc>,
@@ -182,6 +185,10 @@ impl Mfa<'_> {
         .exec_without_returning(&txn)
         .await?;
         let to_masked = req.destination.masked();
+        let sealed = key.seal(
+            &SendCode::seal_context(delivery_id),
+            &CodeMessage::plaintext(req.destination.full(), code.expose()),
+        );
         deliveries::Entity::insert(deliveries::ActiveModel {
             id: Set(delivery_id),
             tenant_id: Set(tenant),
@@ -195,6 +202,7 @@ impl Mfa<'_> {
             attempts: Set(0),
             provider_message_id: Set(None),
             error: Set(None),
+            payload_sealed: Set(Some(sealed.clone())),
             created_at: Set(now),
             updated_at: Set(now),
         })
@@ -205,6 +213,11 @@ impl Mfa<'_> {
             challenge_id,
             delivery_id,
             code,
+            job: SendCode {
+                delivery_id,
+                tenant_id: tenant,
+                sealed,
+            },
             channel,
             to_masked,
             expires_at,

@@ -1,0 +1,78 @@
+//! Job payloads. A job never carries a code or destination in clear: the message is sealed
+//! with the secret key, bound to its delivery id.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Send the code of one delivery. Idempotent by `delivery_id`: once a delivery was sent,
+/// running the job again sends nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendCode {
+    pub delivery_id: Uuid,
+    pub tenant_id: Uuid,
+    /// `CodeMessage` as JSON, sealed under the context [`SendCode::seal_context`].
+    pub sealed: String,
+}
+
+impl SendCode {
+    /// The sealing context of a delivery's message.
+    pub fn seal_context(delivery_id: Uuid) -> Vec<u8> {
+        [b"send-code:".as_slice(), delivery_id.as_bytes()].concat()
+    }
+}
+
+/// What the sealed part of a `SendCode` holds.
+#[derive(Debug, Deserialize)]
+pub struct CodeMessage {
+    /// Full destination: E.164 number or email address.
+    pub to: String,
+    pub code: SecretString,
+}
+
+impl CodeMessage {
+    /// The plaintext to seal.
+    pub fn plaintext(to: &str, code: &str) -> Vec<u8> {
+        serde_json::json!({"to": to, "code": code})
+            .to_string()
+            .into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Keyring, SecretKey};
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn m4_job_payload_holds_the_code_only_sealed() {
+        let ring = Keyring::new(SecretKey::from_bytes([5; 32]));
+        let id = Uuid::new_v4();
+        let sealed = ring.current().seal(
+            &SendCode::seal_context(id),
+            &CodeMessage::plaintext("+12025550147", "493817"),
+        );
+        let job = SendCode {
+            delivery_id: id,
+            tenant_id: Uuid::new_v4(),
+            sealed,
+        };
+        let wire = serde_json::to_string(&job).unwrap_or_default();
+        assert!(!wire.contains("493817") && !wire.contains("2025550147"));
+        let opened = ring
+            .open(&SendCode::seal_context(id), &job.sealed)
+            .unwrap_or_default();
+        let msg: Option<CodeMessage> = serde_json::from_slice(&opened).ok();
+        assert_eq!(msg.as_ref().map(|m| m.to.as_str()), Some("+12025550147"));
+        assert_eq!(
+            msg.map(|m| m.code.expose_secret().to_owned()),
+            Some("493817".into())
+        );
+        // Bound to its delivery: another id cannot open it.
+        assert!(
+            ring.open(&SendCode::seal_context(Uuid::new_v4()), &job.sealed)
+                .is_err()
+        );
+    }
+}

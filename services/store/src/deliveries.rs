@@ -1,0 +1,230 @@
+//! Sending queued codes (D1, D5): a worker claims a delivery, sends it, and records the
+//! outcome. Claims are optimistic (the attempt counter must be what the worker read), so
+//! two copies of one job never both send; a sent delivery is never sent again.
+
+use crate::audit::event;
+use crate::entities::{deliveries as dl, mfa_challenges as ch, tenants};
+use crate::scope::TenantScope;
+use crate::{RequestMeta, Result, Store};
+use chrono::{DateTime, Duration, Utc};
+use gatehouse_domain::audit::{Action, Actor, Target};
+use gatehouse_domain::delivery::DeliveryStatus;
+use gatehouse_domain::jobs::SendCode;
+use gatehouse_domain::mfa::codes::{Channel, Purpose};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// What a worker needs to send one claimed delivery.
+#[derive(Debug, Clone)]
+pub struct SendContext {
+    pub delivery_id: Uuid,
+    pub channel: Channel,
+    pub purpose: Purpose,
+    /// The practice's name, for the message.
+    pub company_name: String,
+    pub to_masked: String,
+    /// When the code dies: never send (or retry) after this.
+    pub expires_at: DateTime<Utc>,
+    /// This claim's attempt number, from 1.
+    pub attempt: u32,
+    pub sealed: String,
+}
+
+/// One tenant's deliveries.
+pub struct Deliveries<'a> {
+    scope: TenantScope<'a>,
+}
+
+impl<'a> TenantScope<'a> {
+    /// This tenant's deliveries.
+    pub fn deliveries(self) -> Deliveries<'a> {
+        Deliveries { scope: self }
+    }
+}
+
+impl Deliveries<'_> {
+    fn by_id(&self, id: Uuid) -> sea_orm::Condition {
+        sea_orm::Condition::all()
+            .add(dl::Column::TenantId.eq(self.scope.uuid()))
+            .add(dl::Column::Id.eq(id))
+    }
+
+    /// Claims a queued delivery for one send attempt. `None` when it was already sent or
+    /// failed, another worker holds this attempt, or its code died (then it is marked failed).
+    pub async fn claim(&self, id: Uuid) -> Result<Option<SendContext>> {
+        let db = &self.scope.inner.db;
+        let now = self.scope.inner.clock.now();
+        let Some(d) = dl::Entity::find().filter(self.by_id(id)).one(db).await? else {
+            return Ok(None);
+        };
+        let (Some(sealed), Some(challenge_id)) = (d.payload_sealed.clone(), d.challenge_id) else {
+            return Ok(None);
+        };
+        if DeliveryStatus::parse(&d.status) != Some(DeliveryStatus::Queued) {
+            return Ok(None);
+        }
+        let challenge = ch::Entity::find_by_id(challenge_id).one(db).await?;
+        let open = challenge.as_ref().is_some_and(|c| {
+            c.used_at.is_none() && c.superseded_at.is_none() && c.expires_at > now
+        });
+        let Some(c) = challenge.filter(|_| open) else {
+            self.fail(
+                id,
+                "the code expired or was replaced before it could be sent",
+                true,
+            )
+            .await?;
+            return Ok(None);
+        };
+        let claimed = dl::Entity::update_many()
+            .col_expr(dl::Column::Attempts, Expr::col(dl::Column::Attempts).add(1))
+            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+            .filter(self.by_id(id))
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .filter(dl::Column::Attempts.eq(d.attempts))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if claimed != 1 {
+            return Ok(None);
+        }
+        let company_name = tenants::Entity::find_by_id(self.scope.uuid())
+            .select_only()
+            .column(tenants::Column::Name)
+            .into_tuple::<String>()
+            .one(db)
+            .await?
+            .unwrap_or_default();
+        let corrupt = |what: &str| crate::StoreError::Corrupt(format!("delivery {id}: {what}"));
+        Ok(Some(SendContext {
+            delivery_id: id,
+            channel: Channel::parse(&d.channel).ok_or_else(|| corrupt("channel"))?,
+            purpose: Purpose::parse(&d.purpose).ok_or_else(|| corrupt("purpose"))?,
+            company_name,
+            to_masked: d.destination_masked,
+            expires_at: c.expires_at,
+            attempt: u32::try_from(d.attempts + 1).unwrap_or(u32::MAX),
+            sealed,
+        }))
+    }
+
+    /// Records a successful send: the sealed message is dropped and `mfa.code_sent` audited.
+    pub async fn mark_sent(&self, ctx: &SendContext, provider_message_id: &str) -> Result<()> {
+        let now = self.scope.inner.clock.now();
+        let txn = self.scope.inner.db.begin().await?;
+        let d = dl::Entity::find()
+            .filter(self.by_id(ctx.delivery_id))
+            .one(&txn)
+            .await?;
+        dl::Entity::update_many()
+            .col_expr(
+                dl::Column::Status,
+                Expr::value(DeliveryStatus::Sent.as_str()),
+            )
+            .col_expr(
+                dl::Column::ProviderMessageId,
+                Expr::value(Some(provider_message_id.to_owned())),
+            )
+            .col_expr(
+                dl::Column::PayloadSealed,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(dl::Column::Error, Expr::value(Option::<String>::None))
+            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+            .filter(self.by_id(ctx.delivery_id))
+            .exec(&txn)
+            .await?;
+        let target = d.and_then(|d| d.user_id).map(|u| Target {
+            kind: "user",
+            id: u.to_string(),
+            label: None,
+        });
+        self.scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::MfaCodeSent,
+                    Actor::system(),
+                    target,
+                    &RequestMeta::default(),
+                    json!({
+                        "delivery_id": ctx.delivery_id.to_string(),
+                        "channel": ctx.channel.as_str(),
+                        "purpose": ctx.purpose.as_str(),
+                        "to": ctx.to_masked,
+                        "attempt": ctx.attempt,
+                    }),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt. A permanent failure ends the delivery (and drops its sealed
+    /// message); otherwise it stays queued for a retry while the code lives.
+    pub async fn fail(&self, id: Uuid, error: &str, permanent: bool) -> Result<()> {
+        let now = self.scope.inner.clock.now();
+        let mut q = dl::Entity::update_many()
+            .col_expr(
+                dl::Column::Error,
+                Expr::value(Some(error.chars().take(500).collect::<String>())),
+            )
+            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+            .filter(self.by_id(id))
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()));
+        if permanent {
+            q = q
+                .col_expr(
+                    dl::Column::Status,
+                    Expr::value(DeliveryStatus::Failed.as_str()),
+                )
+                .col_expr(
+                    dl::Column::PayloadSealed,
+                    Expr::value(Option::<String>::None),
+                );
+        }
+        q.exec(&self.scope.inner.db).await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Queued deliveries untouched for `idle` whose code still lives, across tenants: the
+    /// periodic job re-enqueues them, so a lost queue or a restart loses no code.
+    pub async fn deliveries_to_requeue(&self, idle: Duration, limit: u64) -> Result<Vec<SendCode>> {
+        let now = self.inner.clock.now();
+        let rows: Vec<(Uuid, Uuid, Option<String>)> = dl::Entity::find()
+            .select_only()
+            .column(dl::Column::Id)
+            .column(dl::Column::TenantId)
+            .column(dl::Column::PayloadSealed)
+            .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .filter(dl::Column::PayloadSealed.is_not_null())
+            .filter(dl::Column::UpdatedAt.lt(now - idle))
+            .filter(ch::Column::UsedAt.is_null())
+            .filter(ch::Column::SupersededAt.is_null())
+            .filter(ch::Column::ExpiresAt.gt(now))
+            .order_by_asc(dl::Column::CreatedAt)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.inner.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(delivery_id, tenant_id, sealed)| {
+                sealed.map(|sealed| SendCode {
+                    delivery_id,
+                    tenant_id,
+                    sealed,
+                })
+            })
+            .collect())
+    }
+}
