@@ -97,6 +97,7 @@ enum Deliveries {
     ProviderMessageId,
     Error,
     PayloadSealed,
+    ClaimedUntil,
     CreatedAt,
     UpdatedAt,
 }
@@ -294,6 +295,8 @@ impl MigrationTrait for Migration {
                     // The message to send (destination and code), sealed with the secret key,
                     // kept only while queued so a lost job can be re-enqueued.
                     .col(text_null(Deliveries::PayloadSealed))
+                    // A worker's lease on the delivery while it calls the provider.
+                    .col(ts_null(Deliveries::ClaimedUntil))
                     .col(ts(Deliveries::CreatedAt))
                     .col(ts(Deliveries::UpdatedAt))
                     .foreign_key(&mut cascade_fk(

@@ -1,6 +1,7 @@
 //! Sending queued codes (D1, D5): a worker claims a delivery, sends it, and records the
-//! outcome. Claims are optimistic (the attempt counter must be what the worker read), so
-//! two copies of one job never both send; a sent delivery is never sent again.
+//! outcome. A claim is a lease (`claimed_until`) taken by one conditional UPDATE, so two
+//! copies of one job never both send, whether they run at once or one after the other;
+//! a sent delivery is never sent again. A transient failure releases the lease.
 
 use crate::audit::event;
 use crate::entities::{deliveries as dl, mfa_challenges as ch, tenants};
@@ -18,6 +19,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+/// How long a claim lasts: longer than any provider call is allowed to take.
+pub const CLAIM_LEASE_SECONDS: i64 = 60;
+
 /// What a worker needs to send one claimed delivery.
 #[derive(Debug, Clone)]
 pub struct SendContext {
@@ -32,6 +36,13 @@ pub struct SendContext {
     /// This claim's attempt number, from 1.
     pub attempt: u32,
     pub sealed: String,
+}
+
+/// No worker holds a live lease on the delivery.
+fn unclaimed(now: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(dl::Column::ClaimedUntil.is_null())
+        .add(dl::Column::ClaimedUntil.lte(now))
 }
 
 /// One tenant's deliveries.
@@ -54,7 +65,7 @@ impl Deliveries<'_> {
     }
 
     /// Claims a queued delivery for one send attempt. `None` when it was already sent or
-    /// failed, another worker holds this attempt, or its code died (then it is marked failed).
+    /// failed, another worker holds the lease, or its code died (then it is marked failed).
     pub async fn claim(&self, id: Uuid) -> Result<Option<SendContext>> {
         let db = &self.scope.inner.db;
         let now = self.scope.inner.clock.now();
@@ -82,10 +93,14 @@ impl Deliveries<'_> {
         };
         let claimed = dl::Entity::update_many()
             .col_expr(dl::Column::Attempts, Expr::col(dl::Column::Attempts).add(1))
+            .col_expr(
+                dl::Column::ClaimedUntil,
+                Expr::value(Some(now + Duration::seconds(CLAIM_LEASE_SECONDS))),
+            )
             .col_expr(dl::Column::UpdatedAt, Expr::value(now))
             .filter(self.by_id(id))
             .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
-            .filter(dl::Column::Attempts.eq(d.attempts))
+            .filter(unclaimed(now))
             .exec(db)
             .await?
             .rows_affected;
@@ -175,6 +190,10 @@ impl Deliveries<'_> {
                 dl::Column::Error,
                 Expr::value(Some(error.chars().take(500).collect::<String>())),
             )
+            .col_expr(
+                dl::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .col_expr(dl::Column::UpdatedAt, Expr::value(now))
             .filter(self.by_id(id))
             .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()));
@@ -208,6 +227,7 @@ impl Store {
             .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
             .filter(dl::Column::PayloadSealed.is_not_null())
             .filter(dl::Column::UpdatedAt.lt(now - idle))
+            .filter(unclaimed(now))
             .filter(ch::Column::UsedAt.is_null())
             .filter(ch::Column::SupersededAt.is_null())
             .filter(ch::Column::ExpiresAt.gt(now))

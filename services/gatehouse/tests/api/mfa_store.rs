@@ -614,6 +614,16 @@ async fn d1_a_queued_code_is_sealed_claimed_once_and_sent_once(db: Db) {
     let claims: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
     assert_eq!(claims.len(), 1);
     let ctx = &claims[0];
+    // A copy arriving later, while the first send is under way, does not claim it either.
+    assert!(
+        app.store
+            .tenant(t)
+            .deliveries()
+            .claim(issued.delivery_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(ctx.company_name, "send-clinic clinic");
     assert_eq!(ctx.attempt, 1);
     assert_eq!(ctx.to_masked, "•••-•••-0147");

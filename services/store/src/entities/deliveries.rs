@@ -17,6 +17,7 @@ pub struct Model {
     pub provider_message_id: Option<String>,
     pub error: Option<String>,
     pub payload_sealed: Option<String>,
+    pub claimed_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -203,6 +203,7 @@ impl Mfa<'_> {
             provider_message_id: Set(None),
             error: Set(None),
             payload_sealed: Set(Some(sealed.clone())),
+            claimed_until: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         })
