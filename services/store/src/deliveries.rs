@@ -78,7 +78,11 @@ impl Deliveries<'_> {
         if DeliveryStatus::parse(&d.status) != Some(DeliveryStatus::Queued) {
             return Ok(None);
         }
-        let challenge = ch::Entity::find_by_id(challenge_id).one(db).await?;
+        let challenge = ch::Entity::find()
+            .filter(ch::Column::TenantId.eq(self.scope.uuid()))
+            .filter(ch::Column::Id.eq(challenge_id))
+            .one(db)
+            .await?;
         let open = challenge.as_ref().is_some_and(|c| {
             c.used_at.is_none() && c.superseded_at.is_none() && c.expires_at > now
         });

@@ -294,7 +294,9 @@ impl Mfa<'_> {
             }
         }
         // The conditional update found the challenge closed: say why, from its current state.
-        let fresh = ch::Entity::find_by_id(c.id)
+        let fresh = ch::Entity::find()
+            .filter(ch::Column::TenantId.eq(tenant))
+            .filter(ch::Column::Id.eq(c.id))
             .one(db)
             .await?
             .ok_or_else(|| StoreError::Internal("challenge vanished".into()))?;
