@@ -119,11 +119,6 @@ impl ApiError {
         e.allow = Some(allow);
         e
     }
-
-    /// The problem `code`.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
 }
 
 impl fmt::Display for ApiError {

@@ -24,6 +24,11 @@ pub fn text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, 
     Ok(Some(v.to_owned()))
 }
 
+/// `?limit=`: 1 to 500, default 50 (api.md).
+pub fn limit(requested: Option<u64>) -> u64 {
+    requested.unwrap_or(50).clamp(1, 500)
+}
+
 /// `true`/`false` (or 1/0); empty means absent.
 pub fn flag(field: &str, v: Option<&str>) -> Result<Option<bool>, FieldError> {
     match v.map(str::trim) {

@@ -80,7 +80,18 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     let configure = gatehouse_api::configure(state);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("gatehouse::http"))
+            // The route template, not the path: a flow id in a path lets its holder finish
+            // that sign-in, so it must not reach the logs.
+            .wrap(
+                middleware::Logger::new("%a \"%{route}xi\" %s %b %Dms")
+                    .custom_request_replace("route", |req| {
+                        let route = req
+                            .match_pattern()
+                            .unwrap_or_else(|| "(unmatched)".to_owned());
+                        format!("{} {route}", req.method())
+                    })
+                    .log_target("gatehouse::http"),
+            )
             .configure(configure.clone())
     })
     .bind(args.listen)?

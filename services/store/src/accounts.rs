@@ -65,7 +65,7 @@ impl Store {
     /// Creates a user without an actor (bootstrap, demo), with a password chosen by the
     /// operator (not temporary).
     async fn seed_user(&self, tenant: &Tenant, new: NewUser) -> Result<()> {
-        let parsed = new.parse(tenant)?;
+        let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();

@@ -31,7 +31,6 @@ enum Job {
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
     jobs: SyncSender<Job>,
-    params: HashParams,
 }
 
 fn work(jobs: Arc<Mutex<Receiver<Job>>>, params: HashParams) {
@@ -70,12 +69,7 @@ impl PasswordPool {
                 .spawn(move || work(rx, params))
                 .map_err(|e| StoreError::Internal(format!("cannot start hashing thread: {e}")))?;
         }
-        Ok(Self { jobs: tx, params })
-    }
-
-    /// The parameters new hashes get.
-    pub fn params(&self) -> HashParams {
-        self.params
+        Ok(Self { jobs: tx })
     }
 
     fn submit(&self, job: Job) -> Result<(), StoreError> {

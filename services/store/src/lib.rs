@@ -183,13 +183,4 @@ impl Store {
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
     }
-
-    /// Closes the connection pool.
-    pub async fn close(self) -> Result<()> {
-        match Arc::try_unwrap(self.inner) {
-            Ok(inner) => inner.db.close().await?,
-            Err(_) => return Ok(()),
-        }
-        Ok(())
-    }
 }

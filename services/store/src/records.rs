@@ -165,17 +165,3 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
-
-/// Page size bounds (api.md: default 50, max 500).
-#[derive(Debug, Clone, Copy)]
-pub struct PageRequest<'a> {
-    pub limit: u64,
-    pub cursor: Option<&'a str>,
-}
-
-impl PageRequest<'_> {
-    /// Clamps a requested limit to 1..=500, default 50.
-    pub fn limit_from(requested: Option<u64>) -> u64 {
-        requested.unwrap_or(50).clamp(1, 500)
-    }
-}

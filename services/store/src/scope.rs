@@ -13,11 +13,6 @@ pub struct TenantScope<'a> {
 }
 
 impl TenantScope<'_> {
-    /// The tenant this scope is bound to.
-    pub fn tenant_id(&self) -> TenantId {
-        self.tenant_id
-    }
-
     pub(crate) fn uuid(&self) -> Uuid {
         self.tenant_id.0
     }

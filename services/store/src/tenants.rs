@@ -9,7 +9,7 @@ use crate::users::{NewUser, actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor, Target};
-use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
+use gatehouse_domain::ids::{CompanyId, UserId};
 use gatehouse_domain::names::display_name;
 use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
 use gatehouse_domain::validation::Collector;
@@ -46,11 +46,6 @@ impl Store {
             .await?
             .map(Tenant::try_from)
             .transpose()
-    }
-
-    /// The operator tenant, if it was bootstrapped.
-    pub async fn operator_tenant(&self) -> Result<Option<Tenant>> {
-        self.find_tenant(&self.inner.config.operator_company).await
     }
 
     /// All tenants ordered by company id; the cursor is the last company id of the previous page.
@@ -136,19 +131,8 @@ impl Store {
                 "this company id is reserved for the operator",
             ));
         }
-        // Validate the admin against the defaults the new tenant will have.
-        let probe = Tenant {
-            id: TenantId(Uuid::nil()),
-            company: CompanyId::parse("probe").map_err(StoreError::from)?,
-            name: String::new(),
-            timezone: chrono_tz::UTC,
-            status: TenantStatus::Active,
-            settings: TenantSettings::default(),
-            is_operator: false,
-            created_at: self.inner.clock.now(),
-            updated_at: self.inner.clock.now(),
-        };
-        let admin = match new.admin.parse(&probe) {
+        // The first admin is validated against the settings the new tenant will have.
+        let admin = match new.admin.parse(&TenantSettings::default(), false) {
             Ok(a) => Some(a),
             Err(StoreError::Domain(DomainError::PasswordPolicy(v))) => {
                 let v: Vec<_> = v.into_iter().map(|f| f.prefixed("admin")).collect();
@@ -177,9 +161,7 @@ impl Store {
                 "validation passed with missing fields".into(),
             ));
         };
-        if admin.role != gatehouse_domain::role::Role::PracticeAdmin {
-            admin.role = gatehouse_domain::role::Role::PracticeAdmin;
-        }
+        admin.role = gatehouse_domain::role::Role::PracticeAdmin;
         let hash = self.inner.hasher.hash(new.admin.password).await?;
         let now = self.inner.clock.now();
         let txn = self.inner.db.begin().await?;

@@ -14,6 +14,7 @@ use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::names::person_name;
 use gatehouse_domain::password::check_policy;
 use gatehouse_domain::role::Role;
+use gatehouse_domain::settings::TenantSettings;
 use gatehouse_domain::validation::Collector;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
@@ -71,7 +72,7 @@ pub(crate) struct ParsedUser {
 
 impl NewUser {
     /// Parses every field against the tenant's rules, reporting all problems at once.
-    pub(crate) fn parse(&self, tenant: &Tenant) -> Result<ParsedUser> {
+    pub(crate) fn parse(&self, settings: &TenantSettings, is_operator: bool) -> Result<ParsedUser> {
         let mut c = Collector::new();
         let username = c.take(Username::parse(&self.username));
         let first_name = c.take(person_name("first_name", &self.first_name));
@@ -84,10 +85,9 @@ impl NewUser {
             None | Some("") => Some(None),
             Some(p) => c.take(PhoneE164::parse(p)).map(Some),
         };
-        let role =
-            c.take(Role::parse(&self.role).and_then(|r| r.check_for_tenant(tenant.is_operator)));
+        let role = c.take(Role::parse(&self.role).and_then(|r| r.check_for_tenant(is_operator)));
         let policy = check_policy(
-            &tenant.settings.password_policy,
+            &settings.password_policy,
             "password",
             &self.password,
             username.as_ref().map_or("", |u| u.as_str()),
@@ -453,7 +453,7 @@ impl Store {
         new: NewUser,
         meta: &RequestMeta,
     ) -> Result<User> {
-        let parsed = new.parse(tenant)?;
+        let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();

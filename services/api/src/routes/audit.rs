@@ -9,7 +9,6 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::FieldError;
 use gatehouse_store::audit::AuditFilter;
-use gatehouse_store::records::PageRequest;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -83,7 +82,7 @@ pub async fn list(
         .store
         .tenant(t.tenant.id)
         .audit()
-        .list(&filter, PageRequest::limit_from(q.limit), cursor.as_deref())
+        .list(&filter, params::limit(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.into_iter().map(AuditEventDto::from).collect(),

@@ -8,7 +8,6 @@ use crate::extract::{Meta, Support, SupportAdmin, TenantAdmin, TenantReader};
 use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
-use gatehouse_store::records::PageRequest;
 use gatehouse_store::tenants::NewTenant;
 use gatehouse_store::users::NewUser;
 
@@ -24,7 +23,7 @@ pub async fn list(
         params::company_cursor(q.cursor.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let page = st
         .store
-        .list_tenants(PageRequest::limit_from(q.limit), cursor.as_deref())
+        .list_tenants(params::limit(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.iter().map(TenantDto::from).collect(),

@@ -7,7 +7,6 @@ use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
 use gatehouse_domain::login_hours::LoginWindow;
-use gatehouse_store::records::PageRequest;
 use gatehouse_store::scope::UserRef;
 use gatehouse_store::users::{NewUser, UserFilter};
 use serde::Deserialize;
@@ -52,7 +51,7 @@ pub async fn list(
         .store
         .tenant(t.tenant.id)
         .users()
-        .list(&filter, PageRequest::limit_from(q.limit), cursor.as_deref())
+        .list(&filter, params::limit(q.limit), cursor.as_deref())
         .await?;
     let company = t.tenant.company.as_str();
     Ok(HttpResponse::Ok().json(ListOf {
