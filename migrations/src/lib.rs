@@ -7,6 +7,7 @@ pub use sea_orm_migration::{MigratorTrait, SchemaManager, sea_orm};
 mod columns;
 mod m20261124_000001_foundation;
 mod m20261124_000002_mfa;
+mod m20261124_000003_mfa_attempts;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_foundation::Migration),
             Box::new(m20261124_000002_mfa::Migration),
+            Box::new(m20261124_000003_mfa_attempts::Migration),
         ]
     }
 }

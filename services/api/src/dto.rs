@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use gatehouse_domain::audit::ChainedEvent;
 use gatehouse_domain::login_hours::{LoginWindow, LoginWindowText};
-use gatehouse_domain::mfa::UserMethod;
 use gatehouse_domain::settings::{self, TenantSettings};
 use gatehouse_store::{Tenant, User};
 use secrecy::SecretString;
@@ -44,14 +43,202 @@ pub struct Flow {
     pub status: String,
     pub expires_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub mfa: Option<serde_json::Value>,
+    pub mfa: Option<FlowMfaDto>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionToken>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<Vec<String>>,
+}
+
+/// A code just queued for delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeSentDto {
+    /// email | sms
+    pub channel: String,
+    /// The masked destination.
+    pub to: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<gatehouse_store::flow::CodeSent> for CodeSentDto {
+    fn from(c: gatehouse_store::flow::CodeSent) -> Self {
+        CodeSentDto {
+            channel: c.channel.as_str().to_owned(),
+            to: c.to,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+/// The second-factor part of a Flow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowMfaDto {
+    /// sms | email | totp | recovery_code: to verify with, or (enrollment) to enroll in.
+    pub methods: Vec<String>,
+    pub preferred: Option<String>,
+    /// The code sent on entering `mfa_required`; null when none was sent.
+    pub code_sent: Option<CodeSentDto>,
+    /// Why the automatic send was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_error: Option<crate::error::Problem>,
+}
+
+/// `POST /v1/auth/flows/{flow_id}/code` and `/v1/me/step-up/code`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChannelRequest {
+    /// email | sms
+    pub channel: String,
+}
+
+/// `POST /v1/auth/flows/{flow_id}/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// code | totp | recovery_code
+    pub method: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
+    #[serde(default)]
+    pub remember_device: bool,
+}
+
+/// `POST /v1/me/step-up`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StepUpRequest {
+    /// code | totp | recovery_code
+    pub method: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
+}
+
+/// A body holding one code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeRequest {
+    #[schema(value_type = String)]
+    pub code: SecretString,
+}
+
+/// `POST .../enroll/totp` and `/v1/me/mfa/totp` (the body may be omitted).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TotpStartRequest {
+    /// The account name the authenticator app shows ("title for authenticator");
+    /// default: the username.
+    pub label: Option<String>,
+}
+
+/// A new authenticator secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrollmentDto {
+    /// Base32, for manual entry.
+    pub secret: String,
+    pub otpauth_uri: String,
+    /// QR code of the otpauth URI, PNG, base64.
+    pub qr_png: String,
+}
+
+impl From<gatehouse_domain::mfa::totp::Enrollment> for TotpEnrollmentDto {
+    fn from(e: gatehouse_domain::mfa::totp::Enrollment) -> Self {
+        TotpEnrollmentDto {
+            secret: e.secret_base32,
+            otpauth_uri: e.otpauth_uri,
+            qr_png: e.qr_png_base64,
+        }
+    }
+}
+
+/// `POST .../enroll/{email|sms}` (the body may be omitted).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct EnrollChannelRequest {
+    /// Default: the user's own email address or phone number.
+    pub destination: Option<String>,
+}
+
+/// Recovery codes, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodesDto {
+    pub recovery_codes: Vec<String>,
+}
+
+/// `PUT /v1/me/mfa`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetMethodRequest {
+    /// none | email | sms | totp
+    pub method: String,
+}
+
+/// `PUT /v1/tenants/{company}/users/{user_id}/mfa`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AdminMfaRequest {
+    /// none | email | sms | totp
+    pub method: String,
+    /// next_login | prompt | require
+    pub enrollment: String,
+}
+
+/// `POST /v1/me/contacts/{email|phone}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactRequest {
+    pub value: String,
+}
+
+/// A remembered device (never its token).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceDto {
+    pub id: Uuid,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<gatehouse_store::mfa::Device> for DeviceDto {
+    fn from(d: gatehouse_store::mfa::Device) -> Self {
+        DeviceDto {
+            id: d.id,
+            label: d.label,
+            created_at: d.created_at,
+            expires_at: d.expires_at,
+            last_used_at: d.last_used_at,
+        }
+    }
+}
+
+/// `POST /v1/tenants/{company}/trusted-networks`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NetworkRequest {
+    /// An IPv4 or IPv6 range, e.g. 203.0.113.0/24.
+    pub cidr: Option<String>,
+    /// Trust the caller's own address instead of `cidr`.
+    #[serde(default)]
+    pub my_ip: bool,
+    pub description: Option<String>,
+    /// Only for this user (UUID); absent: everyone in the practice.
+    pub user_id: Option<Uuid>,
+}
+
+/// A trusted network.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NetworkDto {
+    pub id: Uuid,
+    pub cidr: String,
+    pub description: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<gatehouse_store::mfa::TrustedNetwork> for NetworkDto {
+    fn from(n: gatehouse_store::mfa::TrustedNetwork) -> Self {
+        NetworkDto {
+            id: n.id,
+            cidr: n.cidr.to_string(),
+            description: n.description,
+            user_id: n.user_id,
+            created_by: n.created_by,
+            created_at: n.created_at,
+        }
+    }
 }
 
 /// A group reference inside a User.
@@ -97,15 +284,10 @@ pub struct UserDto {
 }
 
 impl UserDto {
-    /// The API view of a user of `company`.
-    pub fn from_user(u: &User, company: &str) -> Self {
-        // Until the method is proven (TOTP enrolled, contact verified) enrollment is pending.
-        let pending = match u.mfa_method {
-            UserMethod::None => false,
-            UserMethod::Totp => true,
-            UserMethod::Email => !u.email_verified,
-            UserMethod::Sms => !u.phone_verified,
-        };
+    /// The API view of a user of `tenant`.
+    pub fn from_user(u: &User, tenant: &Tenant) -> Self {
+        let pending = u.mfa_pending(tenant);
+        let company = tenant.company.as_str();
         UserDto {
             id: u.id.0,
             company: company.to_owned(),
@@ -131,8 +313,8 @@ impl UserDto {
             mfa: MfaStatus {
                 method: u.mfa_method.as_str().to_owned(),
                 enrollment: u.mfa_enrollment.as_str().to_owned(),
-                totp_enrolled: false,
-                recovery_codes_remaining: 0,
+                totp_enrolled: u.totp_enrolled,
+                recovery_codes_remaining: u.recovery_codes_remaining,
                 pending,
             },
             created_at: u.created_at,

@@ -16,12 +16,14 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     errors: Vec<FieldError>,
-    retry_after: Option<u64>,
+    retry_after: Option<u32>,
     allow: Option<&'static str>,
+    /// Extra members of the problem, e.g. `attempts_remaining` (boxed: rarely there).
+    extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// The problem document.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
@@ -32,6 +34,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub errors: Vec<FieldError>,
+    /// Members particular to a code, e.g. `attempts_remaining` of `mfa_code_invalid`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -50,6 +56,30 @@ impl ApiError {
             errors: Vec::new(),
             retry_after: None,
             allow: None,
+            extra: None,
+        }
+    }
+
+    /// Replaces the human sentence.
+    pub fn set_detail(&mut self, detail: impl Into<String>) {
+        self.detail = detail.into();
+    }
+
+    /// The HTTP status of this answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The problem document, for embedding (a Flow's `code_error`).
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("urn:gatehouse:problem:{}", self.code),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+            errors: self.errors.clone(),
+            extra: self.extra.as_deref().cloned().unwrap_or_default(),
         }
     }
 
@@ -202,9 +232,58 @@ impl From<DomainError> for ApiError {
                     "Too many requests",
                     format!("Too many attempts; retry in {retry_after_secs} s."),
                 );
-                a.retry_after = Some(retry_after_secs.max(1));
+                a.retry_after = Some(u32::try_from(retry_after_secs.max(1)).unwrap_or(u32::MAX));
                 a
             }
+            DomainError::MfaCodeInvalid { attempts_remaining } => {
+                let mut a = ApiError::new(
+                    S::BAD_REQUEST,
+                    "mfa_code_invalid",
+                    "Wrong code",
+                    format!(
+                        "That code is not right. {attempts_remaining} {} left.",
+                        if attempts_remaining == 1 {
+                            "try"
+                        } else {
+                            "tries"
+                        }
+                    ),
+                );
+                let mut extra = serde_json::Map::new();
+                extra.insert("attempts_remaining".into(), attempts_remaining.into());
+                a.extra = Some(Box::new(extra));
+                a
+            }
+            DomainError::MfaCodeExpired => ApiError::new(
+                S::GONE,
+                "mfa_code_expired",
+                "Code expired",
+                "This code has expired or was replaced by a newer one; request a new code.",
+            ),
+            DomainError::MfaCodeExhausted => ApiError::new(
+                S::TOO_MANY_REQUESTS,
+                "mfa_code_exhausted",
+                "Too many wrong codes",
+                "Too many wrong codes were entered; request a new code or sign in again.",
+            ),
+            DomainError::MethodNotAllowed(why) => {
+                ApiError::new(S::CONFLICT, "method_not_allowed", "Method not allowed", why)
+            }
+            DomainError::NoDestination(why) => {
+                ApiError::new(S::CONFLICT, "no_destination", "No destination", why)
+            }
+            DomainError::DestinationUnverified(why) => ApiError::new(
+                S::CONFLICT,
+                "destination_unverified",
+                "Destination not verified",
+                why,
+            ),
+            DomainError::StepUpRequired => ApiError::new(
+                S::FORBIDDEN,
+                "step_up_required",
+                "Second factor required",
+                "This action needs a second factor from the last 15 minutes: POST /v1/me/step-up first.",
+            ),
         }
     }
 }
@@ -224,14 +303,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = Problem {
-            kind: format!("urn:gatehouse:problem:{}", self.code),
-            title: self.title.to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.to_owned(),
-            errors: self.errors.clone(),
-        };
+        let body = self.problem();
         let mut res = HttpResponse::build(self.status);
         res.insert_header((
             header::CONTENT_TYPE,

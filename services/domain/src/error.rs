@@ -35,6 +35,20 @@ pub enum Error {
     FlowWrongStep,
     #[error("rate limited; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("wrong code; {attempts_remaining} tries left")]
+    MfaCodeInvalid { attempts_remaining: u32 },
+    #[error("the code has expired")]
+    MfaCodeExpired,
+    #[error("too many wrong codes")]
+    MfaCodeExhausted,
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
+    #[error("no destination: {0}")]
+    NoDestination(String),
+    #[error("destination not verified: {0}")]
+    DestinationUnverified(String),
+    #[error("a recent second factor is required")]
+    StepUpRequired,
 }
 
 impl Error {

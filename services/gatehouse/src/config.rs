@@ -99,6 +99,31 @@ fn parse_absolute(s: &str) -> Result<u32, String> {
     }
 }
 
+/// How codes reach users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Appended to a JSON-lines file (the embedded default; stands in for the providers).
+    Outbox,
+    /// Amazon SES (email) and SNS (SMS).
+    Aws,
+}
+
+fn parse_delivery(s: &str) -> Result<Delivery, String> {
+    match s.trim() {
+        "outbox" => Ok(Delivery::Outbox),
+        "aws" => Ok(Delivery::Aws),
+        _ => Err("GATEHOUSE_DELIVERY: expected outbox or aws".into()),
+    }
+}
+
+fn parse_outbox_path(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        Err("GATEHOUSE_OUTBOX_PATH: expected a file path".into())
+    } else {
+        Ok(PathBuf::from(s))
+    }
+}
+
 /// Settings every subcommand needs.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
@@ -228,6 +253,15 @@ pub struct ServeArgs {
     /// Hours after sign-in at which a session ends regardless of activity.
     #[arg(long, env = "GATEHOUSE_SESSION_ABSOLUTE_HOURS", default_value = "12", value_parser = parse_absolute)]
     pub session_absolute_hours: u32,
+    /// How codes are delivered: outbox (a JSON-lines file) or aws (SES and SNS).
+    #[arg(long, env = "GATEHOUSE_DELIVERY", default_value = "outbox", value_parser = parse_delivery)]
+    pub delivery: Delivery,
+    /// The outbox file (GATEHOUSE_DELIVERY=outbox): one JSON line per message.
+    #[arg(long, env = "GATEHOUSE_OUTBOX_PATH", default_value = "gatehouse-outbox.jsonl", value_parser = parse_outbox_path)]
+    pub outbox_path: PathBuf,
+    /// Run no delivery workers in this process; codes stay queued until a worker runs.
+    #[arg(long)]
+    pub no_workers: bool,
     /// Seed the demo practice and print its credentials.
     #[arg(long)]
     pub demo: bool,
@@ -290,6 +324,17 @@ mod tests {
             parse_idle("0")
                 .unwrap_err()
                 .contains("GATEHOUSE_SESSION_IDLE_MINUTES")
+        );
+        assert!(
+            parse_delivery("ses")
+                .unwrap_err()
+                .contains("GATEHOUSE_DELIVERY")
+        );
+        assert_eq!(parse_delivery("aws"), Ok(Delivery::Aws));
+        assert!(
+            parse_outbox_path(" ")
+                .unwrap_err()
+                .contains("GATEHOUSE_OUTBOX_PATH")
         );
         assert_eq!(
             parse_proxy("10.1.2.3").map(|n| n.to_string()),

@@ -4,14 +4,16 @@ mod config;
 
 use actix_web::{App, HttpServer, middleware};
 use clap::Parser;
-use config::{Cli, Command, CommonArgs, LogFormat, ServeArgs};
+use config::{Cli, Command, CommonArgs, Delivery, LogFormat, ServeArgs};
 use gatehouse_api::ApiState;
 use gatehouse_domain::clock::SystemClock;
 use gatehouse_domain::session::SessionPolicy;
 use gatehouse_store::accounts::BootstrapOutcome;
 use gatehouse_store::{Store, StoreConfig};
+use gatehouse_workers::{OutboxProvider, WorkerConfig, Workers};
 use secrecy::SecretString;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -57,7 +59,48 @@ async fn open_store(
     Ok(Store::connect(cfg, Arc::new(SystemClock)).await?)
 }
 
+/// The provider of this process's workers (none with `--no-workers`), checked before
+/// anything starts.
+fn delivery_provider(args: &ServeArgs) -> Result<Option<OutboxProvider>, RunError> {
+    match args.delivery {
+        Delivery::Outbox => {}
+        // Issue 5 brings SES and SNS; until then, refuse rather than pretend to send.
+        Delivery::Aws => {
+            return Err(RunError::Config(
+                "GATEHOUSE_DELIVERY=aws: SES/SNS delivery is not available in this version; use outbox".into(),
+            ));
+        }
+    }
+    if args.no_workers {
+        return Ok(None);
+    }
+    let outbox = OutboxProvider::new(&args.outbox_path);
+    outbox
+        .check_writable()
+        .map_err(|e| RunError::Config(format!("GATEHOUSE_OUTBOX_PATH: {e}")))?;
+    Ok(Some(outbox))
+}
+
+/// Starts the in-process workers unless `--no-workers`.
+fn start_workers(
+    store: &Store,
+    provider: Option<OutboxProvider>,
+) -> Result<Option<Workers>, RunError> {
+    let Some(provider) = provider else {
+        tracing::warn!(
+            "--no-workers: no delivery workers run in this process, and without GATEHOUSE_REDIS_URL no other process can take its jobs; codes stay queued until a worker runs"
+        );
+        return Ok(None);
+    };
+    tracing::info!(outbox = %provider.path().display(), "codes are delivered to the outbox");
+    let workers =
+        gatehouse_workers::spawn_in_process(store.clone(), WorkerConfig::new(Arc::new(provider)))
+            .map_err(|e| RunError::Config(format!("delivery workers: {e}")))?;
+    Ok(Some(workers))
+}
+
 async fn serve(args: ServeArgs) -> Result<(), RunError> {
+    let provider = delivery_provider(&args)?;
     let store = open_store(&args.common, |c| {
         c.login_rate_per_ip_per_minute = args.login_rate_per_ip_per_minute;
         c.session_policy = SessionPolicy {
@@ -69,12 +112,13 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     if !args.no_migrate {
         store.migrate().await?;
     }
+    let outbox = provider.as_ref().map(|p| p.path().to_owned());
     if args.demo {
         let accounts = store.seed_demo().await?;
-        print_demo(&accounts, args.listen);
+        print_demo(&accounts, args.listen, outbox.as_deref());
     }
     let state = ApiState {
-        store,
+        store: store.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
     };
     let configure = gatehouse_api::configure(state);
@@ -96,18 +140,37 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     })
     .bind(args.listen)?
     .shutdown_timeout(10);
+    // Before the first request: a code issued by it goes straight to a worker.
+    let workers = start_workers(&store, provider)?;
     tracing::info!(listen = %args.listen, "gatehouse is ready");
-    server.run().await?;
+    let result = server.run().await;
+    // The API has stopped accepting requests: let the workers finish what was queued.
+    stop_workers(workers).await;
+    result?;
     Ok(())
 }
 
-fn print_demo(accounts: &[gatehouse_store::accounts::SeededAccount], listen: std::net::SocketAddr) {
+async fn stop_workers(workers: Option<Workers>) {
+    if let Some(w) = workers {
+        w.shutdown().await;
+    }
+}
+
+fn print_demo(
+    accounts: &[gatehouse_store::accounts::SeededAccount],
+    listen: std::net::SocketAddr,
+    outbox: Option<&Path>,
+) {
     println!("\nDemo accounts (passwords are for this local demo only):");
     for a in accounts {
         println!(
             "  {:<14} {:<12} {:<15} {}",
             a.company, a.username, a.role, a.password
         );
+    }
+    println!("\nSecond factor (every demo practice requires one):");
+    for a in accounts {
+        println!("  {}/{}: {}", a.company, a.username, a.mfa);
     }
     if let Some(a) = accounts.iter().find(|a| a.role == "practice_admin") {
         println!("\nSign in:");
@@ -116,8 +179,23 @@ fn print_demo(accounts: &[gatehouse_store::accounts::SeededAccount], listen: std
             a.company, a.username, a.password
         );
         println!(
-            "Then: curl -s http://{listen}/v1/auth/session -H 'authorization: Bearer <session.token>'"
+            "Then: curl -s http://{listen}/v1/auth/flows/<flow_id>/verify -H 'content-type: application/json' -d '{{\"method\":\"code\",\"code\":\"<code from the outbox>\"}}'"
         );
+        println!(
+            "And:  curl -s http://{listen}/v1/auth/session -H 'authorization: Bearer <session.token>'"
+        );
+    }
+    match outbox {
+        Some(path) => {
+            let shown = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+            println!(
+                "Email and SMS codes are written to {} (one JSON line each).",
+                shown.display()
+            );
+        }
+        None => {
+            println!("No delivery workers run in this process (--no-workers): codes stay queued.")
+        }
     }
     println!("API reference: http://{listen}/docs\n");
 }

@@ -3,12 +3,14 @@
 
 use crate::audit::event;
 use crate::entities::users;
+use crate::mfa::Destination;
 use crate::records::{Principal, Tenant};
 use crate::scope::UserRef;
 use crate::users::{NewUser, actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::audit::Action;
-use gatehouse_domain::ids::{CompanyId, UserId};
+use gatehouse_domain::ids::{CompanyId, EmailAddress, PhoneE164, UserId};
+use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::password::{Verified, check_policy};
 use gatehouse_domain::{Error as DomainError, FieldError};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
@@ -29,6 +31,16 @@ pub struct SeededAccount {
     pub username: String,
     pub password: String,
     pub role: String,
+    /// How this account proves its second factor, for the banner.
+    pub mfa: String,
+}
+
+/// How a demo account proves its second factor.
+#[derive(Clone, Copy)]
+enum DemoMfa {
+    Email,
+    Sms(&'static str),
+    TotpPending,
 }
 
 impl Store {
@@ -141,6 +153,7 @@ impl Store {
                 true,
             )
             .await?;
+        // One account per way of proving the second factor (M1), so a newcomer can try each.
         let accounts = [
             (
                 &clinic,
@@ -149,6 +162,7 @@ impl Store {
                 "Admin",
                 "practice_admin",
                 "Harbor-Lights-2026!",
+                DemoMfa::Email,
             ),
             (
                 &clinic,
@@ -157,6 +171,7 @@ impl Store {
                 "Nurse",
                 "staff",
                 "Quiet-Meadow-2026!",
+                DemoMfa::Sms("+12025550147"),
             ),
             (
                 &clinic,
@@ -165,6 +180,7 @@ impl Store {
                 "House",
                 "staff",
                 "Silver-Canyon-2026!",
+                DemoMfa::TotpPending,
             ),
             (
                 &operator,
@@ -173,16 +189,18 @@ impl Store {
                 "Support",
                 "support_admin",
                 "Granite-Bridge-2026!",
+                DemoMfa::Email,
             ),
         ];
         let mut out = Vec::new();
-        for (tenant, username, first, last, role, password) in accounts {
-            let exists = self
-                .tenant(tenant.id)
+        for (tenant, username, first, last, role, password, mfa) in accounts {
+            let scope = self.tenant(tenant.id);
+            let exists = scope
                 .users()
                 .find_model(&self.inner.db, &UserRef::Username(username.to_owned()))
                 .await?
                 .is_some();
+            let email = format!("{username}@{}.example.com", tenant.company);
             if !exists {
                 self.seed_user(
                     tenant,
@@ -190,20 +208,64 @@ impl Store {
                         username: username.to_owned(),
                         first_name: first.to_owned(),
                         last_name: last.to_owned(),
-                        email: Some(format!("{username}@{}.example.com", tenant.company)),
-                        phone: None,
+                        email: Some(email.clone()),
+                        phone: match mfa {
+                            DemoMfa::Sms(p) => Some(p.to_owned()),
+                            _ => None,
+                        },
                         role: role.to_owned(),
                         password: SecretString::from(password.to_owned()),
                         groups: Vec::new(),
                     },
                 )
                 .await?;
+                let id = scope
+                    .users()
+                    .find_model(&self.inner.db, &UserRef::Username(username.to_owned()))
+                    .await?
+                    .map(|m| UserId(m.id))
+                    .ok_or(DomainError::NotFound)?;
+                // Demo contacts count as proven, as if each user had enrolled once.
+                match mfa {
+                    DemoMfa::Email => {
+                        let d = Destination::Email(EmailAddress::parse(&email)?);
+                        scope
+                            .users()
+                            .set_verified_contact(&self.inner.db, id, &d, true)
+                            .await?;
+                    }
+                    DemoMfa::Sms(p) => {
+                        let d = Destination::Sms(PhoneE164::parse(p)?);
+                        scope
+                            .users()
+                            .set_verified_contact(&self.inner.db, id, &d, true)
+                            .await?;
+                    }
+                    DemoMfa::TotpPending => {
+                        scope
+                            .users()
+                            .set_mfa(
+                                &self.inner.db,
+                                id,
+                                UserMethod::Totp,
+                                Some(Enrollment::Require),
+                            )
+                            .await?;
+                    }
+                }
             }
             out.push(SeededAccount {
                 company: tenant.company.to_string(),
                 username: username.to_owned(),
                 password: password.to_owned(),
                 role: role.to_owned(),
+                mfa: match mfa {
+                    DemoMfa::Email => format!("email code to {email}"),
+                    DemoMfa::Sms(p) => format!("SMS code to {p}"),
+                    DemoMfa::TotpPending => {
+                        "authenticator app, enrolled at first sign-in".to_owned()
+                    }
+                },
             });
         }
         Ok(out)

@@ -28,7 +28,8 @@ pub struct SendContext {
     pub delivery_id: Uuid,
     pub channel: Channel,
     pub purpose: Purpose,
-    /// The practice's name, for the message.
+    /// The practice's company id and name, for the message.
+    pub company: String,
     pub company_name: String,
     pub to_masked: String,
     /// When the code dies: never send (or retry) after this.
@@ -111,10 +112,11 @@ impl Deliveries<'_> {
         if claimed != 1 {
             return Ok(None);
         }
-        let company_name = tenants::Entity::find_by_id(self.scope.uuid())
+        let (company, company_name) = tenants::Entity::find_by_id(self.scope.uuid())
             .select_only()
+            .column(tenants::Column::Company)
             .column(tenants::Column::Name)
-            .into_tuple::<String>()
+            .into_tuple::<(String, String)>()
             .one(db)
             .await?
             .unwrap_or_default();
@@ -123,6 +125,7 @@ impl Deliveries<'_> {
             delivery_id: id,
             channel: Channel::parse(&d.channel).ok_or_else(|| corrupt("channel"))?,
             purpose: Purpose::parse(&d.purpose).ok_or_else(|| corrupt("purpose"))?,
+            company,
             company_name,
             to_masked: d.destination_masked,
             expires_at: c.expires_at,

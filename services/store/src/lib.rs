@@ -9,8 +9,11 @@ mod cache;
 pub mod deliveries;
 mod entities;
 pub mod error;
+pub mod flow;
 pub mod hashing;
 pub mod mfa;
+pub mod mfa_manage;
+pub mod queue;
 pub mod ratelimit;
 pub mod records;
 pub mod scope;
@@ -104,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) login_limiter: ratelimit::LoginLimiter,
     /// Verified when the user does not exist, so that an unknown user costs the same time.
     pub(crate) dummy_hash: String,
+    /// Where send jobs go once attached (see [`queue`]).
+    pub(crate) queue: std::sync::OnceLock<Arc<dyn queue::JobQueue>>,
 }
 
 /// The persistence layer and the services on top of it. Cheap to clone.
@@ -151,6 +156,7 @@ impl Store {
             clock,
             config,
             dummy_hash,
+            queue: std::sync::OnceLock::new(),
         };
         Ok(Self {
             inner: Arc::new(inner),

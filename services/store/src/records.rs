@@ -90,6 +90,10 @@ pub struct User {
     pub failed_logins: u32,
     pub mfa_method: UserMethod,
     pub mfa_enrollment: Enrollment,
+    /// A confirmed authenticator exists (M12).
+    pub totp_enrolled: bool,
+    /// Unused recovery codes (M12).
+    pub recovery_codes_remaining: u32,
     pub groups: Vec<GroupRef>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -118,11 +122,37 @@ impl User {
             active: m.active,
             locked: m.locked,
             must_change_password: m.must_change_password,
+            totp_enrolled: false,
+            recovery_codes_remaining: 0,
             groups: Vec::new(),
             created_at: m.created_at,
             updated_at: m.updated_at,
             last_login_at: m.last_login_at,
         })
+    }
+}
+
+impl User {
+    /// The MFA facts of this user under `tenant`'s rules, before any sign-in step.
+    pub fn mfa_facts(&self, tenant: &Tenant) -> gatehouse_domain::mfa::step::Facts {
+        gatehouse_domain::mfa::step::Facts {
+            policy: tenant.settings.mfa_policy,
+            allowed: tenant.settings.allowed_methods.clone(),
+            is_operator: tenant.is_operator,
+            method: self.mfa_method,
+            enrollment: self.mfa_enrollment,
+            totp_enrolled: self.totp_enrolled,
+            email_verified: self.email_verified && self.email.is_some(),
+            phone_verified: self.phone_verified && self.phone.is_some(),
+            recovery_codes_remaining: self.recovery_codes_remaining,
+            bypass: None,
+            verified: false,
+        }
+    }
+
+    /// Whether an enrollment is still ahead of the user (M12).
+    pub fn mfa_pending(&self, tenant: &Tenant) -> bool {
+        gatehouse_domain::mfa::step::enrollment_pending(&self.mfa_facts(tenant))
     }
 }
 

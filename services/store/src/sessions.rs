@@ -56,6 +56,7 @@ impl TenantScope<'_> {
             last_seen_at: Set(now),
             mfa_verified_at: Set(mfa_verified_at),
             revoked_at: Set(None),
+            mfa_failures: Set(0),
             ip: Set(meta.ip_string()),
             user_agent: Set(meta.user_agent_trimmed()),
         };
@@ -151,7 +152,11 @@ impl Store {
     async fn load_session(&self, token_hash: &str) -> Result<Option<Principal>> {
         let backend = self.backend();
         let sql = format!(
-            "SELECT {s}, {u}, {t}, g.id AS g_id, g.name AS g_name \
+            "SELECT {s}, {u}, {t}, g.id AS g_id, g.name AS g_name, \
+             (SELECT COUNT(*) FROM totp_credentials tc WHERE tc.tenant_id = s.tenant_id \
+              AND tc.user_id = u.id AND tc.confirmed) AS m_totp, \
+             (SELECT COUNT(*) FROM recovery_codes rc WHERE rc.tenant_id = s.tenant_id \
+              AND rc.user_id = u.id AND rc.used_at IS NULL) AS m_left \
              FROM sessions s \
              JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
              JOIN tenants t ON t.id = s.tenant_id \
@@ -174,6 +179,9 @@ impl Store {
         let s = sessions::Model::from_query_result(first, "s_")?;
         let mut user = User::from_model(users::Model::from_query_result(first, "u_")?)?;
         let tenant = Tenant::try_from(tenants::Model::from_query_result(first, "t_")?)?;
+        user.totp_enrolled = first.try_get::<i64>("", "m_totp")? > 0;
+        user.recovery_codes_remaining =
+            u32::try_from(first.try_get::<i64>("", "m_left")?).unwrap_or(0);
         for row in &rows {
             let id: Option<Uuid> = row.try_get("", "g_id")?;
             let name: Option<String> = row.try_get("", "g_name")?;

@@ -7,6 +7,8 @@
 
 use crate::audit::event;
 use crate::entities::{sign_in_flows, tenants, users};
+use crate::flow::{FlowMfa, FlowState, mfa_view, next_step, status_of};
+use crate::mfa::CodeOwner;
 use crate::records::Tenant;
 use crate::scope::TenantScope;
 use crate::sessions::NewSession;
@@ -15,13 +17,15 @@ use crate::tenants::ensure_active;
 use crate::users::user_target;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
+use gatehouse_domain::audit::NewEvent;
 use gatehouse_domain::audit::{Action, Actor, ActorKind};
 use gatehouse_domain::ids::{CompanyId, FlowId, UserId, Username};
 use gatehouse_domain::login_hours::is_allowed;
+use gatehouse_domain::mfa::UserMethod;
+use gatehouse_domain::mfa::codes::{Channel, Purpose};
+use gatehouse_domain::mfa::step::{Bypass, Factor, Step};
 use gatehouse_domain::password::{Verified, check_policy};
-use gatehouse_domain::signin::{
-    FlowStatus, StepFacts, after_password_change, first_step, flow_lifetime,
-};
+use gatehouse_domain::signin::{FlowStatus, flow_lifetime};
 use gatehouse_domain::{Error as DomainError, FieldError};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
@@ -46,10 +50,28 @@ pub struct FlowView {
     pub flow_id: FlowId,
     pub status: FlowStatus,
     pub expires_at: DateTime<Utc>,
+    pub mfa: Option<FlowMfa>,
     pub session: Option<NewSession>,
+    /// Only when a device was just remembered.
+    pub device_token: Option<SecretString>,
+    /// Only right after an authenticator enrollment completed.
+    pub recovery_codes: Option<Vec<String>>,
 }
 
-fn actor_user(m: &users::Model) -> Actor {
+/// Moving a flow (new or existing) to its next step.
+pub(crate) struct Advance<'a> {
+    pub tenant: &'a Tenant,
+    pub user: &'a users::Model,
+    pub flow: Option<&'a sign_in_flows::Model>,
+    pub state: FlowState,
+    /// The temporary password still has to be replaced (P3): that step comes first.
+    pub password_pending: bool,
+    pub new_hash: Option<String>,
+    /// Audit events of the step, committed with it.
+    pub events: Vec<NewEvent>,
+}
+
+pub(crate) fn actor_user(m: &users::Model) -> Actor {
     Actor {
         kind: ActorKind::User,
         id: Some(m.id),
@@ -205,11 +227,45 @@ impl Store {
         } else {
             None
         };
-        let status = first_step(StepFacts {
-            must_change_password: user.must_change_password,
-        });
-        self.advance(scope, &user, None, status, new_hash, meta)
-            .await
+        let bypass = self
+            .find_bypass(scope, &user, input.device_token.as_ref(), meta)
+            .await?;
+        self.advance(
+            Advance {
+                tenant: &tenant,
+                user: &user,
+                flow: None,
+                state: FlowState {
+                    bypass,
+                    ..FlowState::default()
+                },
+                password_pending: user.must_change_password,
+                new_hash,
+                events: Vec::new(),
+            },
+            meta,
+        )
+        .await
+    }
+
+    /// A remembered device of this very user, else a trusted network (M7, M8).
+    async fn find_bypass(
+        &self,
+        scope: TenantScope<'_>,
+        user: &users::Model,
+        device_token: Option<&SecretString>,
+        meta: &RequestMeta,
+    ) -> Result<Option<Bypass>> {
+        let uid = UserId(user.id);
+        if let Some(t) = device_token
+            && scope.mfa().device_trusted(uid, t).await?
+        {
+            return Ok(Some(Bypass::RememberedDevice));
+        }
+        if scope.mfa().from_trusted_network(uid, meta.ip).await? {
+            return Ok(Some(Bypass::TrustedNetwork));
+        }
+        Ok(None)
     }
 
     /// Counts a wrong password; locks at the tenant's threshold (P4).
@@ -277,16 +333,25 @@ impl Store {
         }
     }
 
-    /// Moves a flow (new or existing) to `status`; on `authenticated` creates the session.
-    async fn advance(
-        &self,
-        scope: TenantScope<'_>,
-        user: &users::Model,
-        flow: Option<&sign_in_flows::Model>,
-        status: FlowStatus,
-        new_hash: Option<String>,
-        meta: &RequestMeta,
-    ) -> Result<FlowView> {
+    /// Moves a flow (new or existing) to its next step; on `authenticated` creates the
+    /// session. Entering `mfa_required` for an email or SMS user sends the code.
+    pub(crate) async fn advance(&self, a: Advance<'_>, meta: &RequestMeta) -> Result<FlowView> {
+        let scope = self.tenant(a.tenant.id);
+        let user = a.user;
+        let (status, step, method) = if a.password_pending {
+            (FlowStatus::PasswordChangeRequired, None, UserMethod::None)
+        } else {
+            let facts = self
+                .mfa_facts(
+                    a.tenant,
+                    user,
+                    a.state.bypass,
+                    a.state.verified_at.is_some(),
+                )
+                .await?;
+            let step = next_step(&facts, &a.state);
+            (status_of(&step), Some(step), facts.method)
+        };
         let now = self.inner.clock.now();
         let txn = self.inner.db.begin().await?;
         // First statement writes the user, so SQLite takes its write lock up front.
@@ -297,7 +362,7 @@ impl Store {
             )
             .filter(users::Column::Id.eq(user.id))
             .filter(users::Column::TenantId.eq(scope.uuid()));
-        if let Some(h) = new_hash {
+        if let Some(h) = a.new_hash {
             upd = upd.col_expr(
                 users::Column::PasswordHash,
                 sea_orm::sea_query::Expr::value(h),
@@ -312,12 +377,20 @@ impl Store {
         upd.exec(&txn).await?;
 
         let completed = (status == FlowStatus::Authenticated).then_some(now);
-        let (flow_id, expires_at) = match flow {
+        let state_json = a.state.to_json();
+        let previous = a.flow.and_then(|f| FlowStatus::parse(&f.status));
+        let (flow_id, expires_at) = match a.flow {
             Some(f) => {
-                sign_in_flows::Entity::update_many()
+                // Conditional on the step this call started from: of two concurrent
+                // steps on one flow, one moves it and the other is told it is too late.
+                let moved = sign_in_flows::Entity::update_many()
                     .col_expr(
                         sign_in_flows::Column::Status,
                         sea_orm::sea_query::Expr::value(status.as_str()),
+                    )
+                    .col_expr(
+                        sign_in_flows::Column::State,
+                        sea_orm::sea_query::Expr::value(state_json),
                     )
                     .col_expr(
                         sign_in_flows::Column::CompletedAt,
@@ -325,8 +398,14 @@ impl Store {
                     )
                     .filter(sign_in_flows::Column::Id.eq(f.id))
                     .filter(sign_in_flows::Column::TenantId.eq(scope.uuid()))
+                    .filter(sign_in_flows::Column::Status.eq(f.status.as_str()))
+                    .filter(sign_in_flows::Column::CompletedAt.is_null())
                     .exec(&txn)
-                    .await?;
+                    .await?
+                    .rows_affected;
+                if moved != 1 {
+                    return Err(DomainError::FlowWrongStep.into());
+                }
                 (f.id, f.expires_at)
             }
             None => {
@@ -337,12 +416,13 @@ impl Store {
                     tenant_id: Set(scope.uuid()),
                     user_id: Set(user.id),
                     status: Set(status.as_str().to_owned()),
-                    state: Set("{}".to_owned()),
+                    state: Set(state_json),
                     ip: Set(meta.ip_string()),
                     user_agent: Set(meta.user_agent_trimmed()),
                     created_at: Set(now),
                     expires_at: Set(expires_at),
                     completed_at: Set(completed),
+                    mfa_failures: Set(0),
                 };
                 sign_in_flows::Entity::insert(row)
                     .exec_without_returning(&txn)
@@ -350,9 +430,31 @@ impl Store {
                 (id, expires_at)
             }
         };
+        for e in a.events {
+            scope.audit().append_in(&txn, e).await?;
+        }
+        let target = Some(user_target(UserId(user.id), &user.username));
         let session = if status == FlowStatus::Authenticated {
+            if let Some(Step::Done {
+                bypassed: Some(via),
+            }) = &step
+            {
+                scope
+                    .audit()
+                    .append_in(
+                        &txn,
+                        event(
+                            Action::MfaBypassed,
+                            actor_user(user),
+                            target.clone(),
+                            meta,
+                            json!({"via": via.as_str()}),
+                        ),
+                    )
+                    .await?;
+            }
             let s = scope
-                .create_session(&txn, UserId(user.id), meta, None)
+                .create_session(&txn, UserId(user.id), meta, a.state.verified_at)
                 .await?;
             scope
                 .audit()
@@ -361,9 +463,12 @@ impl Store {
                     event(
                         Action::SigninSucceeded,
                         actor_user(user),
-                        Some(user_target(UserId(user.id), &user.username)),
+                        target,
                         meta,
-                        json!({"flow_id": flow_id.to_string()}),
+                        json!({
+                            "flow_id": flow_id.to_string(),
+                            "second_factor": a.state.verified_at.is_some(),
+                        }),
                     ),
                 )
                 .await?;
@@ -372,16 +477,53 @@ impl Store {
             None
         };
         txn.commit().await?;
+        let mut mfa = step.as_ref().and_then(|s| mfa_view(s, method));
+        if status == FlowStatus::MfaRequired
+            && previous != Some(FlowStatus::MfaRequired)
+            && let Some(Step::Verify { preferred, .. }) = &step
+            && let Some(channel) = match preferred {
+                Factor::Email => Some(Channel::Email),
+                Factor::Sms => Some(Channel::Sms),
+                _ => None,
+            }
+            && let Some(m) = mfa.as_mut()
+        {
+            let sent = match crate::flow::own_destination(user, channel, true) {
+                Ok(dest) => {
+                    self.send_code(
+                        a.tenant,
+                        user,
+                        CodeOwner::Flow(FlowId(flow_id)),
+                        Purpose::SignIn,
+                        dest,
+                        meta,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(s) => m.code_sent = Some(s),
+                Err(crate::StoreError::Domain(d)) => m.code_error = Some(d),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(FlowView {
             flow_id: FlowId(flow_id),
             status,
             expires_at,
+            mfa,
             session,
+            device_token: None,
+            recovery_codes: None,
         })
     }
 
     /// Loads a flow that can still take a step, with its user and tenant.
-    async fn open_flow(&self, id: FlowId) -> Result<(sign_in_flows::Model, users::Model, Tenant)> {
+    pub(crate) async fn open_flow(
+        &self,
+        id: FlowId,
+    ) -> Result<(sign_in_flows::Model, users::Model, Tenant)> {
         let flow = sign_in_flows::Entity::find_by_id(id.0)
             .one(&self.inner.db)
             .await?
@@ -445,7 +587,6 @@ impl Store {
             .into());
         }
         let hash = self.inner.hasher.hash(new_password).await?;
-        let scope = self.tenant(tenant.id);
         self.replace_password(
             (tenant.id, UserId(user.id), &user.username),
             hash,
@@ -455,10 +596,19 @@ impl Store {
             "sign_in_flow",
         )
         .await?;
-        let status = after_password_change(StepFacts {
-            must_change_password: false,
-        });
-        self.advance(scope, &user, Some(&flow), status, None, meta)
-            .await
+        let state = FlowState::parse(&flow)?;
+        self.advance(
+            Advance {
+                tenant: &tenant,
+                user: &user,
+                flow: Some(&flow),
+                state,
+                password_pending: false,
+                new_hash: None,
+                events: Vec::new(),
+            },
+            meta,
+        )
+        .await
     }
 }

@@ -1,5 +1,7 @@
 //! Users of one tenant: the repository and the admin operations on it (T3).
 
+use crate::mfa::Destination;
+
 use crate::audit::event;
 use crate::entities::{group_members, groups, login_hours, users};
 use crate::error::StoreError;
@@ -147,6 +149,112 @@ impl<'a> TenantScope<'a> {
 }
 
 impl Users<'_> {
+    /// Sets the user's MFA method (and, with `enrollment`, the enrollment mode).
+    pub(crate) async fn set_mfa<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        method: UserMethod,
+        enrollment: Option<Enrollment>,
+    ) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        let mut q = users::Entity::update_many()
+            .col_expr(users::Column::MfaMethod, Expr::value(method.as_str()))
+            .col_expr(
+                users::Column::UpdatedAt,
+                Expr::value(self.scope.inner.clock.now()),
+            )
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)));
+        if let Some(e) = enrollment {
+            q = q.col_expr(users::Column::MfaEnrollment, Expr::value(e.as_str()));
+        }
+        if q.exec(conn).await?.rows_affected != 1 {
+            return Err(DomainError::NotFound.into());
+        }
+        Ok(())
+    }
+
+    /// M9: enrollment becomes `require` and the address of an email or SMS method
+    /// loses its proof, so the next sign-in enrolls again.
+    pub(crate) async fn reset_mfa<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        method: UserMethod,
+    ) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        let mut q = users::Entity::update_many()
+            .col_expr(
+                users::Column::MfaEnrollment,
+                Expr::value(Enrollment::Require.as_str()),
+            )
+            .col_expr(
+                users::Column::UpdatedAt,
+                Expr::value(self.scope.inner.clock.now()),
+            )
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)));
+        match method {
+            UserMethod::Email => q = q.col_expr(users::Column::EmailVerified, Expr::value(false)),
+            UserMethod::Sms => q = q.col_expr(users::Column::PhoneVerified, Expr::value(false)),
+            UserMethod::Totp | UserMethod::None => {}
+        }
+        if q.exec(conn).await?.rows_affected != 1 {
+            return Err(DomainError::NotFound.into());
+        }
+        Ok(())
+    }
+
+    /// Sets the user's MFA method.
+    pub(crate) async fn set_method<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        method: UserMethod,
+    ) -> Result<()> {
+        self.set_mfa(conn, user, method, None).await
+    }
+
+    /// Records a proven address as the user's verified email or phone; with `as_method`
+    /// it also becomes the MFA method.
+    pub(crate) async fn set_verified_contact<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        destination: &Destination,
+        as_method: bool,
+    ) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        let (value_col, verified_col, value, method) = match destination {
+            Destination::Email(e) => (
+                users::Column::Email,
+                users::Column::EmailVerified,
+                e.as_str().to_owned(),
+                UserMethod::Email,
+            ),
+            Destination::Sms(p) => (
+                users::Column::Phone,
+                users::Column::PhoneVerified,
+                p.as_str().to_owned(),
+                UserMethod::Sms,
+            ),
+        };
+        let mut q = users::Entity::update_many()
+            .col_expr(value_col, Expr::value(Some(value)))
+            .col_expr(verified_col, Expr::value(true))
+            .col_expr(
+                users::Column::UpdatedAt,
+                Expr::value(self.scope.inner.clock.now()),
+            )
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)));
+        if as_method {
+            q = q.col_expr(users::Column::MfaMethod, Expr::value(method.as_str()));
+        }
+        if q.exec(conn).await?.rows_affected != 1 {
+            return Err(DomainError::NotFound.into());
+        }
+        Ok(())
+    }
+
     fn tenant_filter(&self) -> Condition {
         Condition::all().add(users::Column::TenantId.eq(self.scope.uuid()))
     }
@@ -180,6 +288,13 @@ impl Users<'_> {
             .await?
             .remove(&u.id.0)
             .unwrap_or_default();
+        let (totp, left) = self
+            .mfa_of(db, &[u.id.0])
+            .await?
+            .remove(&u.id.0)
+            .unwrap_or_default();
+        u.totp_enrolled = totp;
+        u.recovery_codes_remaining = left;
         Ok(u)
     }
 
@@ -210,6 +325,46 @@ impl Users<'_> {
                 id: GroupId(id),
                 name,
             });
+        }
+        Ok(out)
+    }
+
+    /// Authenticator enrolled and recovery codes left, for several users of this tenant.
+    pub(crate) async fn mfa_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, (bool, u32)>> {
+        use crate::entities::{recovery_codes as rc, totp_credentials as tc};
+        let mut out: HashMap<Uuid, (bool, u32)> = HashMap::new();
+        if user_ids.is_empty() {
+            return Ok(out);
+        }
+        let enrolled: Vec<Uuid> = tc::Entity::find()
+            .select_only()
+            .column(tc::Column::UserId)
+            .filter(tc::Column::TenantId.eq(self.scope.uuid()))
+            .filter(tc::Column::UserId.is_in(user_ids.iter().copied()))
+            .filter(tc::Column::Confirmed.eq(true))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for u in enrolled {
+            out.entry(u).or_default().0 = true;
+        }
+        let left: Vec<(Uuid, i64)> = rc::Entity::find()
+            .select_only()
+            .column(rc::Column::UserId)
+            .column_as(rc::Column::Id.count(), "n")
+            .filter(rc::Column::TenantId.eq(self.scope.uuid()))
+            .filter(rc::Column::UserId.is_in(user_ids.iter().copied()))
+            .filter(rc::Column::UsedAt.is_null())
+            .group_by(rc::Column::UserId)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        for (u, n) in left {
+            out.entry(u).or_default().1 = u32::try_from(n).unwrap_or(0);
         }
         Ok(out)
     }
@@ -265,12 +420,16 @@ impl Users<'_> {
         };
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let mut groups = self.groups_of(db, &ids).await?;
+        let mut mfa = self.mfa_of(db, &ids).await?;
         let items = rows
             .into_iter()
             .map(|m| {
                 let id = m.id;
                 User::from_model(m).map(|mut u| {
                     u.groups = groups.remove(&id).unwrap_or_default();
+                    let (totp, left) = mfa.remove(&id).unwrap_or_default();
+                    u.totp_enrolled = totp;
+                    u.recovery_codes_remaining = left;
                     u
                 })
             })

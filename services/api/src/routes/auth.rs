@@ -1,7 +1,8 @@
 //! The sign-in flow and sessions.
 
 use crate::dto::{
-    Flow, FlowPasswordRequest, LoginRequest, SessionInfo, SessionToken, TenantRef, UserDto,
+    Flow, FlowMfaDto, FlowPasswordRequest, LoginRequest, SessionInfo, SessionToken, TenantRef,
+    UserDto,
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, Meta};
@@ -12,18 +13,23 @@ use gatehouse_store::signin::{FlowView, LoginInput};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-fn flow_dto(f: FlowView) -> Flow {
+pub(crate) fn flow_dto(f: FlowView) -> Flow {
     Flow {
         flow_id: f.flow_id.0,
         status: f.status.as_str().to_owned(),
         expires_at: f.expires_at,
-        mfa: None,
+        mfa: f.mfa.map(|m| FlowMfaDto {
+            methods: m.methods.iter().map(|s| (*s).to_owned()).collect(),
+            preferred: m.preferred.map(str::to_owned),
+            code_sent: m.code_sent.map(Into::into),
+            code_error: m.code_error.map(|e| ApiError::from(e).problem()),
+        }),
         session: f.session.map(|s| SessionToken {
             token: s.token.expose_secret().to_owned(),
             expires_at: s.expires_at,
         }),
-        device_token: None,
-        recovery_codes: None,
+        device_token: f.device_token.map(|t| t.expose_secret().to_owned()),
+        recovery_codes: f.recovery_codes,
     }
 }
 
@@ -60,7 +66,7 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(flow_dto(flow)))
 }
 
-fn flow_id(raw: &str) -> Result<FlowId, ApiError> {
+pub(crate) fn flow_id(raw: &str) -> Result<FlowId, ApiError> {
     Uuid::parse_str(raw)
         .map(FlowId)
         .map_err(|_| ApiError::not_found())
@@ -96,7 +102,7 @@ pub async fn flow_password(
 pub async fn session(st: web::Data<ApiState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
     let policy = st.store.config().session_policy;
     Ok(HttpResponse::Ok().json(SessionInfo {
-        user: UserDto::from_user(&p.user, p.tenant.company.as_str()),
+        user: UserDto::from_user(&p.user, &p.tenant),
         tenant: TenantRef {
             company: p.tenant.company.to_string(),
             name: p.tenant.name.clone(),

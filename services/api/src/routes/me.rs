@@ -18,7 +18,7 @@ pub async fn me(st: web::Data<ApiState>, Auth(p): Auth) -> Result<HttpResponse, 
         .users()
         .get(&UserRef::Id(p.user.id.0))
         .await?;
-    Ok(HttpResponse::Ok().json(UserDto::from_user(&user, p.tenant.company.as_str())))
+    Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &p.tenant)))
 }
 
 /// Changes one's own password; other sessions of the user end.

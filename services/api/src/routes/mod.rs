@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod flows;
 pub mod me;
+pub mod mfa;
 pub mod ops;
 pub mod tenants;
 pub mod users;
@@ -17,6 +19,54 @@ pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
+/// A JSON body that may be omitted: an empty body means every field takes its default.
+pub(crate) fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    req: &actix_web::HttpRequest,
+    body: &web::Bytes,
+) -> Result<T, ApiError> {
+    use actix_web::http::StatusCode;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if body.len() > crate::MAX_JSON_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+            format!("The body is larger than {} bytes.", crate::MAX_JSON_BYTES),
+        ));
+    }
+    let json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        });
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "Send the body as application/json.",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let mut a = ApiError::validation(vec![gatehouse_domain::FieldError::new(
+            "body",
+            e.to_string(),
+        )]);
+        a.set_detail(if e.is_syntax() || e.is_eof() {
+            "The body is not valid JSON."
+        } else {
+            "The body does not have the expected fields and types; see errors."
+        });
+        a
+    })
+}
+
 /// 404 problem+json for any unknown path.
 pub async fn unknown_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found())
@@ -29,10 +79,64 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/v1/auth/flows/{flow_id}/password", "POST")
                 .route(web::post().to(auth::flow_password)),
         )
+        .service(
+            resource("/v1/auth/flows/{flow_id}/code", "POST")
+                .route(web::post().to(flows::send_code)),
+        )
+        .service(
+            resource("/v1/auth/flows/{flow_id}/verify", "POST")
+                .route(web::post().to(flows::verify)),
+        )
+        .service(
+            resource("/v1/auth/flows/{flow_id}/enroll/totp", "POST")
+                .route(web::post().to(flows::enroll_totp)),
+        )
+        .service(
+            resource("/v1/auth/flows/{flow_id}/enroll/totp/confirm", "POST")
+                .route(web::post().to(flows::confirm_totp)),
+        )
+        .service(
+            resource("/v1/auth/flows/{flow_id}/enroll/{channel}", "POST")
+                .route(web::post().to(flows::enroll_channel)),
+        )
+        .service(
+            resource("/v1/auth/flows/{flow_id}/enroll/{channel}/confirm", "POST")
+                .route(web::post().to(flows::confirm_channel)),
+        )
+        .service(
+            resource("/v1/auth/flows/{flow_id}/skip", "POST").route(web::post().to(flows::skip)),
+        )
         .service(resource("/v1/auth/session", "GET").route(web::get().to(auth::session)))
         .service(resource("/v1/auth/logout", "POST").route(web::post().to(auth::logout)))
         .service(resource("/v1/me", "GET").route(web::get().to(me::me)))
         .service(resource("/v1/me/password", "POST").route(web::post().to(me::change_password)))
+        .service(resource("/v1/me/mfa", "PUT").route(web::put().to(mfa::put_me_mfa)))
+        .service(
+            resource("/v1/me/mfa/totp", "POST, DELETE")
+                .route(web::post().to(mfa::start_me_totp))
+                .route(web::delete().to(mfa::delete_me_totp)),
+        )
+        .service(
+            resource("/v1/me/mfa/totp/confirm", "POST").route(web::post().to(mfa::confirm_me_totp)),
+        )
+        .service(
+            resource("/v1/me/recovery-codes", "POST")
+                .route(web::post().to(mfa::regenerate_recovery_codes)),
+        )
+        .service(
+            resource("/v1/me/contacts/{kind}", "POST").route(web::post().to(mfa::start_contact)),
+        )
+        .service(
+            resource("/v1/me/contacts/{kind}/verify", "POST")
+                .route(web::post().to(mfa::verify_contact)),
+        )
+        .service(resource("/v1/me/step-up/code", "POST").route(web::post().to(mfa::step_up_code)))
+        .service(resource("/v1/me/step-up", "POST").route(web::post().to(mfa::step_up)))
+        .service(resource("/v1/me/devices", "GET").route(web::get().to(mfa::my_devices)))
+        .service(
+            resource("/v1/me/devices/{device_id}", "DELETE")
+                .route(web::delete().to(mfa::revoke_my_device)),
+        )
         .service(
             resource("/v1/tenants", "GET, POST")
                 .route(web::get().to(tenants::list))
@@ -59,6 +163,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route(web::get().to(users::get_login_hours))
             .route(web::put().to(users::put_login_hours)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/users/{user_id}/mfa", "PUT, DELETE")
+                .route(web::put().to(mfa::put_user_mfa))
+                .route(web::delete().to(mfa::reset_user_mfa)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/users/{user_id}/devices", "GET")
+                .route(web::get().to(mfa::user_devices)),
+        )
+        .service(
+            resource(
+                "/v1/tenants/{company}/users/{user_id}/devices/{device_id}",
+                "DELETE",
+            )
+            .route(web::delete().to(mfa::revoke_user_device)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/trusted-networks", "GET, POST")
+                .route(web::get().to(mfa::list_networks))
+                .route(web::post().to(mfa::add_network)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/trusted-networks/{id}", "DELETE")
+                .route(web::delete().to(mfa::remove_network)),
         )
         .service(
             resource("/v1/tenants/{company}/audit-events", "GET").route(web::get().to(audit::list)),

@@ -66,7 +66,7 @@ pub async fn create(
         )
         .await?;
     Ok(HttpResponse::Created().json(ProvisionedTenant {
-        admin: UserDto::from_user(&admin, tenant.company.as_str()),
+        admin: UserDto::from_user(&admin, &tenant),
         tenant: TenantDto::from(&tenant),
     }))
 }

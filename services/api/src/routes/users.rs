@@ -26,7 +26,7 @@ pub struct UserListQuery {
     pub cursor: Option<String>,
 }
 
-fn user_ref(path: &(String, String)) -> Result<UserRef, ApiError> {
+pub(crate) fn user_ref(path: &(String, String)) -> Result<UserRef, ApiError> {
     UserRef::parse(&path.1).ok_or_else(ApiError::not_found)
 }
 
@@ -53,12 +53,11 @@ pub async fn list(
         .users()
         .list(&filter, params::limit(q.limit), cursor.as_deref())
         .await?;
-    let company = t.tenant.company.as_str();
     Ok(HttpResponse::Ok().json(ListOf {
         items: page
             .items
             .iter()
-            .map(|u| UserDto::from_user(u, company))
+            .map(|u| UserDto::from_user(u, &t.tenant))
             .collect(),
         next_cursor: page.next_cursor,
     }))
@@ -95,7 +94,7 @@ pub async fn create(
             &meta,
         )
         .await?;
-    Ok(HttpResponse::Created().json(UserDto::from_user(&user, t.tenant.company.as_str())))
+    Ok(HttpResponse::Created().json(UserDto::from_user(&user, &t.tenant)))
 }
 
 /// One user, by UUID or username.
@@ -113,7 +112,7 @@ pub async fn get(
         .users()
         .get(&user_ref(&path)?)
         .await?;
-    Ok(HttpResponse::Ok().json(UserDto::from_user(&user, t.tenant.company.as_str())))
+    Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &t.tenant)))
 }
 
 fn hours_dto(tz: &str, windows: Vec<LoginWindow>) -> LoginHoursDto {

@@ -9,6 +9,9 @@ pub mod totp;
 use crate::Error;
 use serde::{Deserialize, Serialize};
 
+/// Sensitive operations need a second factor this recent (M11).
+pub const STEP_UP_MINUTES: i64 = 15;
+
 /// The user's method: `none` means MFA is off for that user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

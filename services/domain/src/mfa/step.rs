@@ -17,7 +17,7 @@ pub enum Factor {
 }
 
 /// What skipped verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bypass {
     TrustedNetwork,
@@ -162,6 +162,42 @@ pub fn decide(f: &Facts) -> Step {
     } else {
         Step::Done { bypassed }
     }
+}
+
+impl Factor {
+    /// The name clients see in a Flow's `mfa.methods`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Factor::Sms => "sms",
+            Factor::Email => "email",
+            Factor::Totp => "totp",
+            Factor::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+impl Bypass {
+    /// The name audit details use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bypass::TrustedNetwork => "trusted_network",
+            Bypass::RememberedDevice => "remembered_device",
+        }
+    }
+}
+
+/// Whether the user still has an enrollment ahead (M12 `pending`): what the next sign-in
+/// would ask once any second factor is proven.
+pub fn enrollment_pending(f: &Facts) -> bool {
+    let f = Facts {
+        verified: true,
+        bypass: None,
+        ..f.clone()
+    };
+    matches!(
+        decide(&f),
+        Step::EnrollRequired { .. } | Step::EnrollSuggested { .. }
+    )
 }
 
 #[cfg(test)]

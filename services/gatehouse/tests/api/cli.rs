@@ -195,6 +195,99 @@ async fn login(
         .unwrap()
 }
 
+/// Lines of the server's outbox file (cwd `dir`, default path).
+fn outbox(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("gatehouse-outbox.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
+        .collect()
+}
+
+/// Waits (at most 10 s) for an outbox line to `to` after line `mark`; answers its code.
+async fn outbox_code(dir: &Path, mark: usize, to: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(l) = outbox(dir).into_iter().skip(mark).rfind(|l| l["to"] == to) {
+            return crate::helpers::code_in(l["body"].as_str().unwrap());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no code to {to} in the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
+    let r = client.post(url).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Takes a flow at an MFA step to a session the way a user would: a code from the
+/// outbox (`to` = the full address), enrolling that address when asked, or an
+/// authenticator enrolled with a code computed in the test.
+async fn complete_mfa(
+    client: &reqwest::Client,
+    base: &str,
+    dir: &Path,
+    mark: usize,
+    flow: Value,
+    to: &str,
+) -> String {
+    let id = flow["flow_id"].as_str().unwrap().to_owned();
+    let flows = format!("{base}/v1/auth/flows/{id}");
+    let done = match flow["status"].as_str().unwrap() {
+        "mfa_required" => {
+            assert!(flow["mfa"]["code_sent"]["to"].is_string(), "{flow}");
+            let code = outbox_code(dir, mark, to).await;
+            post(
+                client,
+                format!("{flows}/verify"),
+                json!({"method": "code", "code": code}),
+            )
+            .await
+        }
+        "mfa_enrollment_required" if to == "totp" => {
+            let e = post(client, format!("{flows}/enroll/totp"), json!({})).await;
+            let secret = crate::helpers::base32_decode(e["secret"].as_str().unwrap());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let code = crate::helpers::independent_totp(&secret, now);
+            let f = post(
+                client,
+                format!("{flows}/enroll/totp/confirm"),
+                json!({"code": code}),
+            )
+            .await;
+            assert_eq!(f["recovery_codes"].as_array().map(Vec::len), Some(5), "{f}");
+            f
+        }
+        "mfa_enrollment_required" => {
+            let mark = outbox(dir).len();
+            post(
+                client,
+                format!("{flows}/enroll/email"),
+                json!({"destination": to}),
+            )
+            .await;
+            let code = outbox_code(dir, mark, to).await;
+            post(
+                client,
+                format!("{flows}/enroll/email/confirm"),
+                json!({"code": code}),
+            )
+            .await
+        }
+        other => panic!("unexpected step {other}: {flow}"),
+    };
+    assert_eq!(done["status"], "authenticated", "{done}");
+    done["session"]["token"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_bootstrap_creates_the_support_admin_once_and_serve_lets_them_sign_in() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,11 +328,13 @@ async fn cli_bootstrap_creates_the_support_admin_once_and_serve_lets_them_sign_i
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
+    // The operator tenant always requires MFA: the bootstrapped admin proves the email
+    // address at the first sign-in, with the code the in-process worker wrote out.
     let r = login(&client, &server.base, "operator", ROOT_USER, ROOT_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
     let flow: Value = r.json().await.unwrap();
-    assert_eq!(flow["status"], "authenticated", "{flow}");
-    let token = flow["session"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(flow["status"], "mfa_enrollment_required", "{flow}");
+    let token = complete_mfa(&client, &server.base, dir.path(), 0, flow, ROOT_EMAIL).await;
 
     let r = client
         .get(format!("{}/v1/tenants", server.base))
@@ -499,13 +594,29 @@ async fn cli_serve_demo_prints_credentials_and_a_curl_command_that_sign_in() {
         "the printed curl command does not sign in"
     );
 
-    // Every printed account signs in with its printed password.
+    // That sign-in sent the admin a code; wait for it, so it is not mistaken below.
+    outbox_code(dir.path(), 0, "admin@demo-clinic.example.com").await;
+
+    // Every printed account signs in with its printed password and its printed second
+    // factor: a code from the outbox file, or an authenticator enrolled on the spot.
     for a in &accounts {
+        let factor = printed
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(&format!("{}/{}: ", a.company, a.username))
+            })
+            .unwrap_or_else(|| panic!("no second factor printed for {a:?}:\n{printed}"));
+        let to = if factor.starts_with("authenticator") {
+            "totp"
+        } else {
+            factor.rsplit(' ').next().unwrap()
+        };
+        let mark = outbox(dir.path()).len();
         let r = login(&client, &server.base, &a.company, &a.username, &a.password).await;
         assert_eq!(r.status(), StatusCode::OK, "{a:?}");
         let flow: Value = r.json().await.unwrap();
-        assert_eq!(flow["status"], "authenticated", "{a:?}: {flow}");
-        let token = flow["session"]["token"].as_str().unwrap();
+        let token = &complete_mfa(&client, &server.base, dir.path(), mark, flow, to).await;
         let r = client
             .get(format!("{}/v1/me", server.base))
             .bearer_auth(token)

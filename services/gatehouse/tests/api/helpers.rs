@@ -27,6 +27,9 @@ pub enum Db {
 pub struct Options {
     pub clock: Option<Arc<FixedClock>>,
     pub login_rate_per_ip_per_minute: u32,
+    /// Do not believe X-Forwarded-For from 127.0.0.1 (by default the test client is
+    /// treated as a trusted proxy, so tests can pose as other client addresses).
+    pub untrusted_local_proxy: bool,
 }
 
 pub const SUPPORT_USER: &str = "root.support";
@@ -43,7 +46,11 @@ pub struct TestApp {
     pub raw: DatabaseConnection,
     pub db: Db,
     pub clock: Option<Arc<FixedClock>>,
-    _dir: Option<tempfile::TempDir>,
+    /// Where the in-process workers write messages (the outbox provider).
+    pub outbox: std::path::PathBuf,
+    support: tokio::sync::Mutex<Option<String>>,
+    _workers: gatehouse_workers::Workers,
+    _dir: tempfile::TempDir,
 }
 
 fn postgres_base() -> String {
@@ -84,14 +91,12 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: Db, opts: Options) -> TestApp {
-        let (url, dir) = match db {
-            Db::Sqlite => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("gh.db").display());
-                (url, Some(dir))
-            }
-            Db::Postgres => (fresh_postgres_schema().await, None),
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = match db {
+            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("gh.db").display()),
+            Db::Postgres => fresh_postgres_schema().await,
         };
+        let outbox = dir.path().join("outbox.jsonl");
         let keyring = Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng));
         let mut cfg = StoreConfig::new(
             url.clone(),
@@ -114,9 +119,15 @@ impl TestApp {
             )
             .await
             .expect("bootstrap");
+        let workers = start_workers(&store, &outbox);
+        let proxies = if opts.untrusted_local_proxy {
+            Vec::new()
+        } else {
+            vec!["127.0.0.1/32".parse().expect("cidr")]
+        };
         let state = ApiState {
             store: store.clone(),
-            trusted_proxies: Arc::new(vec!["127.0.0.1/32".parse().expect("cidr")]),
+            trusted_proxies: Arc::new(proxies),
         };
         let configure = gatehouse_api::configure(state);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -135,6 +146,9 @@ impl TestApp {
             raw,
             db,
             clock: opts.clock,
+            outbox,
+            support: tokio::sync::Mutex::new(None),
+            _workers: workers,
             _dir: dir,
         }
     }
@@ -198,9 +212,130 @@ impl TestApp {
         flow["session"]["token"].as_str().expect("token").to_owned()
     }
 
-    /// The bootstrapped support_admin's session token.
+    /// The bootstrapped support_admin's session token. The operator tenant always
+    /// requires MFA, so the first call signs in for real: the admin enrolls email codes
+    /// with a code read from the outbox. Later calls reuse that session.
     pub async fn support_token(&self) -> String {
-        self.token("operator", SUPPORT_USER, SUPPORT_PASSWORD).await
+        let mut cached = self.support.lock().await;
+        if let Some(t) = cached.as_ref() {
+            return t.clone();
+        }
+        let mark = self.outbox_mark();
+        let r = self.login("operator", SUPPORT_USER, SUPPORT_PASSWORD).await;
+        let flow = ok_json(r).await;
+        let token = self
+            .finish_mfa(&flow, "root@vendor.example.com", mark)
+            .await;
+        *cached = Some(token.clone());
+        token
+    }
+
+    /// Lines of the outbox so far.
+    pub fn outbox_lines(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.outbox).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("outbox lines are whole JSON"))
+            .collect()
+    }
+
+    /// How many outbox lines exist now; pass it to `code_after`.
+    pub fn outbox_mark(&self) -> usize {
+        self.outbox_lines().len()
+    }
+
+    /// Waits (up to 10 s) for a message to `to` after line `mark`; answers its code.
+    pub async fn code_after(&self, mark: usize, to: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(line) = self
+                .outbox_lines()
+                .into_iter()
+                .skip(mark)
+                .rfind(|l| l["to"] == to)
+            {
+                return code_in(line["body"].as_str().expect("body"));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no message to {to} in the outbox"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Takes a flow at an MFA step to `authenticated` by email: enrolls `email` (when
+    /// enrollment is asked) or verifies the code sent on entering `mfa_required` (the
+    /// outbox line after `mark`, taken before the step that entered it).
+    pub async fn finish_mfa(&self, flow: &Value, email: &str, mark: usize) -> String {
+        let id = flow["flow_id"].as_str().expect("flow id");
+        let status = flow["status"].as_str().expect("status");
+        let done = match status {
+            "authenticated" => flow.clone(),
+            "mfa_enrollment_required" | "mfa_enrollment_suggested" => {
+                let mark = self.outbox_mark();
+                let r = self
+                    .post(
+                        &format!("/v1/auth/flows/{id}/enroll/email"),
+                        None,
+                        &json!({"destination": email}),
+                    )
+                    .await;
+                assert_eq!(
+                    r.status(),
+                    StatusCode::ACCEPTED,
+                    "{}",
+                    r.text().await.unwrap_or_default()
+                );
+                let code = self.code_after(mark, email).await;
+                ok_json(
+                    self.post(
+                        &format!("/v1/auth/flows/{id}/enroll/email/confirm"),
+                        None,
+                        &json!({"code": code}),
+                    )
+                    .await,
+                )
+                .await
+            }
+            "mfa_required" => {
+                assert_eq!(flow["mfa"]["code_sent"]["channel"], "email", "{flow}");
+                let code = self.code_after(mark, email).await;
+                ok_json(
+                    self.post(
+                        &format!("/v1/auth/flows/{id}/verify"),
+                        None,
+                        &json!({"method": "code", "code": code}),
+                    )
+                    .await,
+                )
+                .await
+            }
+            other => panic!("flow at {other}: {flow}"),
+        };
+        assert_eq!(done["status"], "authenticated", "{done}");
+        done["session"]["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Sets a tenant's MFA policy directly (a fixture for tests about other things).
+    pub async fn set_mfa_policy(&self, company: &str, policy: &str) {
+        let support = self.support_token().await;
+        let principal = self
+            .store
+            .authenticate(&SecretString::from(support))
+            .await
+            .expect("support session");
+        let tenant = self
+            .store
+            .find_tenant(&CompanyId::parse(company).expect("company"))
+            .await
+            .expect("find tenant")
+            .expect("tenant exists");
+        let patch: gatehouse_domain::settings::SettingsPatch =
+            serde_json::from_value(json!({"mfa_policy": policy})).expect("patch");
+        self.store
+            .update_settings(&principal, &tenant, patch, &Default::default())
+            .await
+            .expect("update settings");
     }
 
     /// Provisions a practice; returns the admin's username and temporary password.
@@ -228,7 +363,8 @@ impl TestApp {
         (username, temp)
     }
 
-    /// Completes a forced password change and returns the session token.
+    /// Completes a forced password change (and, where MFA is required, enrollment of
+    /// email codes) and returns the session token.
     pub async fn finish_password_change(
         &self,
         company: &str,
@@ -250,15 +386,40 @@ impl TestApp {
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let flow: Value = r.json().await.expect("flow");
-        assert_eq!(flow["status"], "authenticated", "{flow}");
-        flow["session"]["token"].as_str().expect("token").to_owned()
+        // Where MFA is required (the operator tenant always), enroll email codes.
+        self.finish_mfa(&flow, &format!("{username}@{company}.example.com"), 0)
+            .await
     }
 
     /// A provisioned practice whose admin has a real password; returns the admin's token.
+    /// Its MFA policy is `off` (set as a fixture): for tests about other things. MFA tests
+    /// use `mfa_practice`.
     pub async fn practice(&self, company: &str) -> String {
         let support = self.support_token().await;
         let (admin, temp) = self.provision(&support, company).await;
+        self.set_mfa_policy(company, "off").await;
         self.finish_password_change(company, &admin, &temp, NEW_PASSWORD)
+            .await
+    }
+
+    /// A provisioned practice with the default policy (`require`); the admin changes the
+    /// temporary password and enrolls email codes. Returns the admin's token.
+    pub async fn mfa_practice(&self, company: &str) -> String {
+        let support = self.support_token().await;
+        let (admin, temp) = self.provision(&support, company).await;
+        let flow = ok_json(self.login(company, &admin, &temp).await).await;
+        assert_eq!(flow["status"], "password_change_required", "{flow}");
+        let id = flow["flow_id"].as_str().expect("flow id");
+        let flow = ok_json(
+            self.post(
+                &format!("/v1/auth/flows/{id}/password"),
+                None,
+                &json!({"new_password": NEW_PASSWORD}),
+            )
+            .await,
+        )
+        .await;
+        self.finish_mfa(&flow, &format!("admin@{company}.example.com"), 0)
             .await
     }
 
@@ -293,6 +454,56 @@ impl TestApp {
             .map(|c| c.now())
             .unwrap_or_else(Utc::now)
     }
+}
+
+/// Starts the in-process delivery workers writing to `outbox`.
+/// The periodic re-enqueue is left out of the way (an hour apart): store-level tests
+/// here drive deliveries by hand, and the workers crate tests the re-enqueue itself.
+fn start_workers(store: &Store, outbox: &std::path::Path) -> gatehouse_workers::Workers {
+    let mut config = gatehouse_workers::WorkerConfig::outbox(outbox.to_path_buf());
+    config.requeue.every = std::time::Duration::from_secs(3600);
+    gatehouse_workers::spawn_in_process(store.clone(), config).expect("start workers")
+}
+
+/// RFC 6238 TOTP written out here, independent of the production path (totp-rs).
+pub fn independent_totp(secret: &[u8], unix_time: u64) -> String {
+    use hmac::{Hmac, Mac};
+    let counter = unix_time / 30;
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&counter.to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let offset = (h[19] & 0x0f) as usize;
+    let bin = (u32::from(h[offset]) & 0x7f) << 24
+        | u32::from(h[offset + 1]) << 16
+        | u32::from(h[offset + 2]) << 8
+        | u32::from(h[offset + 3]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// Base32 (RFC 4648, no padding needed) as authenticator apps read the manual key.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+/// The 6-digit code in a message body (a whole word).
+pub fn code_in(body: &str) -> String {
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no 6-digit code in {body:?}"))
+        .to_owned()
 }
 
 /// Reads a 200 answer's JSON, failing with the body if the status is not 200.

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod isolation;
 mod login_hours;
+mod mfa_flow;
 mod mfa_store;
 mod openapi;
 mod settings;

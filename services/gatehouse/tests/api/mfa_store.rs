@@ -1,7 +1,7 @@
 //! The MFA credential store (M5-M8), exercised directly on both databases: the sign-in flow
 //! and endpoints that use it are built on these guarantees.
 
-use crate::helpers::{Db, Options, TestApp};
+use crate::helpers::{Db, Options, TestApp, base32_decode, independent_totp};
 use crate::on_both_databases;
 use chrono::{Duration, TimeZone, Utc};
 use gatehouse_domain::clock::{Clock, FixedClock};
@@ -10,7 +10,6 @@ use gatehouse_domain::mfa::codes::{CodeCheck, OtpCode, Purpose};
 use gatehouse_domain::networks::Cidr;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination};
 use gatehouse_store::scope::UserRef;
-use hmac::{Hmac, Mac};
 use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 use std::net::IpAddr;
@@ -29,37 +28,6 @@ on_both_databases!(
     d1_a_queued_code_is_sealed_claimed_once_and_sent_once,
     d1_lost_jobs_are_requeued_only_while_their_code_lives,
 );
-
-/// RFC 6238 TOTP written out here, independent of the production path (totp-rs).
-fn independent_totp(secret: &[u8], unix_time: u64) -> String {
-    let counter = unix_time / 30;
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&counter.to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let offset = (h[19] & 0x0f) as usize;
-    let bin = (u32::from(h[offset]) & 0x7f) << 24
-        | u32::from(h[offset + 1]) << 16
-        | u32::from(h[offset + 2]) << 8
-        | u32::from(h[offset + 3]);
-    format!("{:06}", bin % 1_000_000)
-}
-
-fn base32_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits = 0u64;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u64;
-        bits = (bits << 5) | v;
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    out
-}
 
 #[test]
 fn independent_totp_matches_rfc6238_appendix_b() {
@@ -90,6 +58,8 @@ async fn tenant_and_user(app: &TestApp, company: &str, user: &str) -> (TenantId,
     (tenant.id, u.id)
 }
 
+/// One text column of a query. Queries on deliveries leave out the operator tenant's:
+/// the support admin's own sign-in (email codes) shares the database.
 async fn column_texts(app: &TestApp, sql: &str) -> Vec<String> {
     app.raw
         .query_all_raw(sea_orm::Statement::from_string(
@@ -451,11 +421,11 @@ async fn m4_codes_are_throttled_superseded_single_use_and_stored_hashed(db: Db) 
     for h in column_texts(&app, "SELECT code_hash FROM mfa_challenges").await {
         assert!(!h.contains(first.code.expose()) && !h.contains(second.code.expose()));
     }
-    let statuses = column_texts(&app, "SELECT status FROM deliveries").await;
+    let statuses = column_texts(&app, "SELECT status FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await;
     assert_eq!(statuses, ["queued", "queued"]);
-    let masked = column_texts(&app, "SELECT destination_masked FROM deliveries").await;
+    let masked = column_texts(&app, "SELECT destination_masked FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await;
     assert!(masked.iter().all(|m| m == "•••-•••-0147"));
-    for h in column_texts(&app, "SELECT destination_hash FROM deliveries").await {
+    for h in column_texts(&app, "SELECT destination_hash FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await {
         assert!(!h.contains("2025550147"));
         assert_eq!(h, mfa.destination_hash("+12025550147"));
     }
@@ -548,7 +518,7 @@ async fn m4_five_sends_per_user_per_fifteen_minutes_across_flows(db: Db) {
         600
     );
     // A refused send (opted out) does not count.
-    app.exec("UPDATE deliveries SET status = 'opted_out' WHERE id IN (SELECT id FROM deliveries ORDER BY created_at LIMIT 1)")
+    app.exec("UPDATE deliveries SET status = 'opted_out' WHERE id IN (SELECT id FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator') ORDER BY created_at LIMIT 1)")
         .await;
     mfa.issue_code(sms_request(u, flow)).await.unwrap();
     // Another user of the practice is not throttled by fifi's sends.
@@ -602,7 +572,7 @@ async fn d1_a_queued_code_is_sealed_claimed_once_and_sent_once(db: Db) {
     // Neither the job nor the row holds the code or number in clear.
     let wire = serde_json::to_string(&issued.job).unwrap();
     assert!(!wire.contains(issued.code.expose()) && !wire.contains("2025550147"));
-    let stored = column_texts(&app, "SELECT payload_sealed FROM deliveries").await;
+    let stored = column_texts(&app, "SELECT payload_sealed FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await;
     assert_eq!(stored, std::slice::from_ref(&issued.job.sealed));
 
     // Two copies of the job: exactly one claims it.
@@ -647,18 +617,18 @@ async fn d1_a_queued_code_is_sealed_claimed_once_and_sent_once(db: Db) {
         .await
         .unwrap();
     assert_eq!(
-        column_texts(&app, "SELECT status FROM deliveries").await,
+        column_texts(&app, "SELECT status FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await,
         ["sent"]
     );
     assert_eq!(
-        column_texts(&app, "SELECT provider_message_id FROM deliveries").await,
+        column_texts(&app, "SELECT provider_message_id FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await,
         ["outbox-1"]
     );
     let left: Vec<Option<String>> = app
         .raw
         .query_all_raw(sea_orm::Statement::from_string(
             app.raw.get_database_backend(),
-            "SELECT payload_sealed FROM deliveries",
+            "SELECT payload_sealed FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')",
         ))
         .await
         .unwrap()
@@ -774,6 +744,6 @@ async fn d1_lost_jobs_are_requeued_only_while_their_code_lives(db: Db) {
             .unwrap()
             .is_none()
     );
-    let statuses = column_texts(&app, "SELECT status FROM deliveries ORDER BY status").await;
+    let statuses = column_texts(&app, "SELECT status FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator') ORDER BY status").await;
     assert_eq!(statuses, ["failed", "sent"]);
 }

@@ -63,7 +63,7 @@ fn merged(base: &Value, patch: &Value) -> Value {
 
 async fn t1_tenant_shows_the_contract_defaults(db: Db) {
     let app = TestApp::spawn(db).await;
-    let admin = app.practice("def-clinic").await;
+    let admin = app.mfa_practice("def-clinic").await;
     let t = tenant(&app, &admin, "def-clinic").await;
     assert_eq!(t["company"], "def-clinic");
     assert_eq!(t["name"], "def-clinic clinic");

@@ -93,6 +93,15 @@ pub struct IssuedCode {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A judged code and where it had been sent.
+#[derive(Debug, Clone)]
+pub struct CheckedCode {
+    pub check: CodeCheck,
+    pub channel: Channel,
+    /// The full destination the code went to (an email address or E.164 number).
+    pub destination: String,
+}
+
 impl Mfa<'_> {
     /// The keyed hash by which support finds deliveries to a destination without storing it.
     pub fn destination_hash(&self, destination: &str) -> String {
@@ -233,6 +242,19 @@ impl Mfa<'_> {
         purpose: Purpose,
         code: &OtpCode,
     ) -> Result<Option<CodeCheck>> {
+        Ok(self
+            .check_code_detail(owner, purpose, code)
+            .await?
+            .map(|c| c.check))
+    }
+
+    /// As [`Mfa::check_code`], also naming where the judged code was sent.
+    pub async fn check_code_detail(
+        &self,
+        owner: CodeOwner,
+        purpose: Purpose,
+        code: &OtpCode,
+    ) -> Result<Option<CheckedCode>> {
         let tenant = self.scope.uuid();
         let db = &self.scope.inner.db;
         let Some(c) = ch::Entity::find()
@@ -246,6 +268,14 @@ impl Mfa<'_> {
             return Ok(None);
         };
         let now = self.scope.inner.clock.now();
+        let channel = Channel::parse(&c.channel)
+            .ok_or_else(|| StoreError::Corrupt(format!("challenge {}: channel", c.id)))?;
+        let destination = c.destination.clone();
+        let checked = |check| CheckedCode {
+            check,
+            channel,
+            destination: destination.clone(),
+        };
         // A code issued just before a key rotation still matches under the retired key.
         let matched = self
             .scope
@@ -269,7 +299,7 @@ impl Mfa<'_> {
                 .await?
                 .rows_affected;
             if used == 1 {
-                return Ok(Some(CodeCheck::Accept));
+                return Ok(Some(checked(CodeCheck::Accept)));
             }
         } else {
             let row = db
@@ -284,13 +314,13 @@ impl Mfa<'_> {
             if let Some(r) = row {
                 let after =
                     u32::try_from(r.try_get::<i32>("", "attempts")?).unwrap_or(MAX_ATTEMPTS);
-                return Ok(Some(if after >= MAX_ATTEMPTS {
+                return Ok(Some(checked(if after >= MAX_ATTEMPTS {
                     CodeCheck::Exhausted
                 } else {
                     CodeCheck::Reject {
                         attempts_remaining: MAX_ATTEMPTS - after,
                     }
-                }));
+                })));
             }
         }
         // The conditional update found the challenge closed: say why, from its current state.
@@ -300,7 +330,7 @@ impl Mfa<'_> {
             .one(db)
             .await?
             .ok_or_else(|| StoreError::Internal("challenge vanished".into()))?;
-        Ok(Some(judge(
+        Ok(Some(checked(judge(
             ChallengeState {
                 expires_at: fresh.expires_at,
                 attempts: u32::try_from(fresh.attempts).unwrap_or(MAX_ATTEMPTS),
@@ -309,6 +339,6 @@ impl Mfa<'_> {
             },
             now,
             false,
-        )))
+        ))))
     }
 }

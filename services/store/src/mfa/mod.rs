@@ -9,7 +9,7 @@ mod networks;
 mod recovery;
 mod totp;
 
-pub use challenges::{CodeOwner, CodeRequest, Destination, IssuedCode};
+pub use challenges::{CheckedCode, CodeOwner, CodeRequest, Destination, IssuedCode};
 pub use devices::Device;
 pub use networks::TrustedNetwork;
 

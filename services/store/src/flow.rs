@@ -1,0 +1,919 @@
+//! The second-factor steps of the sign-in flow (api.md "Sign-in flow"; M1-M10).
+//!
+//! After the password (and any password change) the flow asks `decide()` what comes
+//! next: verification (unless a remembered device of this user or a trusted network
+//! applies), then enrollment if the tenant's policy or the user's mode asks for it. What
+//! the flow has learnt so far (the bypass found at the password step, the second factor
+//! proven, a skipped suggestion) is kept in `sign_in_flows.state`; wrong authenticator and
+//! recovery codes are counted on the flow row (`mfa_failures`), one-time codes on their
+//! challenge.
+
+use crate::audit::event;
+use crate::entities::{sign_in_flows, users};
+use crate::error::StoreError;
+use crate::mfa::{CodeOwner, CodeRequest, Destination};
+use crate::records::Tenant;
+use crate::scope::TenantScope;
+use crate::signin::{Advance, FlowView, actor_user};
+use crate::sql::stmt;
+use crate::users::user_target;
+use crate::{RequestMeta, Result, Store};
+use chrono::{DateTime, Utc};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::NewEvent;
+use gatehouse_domain::ids::{EmailAddress, FlowId, PhoneE164, UserId};
+use gatehouse_domain::mfa::codes::{Channel, CodeCheck, MAX_ATTEMPTS, OtpCode, Purpose};
+use gatehouse_domain::mfa::step::{Factor, Facts, Step, decide};
+use gatehouse_domain::mfa::totp::Enrollment as TotpEnrollment;
+use gatehouse_domain::mfa::{Enrollment, UserMethod};
+use gatehouse_domain::settings::AllowedMethod;
+use gatehouse_domain::signin::FlowStatus;
+use sea_orm::ConnectionTrait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// What a flow remembers between calls (`sign_in_flows.state`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct FlowState {
+    /// A remembered device or trusted network found at the password step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<gatehouse_domain::mfa::step::Bypass>,
+    /// When a second factor was proven in this flow (verify or completed enrollment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// The user skipped a suggested enrollment.
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+impl FlowState {
+    pub(crate) fn parse(flow: &sign_in_flows::Model) -> Result<Self> {
+        serde_json::from_str(&flow.state)
+            .map_err(|_| StoreError::Corrupt(format!("flow {}: state", flow.id)))
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+/// A code just queued for delivery (api.md `code_sent`, and the 202 of the send calls).
+#[derive(Debug, Clone)]
+pub struct CodeSent {
+    pub channel: Channel,
+    /// Masked destination.
+    pub to: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The `mfa` member of a Flow.
+#[derive(Debug, Clone)]
+pub struct FlowMfa {
+    /// Verification: the factors the user can prove now; enrollment: the methods on offer.
+    pub methods: Vec<&'static str>,
+    pub preferred: Option<&'static str>,
+    pub code_sent: Option<CodeSent>,
+    /// Why the automatic send was refused.
+    pub code_error: Option<DomainError>,
+}
+
+/// `POST .../verify` as submitted.
+#[derive(Debug)]
+pub struct VerifyInput {
+    pub method: String,
+    pub code: String,
+    pub remember_device: bool,
+}
+
+/// The proof a verify (flow or step-up) submits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proof {
+    Code,
+    Totp,
+    RecoveryCode,
+}
+
+impl Proof {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "code" => Ok(Proof::Code),
+            "totp" => Ok(Proof::Totp),
+            "recovery_code" => Ok(Proof::RecoveryCode),
+            _ => Err(
+                DomainError::field("method", "method must be code, totp or recovery_code").into(),
+            ),
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Proof::Code => "code",
+            Proof::Totp => "totp",
+            Proof::RecoveryCode => "recovery_code",
+        }
+    }
+
+    /// Whether the user may prove this factor now.
+    pub(crate) fn usable(self, factors: &[Factor]) -> bool {
+        match self {
+            Proof::Code => factors
+                .iter()
+                .any(|f| matches!(f, Factor::Sms | Factor::Email)),
+            Proof::Totp => factors.contains(&Factor::Totp),
+            Proof::RecoveryCode => factors.contains(&Factor::RecoveryCode),
+        }
+    }
+}
+
+/// Parses `email` or `sms` (a submitted channel).
+pub(crate) fn parse_channel(s: &str, field: &str) -> Result<Channel> {
+    Channel::parse(s)
+        .ok_or_else(|| DomainError::field(field, "channel must be email or sms").into())
+}
+
+fn allowed_of(channel: Channel) -> AllowedMethod {
+    match channel {
+        Channel::Email => AllowedMethod::Email,
+        Channel::Sms => AllowedMethod::Sms,
+    }
+}
+
+fn factor_of(channel: Channel) -> Factor {
+    match channel {
+        Channel::Email => Factor::Email,
+        Channel::Sms => Factor::Sms,
+    }
+}
+
+fn allowed_name(m: AllowedMethod) -> &'static str {
+    match m {
+        AllowedMethod::Email => "email",
+        AllowedMethod::Sms => "sms",
+        AllowedMethod::Totp => "totp",
+    }
+}
+
+/// The next step, honouring a skipped suggestion.
+pub(crate) fn next_step(facts: &Facts, state: &FlowState) -> Step {
+    match decide(facts) {
+        Step::EnrollSuggested { .. } if state.skipped => Step::Done { bypassed: None },
+        s => s,
+    }
+}
+
+/// The flow status a step shows.
+pub(crate) fn status_of(step: &Step) -> FlowStatus {
+    match step {
+        Step::Verify { .. } => FlowStatus::MfaRequired,
+        Step::EnrollRequired { .. } => FlowStatus::MfaEnrollmentRequired,
+        Step::EnrollSuggested { .. } => FlowStatus::MfaEnrollmentSuggested,
+        Step::Done { .. } => FlowStatus::Authenticated,
+    }
+}
+
+/// The Flow's `mfa` member for a step.
+pub(crate) fn mfa_view(step: &Step, method: UserMethod) -> Option<FlowMfa> {
+    match step {
+        Step::Verify { factors, preferred } => Some(FlowMfa {
+            methods: factors.iter().map(|f| f.as_str()).collect(),
+            preferred: Some(preferred.as_str()),
+            code_sent: None,
+            code_error: None,
+        }),
+        Step::EnrollRequired { options } | Step::EnrollSuggested { options } => Some(FlowMfa {
+            methods: options.iter().map(|m| allowed_name(*m)).collect(),
+            preferred: options
+                .iter()
+                .map(|m| allowed_name(*m))
+                .find(|m| *m == method.as_str())
+                .or_else(|| options.first().map(|m| allowed_name(*m))),
+            code_sent: None,
+            code_error: None,
+        }),
+        Step::Done { .. } => None,
+    }
+}
+
+/// The user's own address for `channel`, as a destination; with `verified`, only a proven one (M10).
+pub(crate) fn own_destination(
+    user: &users::Model,
+    channel: Channel,
+    verified: bool,
+) -> Result<Destination> {
+    let corrupt = || StoreError::Corrupt(format!("user {}: contact", user.id));
+    match channel {
+        Channel::Email => {
+            let Some(e) = user.email.as_deref() else {
+                return Err(DomainError::NoDestination(
+                    "This account has no email address; add one first or ask the practice administrator."
+                        .into(),
+                )
+                .into());
+            };
+            if verified && !user.email_verified {
+                return Err(DomainError::DestinationUnverified(
+                    "This email address has not been verified yet; enroll it to verify it.".into(),
+                )
+                .into());
+            }
+            Ok(Destination::Email(
+                EmailAddress::parse(e).map_err(|_| corrupt())?,
+            ))
+        }
+        Channel::Sms => {
+            let Some(p) = user.phone.as_deref() else {
+                return Err(DomainError::NoDestination(
+                    "This account has no phone number; add one first or ask the practice administrator."
+                        .into(),
+                )
+                .into());
+            };
+            if verified && !user.phone_verified {
+                return Err(DomainError::DestinationUnverified(
+                    "This phone number has not been verified yet; enroll it to verify it.".into(),
+                )
+                .into());
+            }
+            Ok(Destination::Sms(
+                PhoneE164::parse(p).map_err(|_| corrupt())?,
+            ))
+        }
+    }
+}
+
+/// Parses a submitted destination for `channel`.
+pub(crate) fn parse_destination(channel: Channel, raw: &str, field: &str) -> Result<Destination> {
+    let d = match channel {
+        Channel::Email => EmailAddress::parse(raw).map(Destination::Email),
+        Channel::Sms => PhoneE164::parse(raw).map(Destination::Sms),
+    };
+    d.map_err(|e| match e {
+        DomainError::Validation(mut errs) => {
+            for f in &mut errs {
+                f.field = field.to_owned();
+            }
+            DomainError::Validation(errs).into()
+        }
+        other => other.into(),
+    })
+}
+
+/// Counts a wrong authenticator or recovery code on the flow or session row `table`;
+/// answers the error to give (invalid with the tries left, or exhausted).
+pub(crate) async fn count_failure<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    tenant: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<DomainError> {
+    let sql = format!(
+        "UPDATE {table} SET mfa_failures = mfa_failures + 1 \
+         WHERE id = $1 AND tenant_id = $2 AND mfa_failures < $3 RETURNING mfa_failures"
+    );
+    let row = conn
+        .query_one_raw(stmt(
+            conn.get_database_backend(),
+            &sql,
+            vec![id.into(), tenant.into(), (MAX_ATTEMPTS as i32).into()],
+        ))
+        .await?;
+    let after = match row {
+        Some(r) => u32::try_from(r.try_get::<i32>("", "mfa_failures")?).unwrap_or(MAX_ATTEMPTS),
+        None => MAX_ATTEMPTS,
+    };
+    Ok(if after >= MAX_ATTEMPTS {
+        DomainError::MfaCodeExhausted
+    } else {
+        DomainError::MfaCodeInvalid {
+            attempts_remaining: MAX_ATTEMPTS - after,
+        }
+    })
+}
+
+/// The answer to a judged one-time code that was not accepted.
+pub(crate) fn code_refusal(check: CodeCheck) -> Option<DomainError> {
+    match check {
+        CodeCheck::Accept => None,
+        CodeCheck::Reject { attempts_remaining } => {
+            Some(DomainError::MfaCodeInvalid { attempts_remaining })
+        }
+        CodeCheck::Expired => Some(DomainError::MfaCodeExpired),
+        CodeCheck::Exhausted => Some(DomainError::MfaCodeExhausted),
+    }
+}
+
+/// The audit event of a refused proof, if it deserves one.
+pub(crate) fn refusal_event(
+    user: &users::Model,
+    err: &DomainError,
+    method: &str,
+    meta: &RequestMeta,
+    context: &str,
+) -> Option<NewEvent> {
+    let target = Some(user_target(UserId(user.id), &user.username));
+    match err {
+        DomainError::MfaCodeInvalid { attempts_remaining } => Some(event(
+            Action::MfaFailed,
+            actor_user(user),
+            target,
+            meta,
+            json!({"method": method, "attempts_remaining": attempts_remaining, "context": context}),
+        )),
+        DomainError::MfaCodeExhausted => Some(event(
+            Action::MfaExhausted,
+            actor_user(user),
+            target,
+            meta,
+            json!({"method": method, "context": context}),
+        )),
+        _ => None,
+    }
+}
+
+/// Checks a TOTP label: what the authenticator app shows under the issuer.
+pub(crate) fn check_label(label: Option<String>, username: &str) -> Result<String> {
+    let Some(l) = label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()) else {
+        return Ok(username.to_owned());
+    };
+    if l.chars().count() > 64 || l.chars().any(|c| c.is_control() || c == ':') {
+        return Err(DomainError::field(
+            "label",
+            "label must be at most 64 characters, without ':' or control characters",
+        )
+        .into());
+    }
+    Ok(l)
+}
+
+impl Store {
+    /// What `decide()` needs about this user, given the flow's state so far.
+    pub(crate) async fn mfa_facts(
+        &self,
+        tenant: &Tenant,
+        user: &users::Model,
+        bypass: Option<gatehouse_domain::mfa::step::Bypass>,
+        verified: bool,
+    ) -> Result<Facts> {
+        let mfa = self.tenant(tenant.id).mfa();
+        let uid = UserId(user.id);
+        let corrupt = |what: &str| StoreError::Corrupt(format!("user {}: {what}", user.id));
+        Ok(Facts {
+            policy: tenant.settings.mfa_policy,
+            allowed: tenant.settings.allowed_methods.clone(),
+            is_operator: tenant.is_operator,
+            method: UserMethod::parse(&user.mfa_method).map_err(|_| corrupt("mfa_method"))?,
+            enrollment: Enrollment::parse(&user.mfa_enrollment)
+                .map_err(|_| corrupt("mfa_enrollment"))?,
+            totp_enrolled: mfa.totp_enrolled(uid).await?,
+            email_verified: user.email_verified && user.email.is_some(),
+            phone_verified: user.phone_verified && user.phone.is_some(),
+            recovery_codes_remaining: mfa.recovery_codes_remaining(uid).await?,
+            bypass,
+            verified,
+        })
+    }
+
+    /// Issues a code to `destination` and queues its delivery. A refusal before any
+    /// provider (the throttle) is audited as `mfa.code_refused` and answered as an error.
+    pub(crate) async fn send_code(
+        &self,
+        tenant: &Tenant,
+        user: &users::Model,
+        owner: CodeOwner,
+        purpose: Purpose,
+        destination: Destination,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
+        let scope = self.tenant(tenant.id);
+        let issued = scope
+            .mfa()
+            .issue_code(CodeRequest {
+                user: UserId(user.id),
+                owner,
+                purpose,
+                destination: destination.clone(),
+                ttl_seconds: tenant.settings.code_ttl_seconds,
+            })
+            .await;
+        let issued = match issued {
+            Ok(i) => i,
+            Err(StoreError::Domain(d)) => {
+                let reason = match &d {
+                    DomainError::RateLimited { .. } => "rate_limited",
+                    _ => "refused",
+                };
+                scope
+                    .audit()
+                    .record(event(
+                        Action::MfaCodeRefused,
+                        actor_user(user),
+                        Some(user_target(UserId(user.id), &user.username)),
+                        meta,
+                        json!({
+                            "channel": match destination { Destination::Email(_) => "email", Destination::Sms(_) => "sms" },
+                            "to": destination.masked(),
+                            "purpose": purpose.as_str(),
+                            "reason": reason,
+                        }),
+                    ))
+                    .await?;
+                return Err(d.into());
+            }
+            Err(e) => return Err(e),
+        };
+        let sent = CodeSent {
+            channel: issued.channel,
+            to: issued.to_masked.clone(),
+            expires_at: issued.expires_at,
+        };
+        self.enqueue_send(issued.job).await;
+        Ok(sent)
+    }
+
+    /// The factors the flow's user can prove now, or `FlowWrongStep` unless the flow
+    /// is at `mfa_required`.
+    async fn verify_step(
+        &self,
+        flow: &sign_in_flows::Model,
+        tenant: &Tenant,
+        user: &users::Model,
+        state: &FlowState,
+    ) -> Result<Vec<Factor>> {
+        if FlowStatus::parse(&flow.status) != Some(FlowStatus::MfaRequired) {
+            return Err(DomainError::FlowWrongStep.into());
+        }
+        let facts = self
+            .mfa_facts(tenant, user, state.bypass, state.verified_at.is_some())
+            .await?;
+        match next_step(&facts, state) {
+            Step::Verify { factors, .. } => Ok(factors),
+            _ => Err(DomainError::FlowWrongStep.into()),
+        }
+    }
+
+    /// The enrollment options of a flow at an enrollment step.
+    async fn enroll_step(
+        &self,
+        flow: &sign_in_flows::Model,
+        tenant: &Tenant,
+        user: &users::Model,
+        state: &FlowState,
+    ) -> Result<Vec<AllowedMethod>> {
+        if !matches!(
+            FlowStatus::parse(&flow.status),
+            Some(FlowStatus::MfaEnrollmentRequired | FlowStatus::MfaEnrollmentSuggested)
+        ) {
+            return Err(DomainError::FlowWrongStep.into());
+        }
+        let facts = self
+            .mfa_facts(tenant, user, state.bypass, state.verified_at.is_some())
+            .await?;
+        match next_step(&facts, state) {
+            Step::EnrollRequired { options } | Step::EnrollSuggested { options } => Ok(options),
+            _ => Err(DomainError::FlowWrongStep.into()),
+        }
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/code`: sends (or resends) a sign-in code.
+    pub async fn flow_send_code(
+        &self,
+        id: FlowId,
+        channel: &str,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
+        let channel = parse_channel(channel, "channel")?;
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let state = FlowState::parse(&flow)?;
+        let factors = self.verify_step(&flow, &tenant, &user, &state).await?;
+        if !tenant
+            .settings
+            .allowed_methods
+            .contains(&allowed_of(channel))
+        {
+            return Err(DomainError::MethodNotAllowed(format!(
+                "This practice does not allow {} codes.",
+                channel.as_str()
+            ))
+            .into());
+        }
+        // Refusals name the missing or unproven address before anything else.
+        let destination = own_destination(&user, channel, true)?;
+        if !factors.contains(&factor_of(channel)) {
+            return Err(DomainError::MethodNotAllowed(format!(
+                "{} codes are not one of this account's methods.",
+                channel.as_str()
+            ))
+            .into());
+        }
+        self.send_code(
+            &tenant,
+            &user,
+            CodeOwner::Flow(id),
+            Purpose::SignIn,
+            destination,
+            meta,
+        )
+        .await
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/verify`: proves the second factor.
+    pub async fn flow_verify(
+        &self,
+        id: FlowId,
+        input: VerifyInput,
+        meta: &RequestMeta,
+    ) -> Result<FlowView> {
+        let proof = Proof::parse(&input.method)?;
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let mut state = FlowState::parse(&flow)?;
+        let factors = self.verify_step(&flow, &tenant, &user, &state).await?;
+        if !proof.usable(&factors) {
+            return Err(DomainError::MethodNotAllowed(format!(
+                "{} is not one of this account's methods; use one of: {}.",
+                proof.as_str(),
+                factors
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        let scope = self.tenant(tenant.id);
+        let uid = UserId(user.id);
+        let now = self.inner.clock.now();
+        let mut events = Vec::new();
+        let mut details = json!({"method": proof.as_str(), "context": "sign_in"});
+        let refusal = match proof {
+            Proof::Code => {
+                let code = OtpCode::parse(&input.code)?;
+                let checked = scope
+                    .mfa()
+                    .check_code_detail(CodeOwner::Flow(id), Purpose::SignIn, &code)
+                    .await?
+                    .ok_or_else(|| {
+                        DomainError::Conflict(
+                            "No code has been sent in this sign-in; request one first.".into(),
+                        )
+                    })?;
+                details["channel"] = json!(checked.channel.as_str());
+                code_refusal(checked.check)
+            }
+            Proof::Totp | Proof::RecoveryCode => {
+                if u32::try_from(flow.mfa_failures).unwrap_or(MAX_ATTEMPTS) >= MAX_ATTEMPTS {
+                    Some(DomainError::MfaCodeExhausted)
+                } else {
+                    let ok = if proof == Proof::Totp {
+                        scope
+                            .mfa()
+                            .verify_totp(uid, input.code.trim(), unix_now(now))
+                            .await?
+                    } else {
+                        scope.mfa().use_recovery_code(uid, &input.code).await?
+                    };
+                    if ok {
+                        None
+                    } else {
+                        Some(
+                            count_failure(&self.inner.db, "sign_in_flows", tenant.id.0, flow.id)
+                                .await?,
+                        )
+                    }
+                }
+            }
+        };
+        if let Some(err) = refusal {
+            if let Some(e) = refusal_event(&user, &err, proof.as_str(), meta, "sign_in") {
+                scope.audit().record(e).await?;
+            }
+            return Err(err.into());
+        }
+        let target = Some(user_target(uid, &user.username));
+        if proof == Proof::RecoveryCode {
+            let left = scope.mfa().recovery_codes_remaining(uid).await?;
+            events.push(event(
+                Action::RecoveryCodeUsed,
+                actor_user(&user),
+                target.clone(),
+                meta,
+                json!({"remaining": left}),
+            ));
+        }
+        events.push(event(
+            Action::MfaVerified,
+            actor_user(&user),
+            target.clone(),
+            meta,
+            details,
+        ));
+        let mut device_token = None;
+        if input.remember_device {
+            let label = meta.user_agent_trimmed();
+            if let Some((token, until)) = scope
+                .mfa()
+                .remember_device(uid, label, tenant.settings.remember_device_hours)
+                .await?
+            {
+                events.push(event(
+                    Action::DeviceRemembered,
+                    actor_user(&user),
+                    target,
+                    meta,
+                    json!({"expires_at": until.to_rfc3339()}),
+                ));
+                device_token = Some(token);
+            }
+        }
+        state.verified_at = Some(now);
+        let mut view = self
+            .advance(
+                Advance {
+                    tenant: &tenant,
+                    user: &user,
+                    flow: Some(&flow),
+                    state,
+                    password_pending: false,
+                    new_hash: None,
+                    events,
+                },
+                meta,
+            )
+            .await?;
+        view.device_token = device_token;
+        Ok(view)
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/enroll/totp`: a new authenticator secret, pending.
+    pub async fn flow_enroll_totp(
+        &self,
+        id: FlowId,
+        label: Option<String>,
+    ) -> Result<TotpEnrollment> {
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let state = FlowState::parse(&flow)?;
+        let options = self.enroll_step(&flow, &tenant, &user, &state).await?;
+        if !options.contains(&AllowedMethod::Totp) {
+            return Err(DomainError::MethodNotAllowed(
+                "This practice does not allow authenticator apps.".into(),
+            )
+            .into());
+        }
+        let label = check_label(label, &user.username)?;
+        self.tenant(tenant.id)
+            .mfa()
+            .start_totp(UserId(user.id), &tenant.name, &label)
+            .await
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/enroll/totp/confirm`: proves the new authenticator;
+    /// the Flow carries the recovery codes, shown this once.
+    pub async fn flow_confirm_totp(
+        &self,
+        id: FlowId,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<FlowView> {
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let mut state = FlowState::parse(&flow)?;
+        self.enroll_step(&flow, &tenant, &user, &state).await?;
+        if u32::try_from(flow.mfa_failures).unwrap_or(MAX_ATTEMPTS) >= MAX_ATTEMPTS {
+            return Err(DomainError::MfaCodeExhausted.into());
+        }
+        let scope = self.tenant(tenant.id);
+        let uid = UserId(user.id);
+        let now = self.inner.clock.now();
+        let ok = match scope
+            .mfa()
+            .confirm_totp(uid, code.trim(), unix_now(now))
+            .await
+        {
+            Ok(ok) => ok,
+            Err(StoreError::Domain(DomainError::NotFound | DomainError::FlowWrongStep)) => {
+                return Err(DomainError::Conflict(
+                    "No authenticator enrollment is under way; start one with enroll/totp.".into(),
+                )
+                .into());
+            }
+            Err(e) => return Err(e),
+        };
+        if !ok {
+            let err = count_failure(&self.inner.db, "sign_in_flows", tenant.id.0, flow.id).await?;
+            if let Some(e) = refusal_event(&user, &err, "totp", meta, "enrollment") {
+                scope.audit().record(e).await?;
+            }
+            return Err(err.into());
+        }
+        let codes = self.finish_totp_enrollment(scope, &user).await?;
+        let events = vec![event(
+            Action::MfaEnrolled,
+            actor_user(&user),
+            Some(user_target(uid, &user.username)),
+            meta,
+            json!({"method": "totp", "recovery_codes": codes.len(), "context": "sign_in"}),
+        )];
+        state.verified_at = Some(now);
+        // The method changed: decide on the row as it is now.
+        let user = scope
+            .users()
+            .find_model(&self.inner.db, &crate::scope::UserRef::Id(uid.0))
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let mut view = self
+            .advance(
+                Advance {
+                    tenant: &tenant,
+                    user: &user,
+                    flow: Some(&flow),
+                    state,
+                    password_pending: false,
+                    new_hash: None,
+                    events,
+                },
+                meta,
+            )
+            .await?;
+        view.recovery_codes = Some(codes);
+        Ok(view)
+    }
+
+    /// After a proven authenticator: it becomes the user's method and the recovery codes
+    /// are (re)issued.
+    pub(crate) async fn finish_totp_enrollment(
+        &self,
+        scope: TenantScope<'_>,
+        user: &users::Model,
+    ) -> Result<Vec<String>> {
+        let uid = UserId(user.id);
+        scope
+            .users()
+            .set_method(&self.inner.db, uid, UserMethod::Totp)
+            .await?;
+        let codes = scope.mfa().replace_recovery_codes(uid).await?;
+        self.inner.cache.invalidate_user(uid);
+        Ok(codes)
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/enroll/{email|sms}`: sends a code to the address
+    /// being enrolled (the user's own unless another is given).
+    pub async fn flow_enroll_channel(
+        &self,
+        id: FlowId,
+        channel: Channel,
+        destination: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let state = FlowState::parse(&flow)?;
+        let options = self.enroll_step(&flow, &tenant, &user, &state).await?;
+        if !options.contains(&allowed_of(channel)) {
+            return Err(DomainError::MethodNotAllowed(format!(
+                "This practice does not allow {} codes.",
+                channel.as_str()
+            ))
+            .into());
+        }
+        let destination = match destination.as_deref().map(str::trim) {
+            Some(d) if !d.is_empty() => parse_destination(channel, d, "destination")?,
+            _ => own_destination(&user, channel, false)?,
+        };
+        self.send_code(
+            &tenant,
+            &user,
+            CodeOwner::Flow(id),
+            Purpose::Enroll,
+            destination,
+            meta,
+        )
+        .await
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/enroll/{email|sms}/confirm`: the code proves the
+    /// address, which becomes the user's verified contact and method.
+    pub async fn flow_confirm_channel(
+        &self,
+        id: FlowId,
+        channel: Channel,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<FlowView> {
+        let code = OtpCode::parse(code)?;
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let mut state = FlowState::parse(&flow)?;
+        self.enroll_step(&flow, &tenant, &user, &state).await?;
+        let scope = self.tenant(tenant.id);
+        let uid = UserId(user.id);
+        let checked = scope
+            .mfa()
+            .check_code_detail(CodeOwner::Flow(id), Purpose::Enroll, &code)
+            .await?
+            .filter(|c| c.channel == channel)
+            .ok_or_else(|| {
+                DomainError::Conflict(format!(
+                    "No {} enrollment code has been sent in this sign-in; request one first.",
+                    channel.as_str()
+                ))
+            })?;
+        if let Some(err) = code_refusal(checked.check) {
+            if let Some(e) = refusal_event(&user, &err, channel.as_str(), meta, "enrollment") {
+                scope.audit().record(e).await?;
+            }
+            return Err(err.into());
+        }
+        let masked = self
+            .verify_contact(scope, &user, channel, &checked.destination, true)
+            .await?;
+        let target = Some(user_target(uid, &user.username));
+        let events = vec![
+            event(
+                Action::ContactVerified,
+                actor_user(&user),
+                target.clone(),
+                meta,
+                json!({"channel": channel.as_str(), "to": masked}),
+            ),
+            event(
+                Action::MfaEnrolled,
+                actor_user(&user),
+                target,
+                meta,
+                json!({"method": channel.as_str(), "to": masked, "context": "sign_in"}),
+            ),
+        ];
+        state.verified_at = Some(self.inner.clock.now());
+        // The user row changed: read it again for the next decision.
+        let user = scope
+            .users()
+            .find_model(&self.inner.db, &crate::scope::UserRef::Id(uid.0))
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        self.advance(
+            Advance {
+                tenant: &tenant,
+                user: &user,
+                flow: Some(&flow),
+                state,
+                password_pending: false,
+                new_hash: None,
+                events,
+            },
+            meta,
+        )
+        .await
+    }
+
+    /// Records a proven address as the user's verified contact; with `as_method`, also
+    /// as their MFA method. Answers the masked address.
+    pub(crate) async fn verify_contact(
+        &self,
+        scope: TenantScope<'_>,
+        user: &users::Model,
+        channel: Channel,
+        destination: &str,
+        as_method: bool,
+    ) -> Result<String> {
+        let uid = UserId(user.id);
+        let dest = parse_destination(channel, destination, "destination")?;
+        scope
+            .users()
+            .set_verified_contact(&self.inner.db, uid, &dest, as_method)
+            .await?;
+        self.inner.cache.invalidate_user(uid);
+        Ok(dest.masked())
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/skip`: declines a suggested enrollment.
+    pub async fn flow_skip(&self, id: FlowId, meta: &RequestMeta) -> Result<FlowView> {
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let mut state = FlowState::parse(&flow)?;
+        if FlowStatus::parse(&flow.status) != Some(FlowStatus::MfaEnrollmentSuggested) {
+            return Err(DomainError::FlowWrongStep.into());
+        }
+        state.skipped = true;
+        let events = vec![event(
+            Action::MfaSkipped,
+            actor_user(&user),
+            Some(user_target(UserId(user.id), &user.username)),
+            meta,
+            json!({}),
+        )];
+        self.advance(
+            Advance {
+                tenant: &tenant,
+                user: &user,
+                flow: Some(&flow),
+                state,
+                password_pending: false,
+                new_hash: None,
+                events,
+            },
+            meta,
+        )
+        .await
+    }
+}
+
+/// Seconds since the epoch, for TOTP.
+pub(crate) fn unix_now(now: DateTime<Utc>) -> u64 {
+    u64::try_from(now.timestamp()).unwrap_or(0)
+}

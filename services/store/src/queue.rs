@@ -1,0 +1,50 @@
+//! The job producer. The store pushes a job only after the rows it refers to are
+//! committed; the queue itself (apalis: in-process or Redis) lives in gatehouse-workers
+//! and is attached at start-up, so the store does not depend on it.
+//!
+//! A push that fails, or happens while no queue is attached, loses nothing: the delivery
+//! row stays `queued` with its sealed message, and the periodic re-enqueue job
+//! ([`crate::Store::deliveries_to_requeue`]) pushes it again while its code lives.
+
+use gatehouse_domain::jobs::SendCode;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A queue refused or failed a push.
+#[derive(Debug, thiserror::Error)]
+#[error("job queue: {0}")]
+pub struct QueueError(pub String);
+
+/// The future of one push.
+pub type PushFuture<'a> = Pin<Box<dyn Future<Output = Result<(), QueueError>> + Send + 'a>>;
+
+/// Where jobs go.
+pub trait JobQueue: Send + Sync + 'static {
+    /// Queues one code for delivery.
+    fn push_send_code(&self, job: SendCode) -> PushFuture<'_>;
+}
+
+impl crate::Store {
+    /// Attaches the job queue; the first one attached stays.
+    pub fn attach_queue(&self, queue: std::sync::Arc<dyn JobQueue>) {
+        if self.inner.queue.set(queue).is_err() {
+            tracing::warn!("a job queue was already attached; keeping the first");
+        }
+    }
+
+    /// Pushes a send job. Failure is logged, not returned: the committed delivery row
+    /// is the durable record and the periodic re-enqueue sends it.
+    pub(crate) async fn enqueue_send(&self, job: SendCode) {
+        let delivery_id = job.delivery_id;
+        match self.inner.queue.get() {
+            Some(q) => {
+                if let Err(e) = q.push_send_code(job).await {
+                    tracing::warn!(%delivery_id, error = %e, "push failed; the re-enqueue job will retry");
+                }
+            }
+            None => {
+                tracing::warn!(%delivery_id, "no job queue attached; the re-enqueue job will send it")
+            }
+        }
+    }
+}

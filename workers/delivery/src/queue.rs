@@ -1,0 +1,46 @@
+//! The in-process job queue of the embedded default: apalis' `VecDequeBackend`, shared
+//! between the store (which pushes) and the worker (which takes). It wakes the worker on
+//! each push, so a job starts as soon as it is queued; nothing polls on a timer.
+//!
+//! It holds jobs in memory only. That is safe because the delivery row is the durable
+//! record: after a restart the periodic re-enqueue pushes every `queued` delivery whose
+//! code still lives. A Redis queue (apalis-redis) implements [`JobQueue`] the same way.
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_core::backend::dequeue::VecDequeBackend;
+use gatehouse_domain::jobs::SendCode;
+use gatehouse_store::queue::{JobQueue, PushFuture, QueueError};
+
+/// Send jobs waiting in this process.
+#[derive(Debug, Clone, Default)]
+pub struct InProcessQueue {
+    backend: VecDequeBackend<SendCode>,
+}
+
+impl InProcessQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The backend a worker takes jobs from (clones share the queue).
+    pub(crate) fn backend(&self) -> VecDequeBackend<SendCode> {
+        self.backend.clone()
+    }
+}
+
+impl JobQueue for InProcessQueue {
+    fn push_send_code(&self, job: SendCode) -> PushFuture<'_> {
+        // A job already waiting for the same delivery is not queued twice; one that already
+        // ran is harmless, because a delivery is claimed at most once (see the send job).
+        let key = job.delivery_id.to_string();
+        let task = TaskBuilder::new(job).idempotency_key(key).build();
+        let mut backend = self.backend.clone();
+        Box::pin(async move {
+            backend
+                .push_task(task)
+                .await
+                .map_err(|e| QueueError(e.to_string()))
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! The send job (D1): claim the delivery, open its sealed message, compose the text, hand
+//! it to the provider, record the outcome.
+//!
+//! Idempotent by delivery id: the claim is a lease taken by one conditional UPDATE and a
+//! sent delivery is never claimed again, so a job pushed twice, re-enqueued, or retried
+//! sends at most once. Neither the code nor the full destination is ever logged or stored
+//! in an error: only the masked destination.
+
+use crate::message::{Compose, compose};
+use crate::provider::{Provider, ProviderError};
+use gatehouse_domain::ids::TenantId;
+use gatehouse_domain::jobs::{CodeMessage, SendCode};
+use gatehouse_store::deliveries::{Deliveries, SendContext};
+use gatehouse_store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the send job needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SendDeps {
+    pub store: Store,
+    pub provider: Arc<dyn Provider>,
+}
+
+/// What one run of the job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent now, with the provider's message id.
+    Sent { provider_message_id: String },
+    /// Nothing to do: already sent or failed, another worker holds it, or the code died.
+    Skipped,
+}
+
+/// Why a run did not send.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The database failed; the delivery stays queued.
+    #[error("delivery store: {0}")]
+    Store(#[from] StoreError),
+    /// The sealed message does not open (rotated-away key or tampering): never sendable.
+    #[error("the sealed message could not be opened")]
+    Sealed,
+    /// The provider failed; the delivery records the reason.
+    #[error("provider: {0}")]
+    Provider(ProviderError),
+    /// Sent, but the outcome could not be recorded. Not retried at once, which would send
+    /// again; the lease runs out and the re-enqueue job decides.
+    #[error("sent, but recording it failed: {0}")]
+    Unrecorded(StoreError),
+}
+
+impl SendError {
+    /// Whether retrying the job can help (the claim re-checks that the code lives).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SendError::Store(_) => true,
+            SendError::Provider(e) => !e.permanent,
+            SendError::Sealed | SendError::Unrecorded(_) => false,
+        }
+    }
+}
+
+/// Sends one delivery; see the module docs.
+#[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, tenant = %job.tenant_id, to, attempt))]
+pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendError> {
+    let deliveries = deps.store.tenant(TenantId(job.tenant_id)).deliveries();
+    let Some(ctx) = deliveries.claim(job.delivery_id).await? else {
+        tracing::debug!("nothing to send");
+        return Ok(Outcome::Skipped);
+    };
+    let span = tracing::Span::current();
+    span.record("to", ctx.to_masked.as_str());
+    span.record("attempt", ctx.attempt);
+
+    let Some(secret) = open(&deps.store, &ctx) else {
+        tracing::error!("the sealed message does not open; failing the delivery");
+        deliveries
+            .fail(
+                ctx.delivery_id,
+                "the sealed message could not be opened (the key that sealed it is not configured, or it was altered)",
+                true,
+            )
+            .await?;
+        return Err(SendError::Sealed);
+    };
+    let now = deps.store.clock().now();
+    let message = compose(&Compose {
+        delivery_id: ctx.delivery_id,
+        channel: ctx.channel,
+        purpose: ctx.purpose,
+        company: &ctx.company,
+        company_name: &ctx.company_name,
+        to: &secret.to,
+        code: &secret.code,
+        expires_at: ctx.expires_at,
+        now,
+    });
+    drop(secret);
+
+    match deps.provider.send(&message).await {
+        Ok(provider_message_id) => {
+            record_sent(&deliveries, &ctx, &provider_message_id).await?;
+            tracing::info!(channel = ctx.channel.as_str(), purpose = ctx.purpose.as_str(), %provider_message_id, "code sent");
+            Ok(Outcome::Sent {
+                provider_message_id,
+            })
+        }
+        Err(e) => {
+            // Past its expiry a code is never retried: the failure is final.
+            let expired = deps.store.clock().now() >= ctx.expires_at;
+            let permanent = e.permanent || expired;
+            let reason = if expired && !e.permanent {
+                format!("{} (the code expired before a retry)", e.reason)
+            } else {
+                e.reason.clone()
+            };
+            tracing::warn!(error = %reason, permanent, "send failed");
+            deliveries.fail(ctx.delivery_id, &reason, permanent).await?;
+            Err(SendError::Provider(ProviderError { permanent, reason }))
+        }
+    }
+}
+
+fn open(store: &Store, ctx: &SendContext) -> Option<CodeMessage> {
+    let plain = store
+        .config()
+        .keyring
+        .open(&SendCode::seal_context(ctx.delivery_id), &ctx.sealed)
+        .ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+/// Records the send, retrying briefly: the message is already out, so a lost record
+/// would mean a second send later.
+async fn record_sent(
+    deliveries: &Deliveries<'_>,
+    ctx: &SendContext,
+    provider_message_id: &str,
+) -> Result<(), SendError> {
+    let mut wait = Duration::from_millis(50);
+    let mut tries = 0;
+    loop {
+        match deliveries.mark_sent(ctx, provider_message_id).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 3 => {
+                tracing::warn!(error = %e, "recording the send failed; trying again");
+                tries += 1;
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sent, but recording it failed");
+                return Err(SendError::Unrecorded(e));
+            }
+        }
+    }
+}
