@@ -561,7 +561,8 @@ impl Users<'_> {
 
 impl Store {
     /// Stores a user's new password hash (no longer temporary), ends their sessions but
-    /// `keep`, and audits `password.changed`, in one transaction.
+    /// `keep` and their remembered devices, and audits `password.changed`, in one
+    /// transaction.
     pub(crate) async fn replace_password(
         &self,
         user: (gatehouse_domain::ids::TenantId, UserId, &str),
@@ -586,6 +587,9 @@ impl Store {
             .exec(&txn)
             .await?;
         scope.revoke_user_sessions(&txn, user.0, keep).await?;
+        // Remembered devices end with the password (M7): whoever knew the old one does
+        // not keep skipping the second factor.
+        let devices = scope.mfa().revoke_all_devices(&txn, user.0).await?;
         scope
             .audit()
             .append_in(
@@ -595,7 +599,7 @@ impl Store {
                     actor,
                     Some(user_target(user.0, user.1)),
                     meta,
-                    json!({"via": via}),
+                    json!({"via": via, "devices_revoked": devices}),
                 ),
             )
             .await?;

@@ -4,5 +4,4 @@
 
 mod helpers;
 
-mod latency;
 mod send;
