@@ -8,6 +8,7 @@ mod columns;
 mod m20261124_000001_foundation;
 mod m20261124_000002_mfa;
 mod m20261124_000003_mfa_attempts;
+mod m20261124_000004_optouts;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_foundation::Migration),
             Box::new(m20261124_000002_mfa::Migration),
             Box::new(m20261124_000003_mfa_attempts::Migration),
+            Box::new(m20261124_000004_optouts::Migration),
         ]
     }
 }

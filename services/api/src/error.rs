@@ -278,6 +278,32 @@ impl From<DomainError> for ApiError {
                 "Destination not verified",
                 why,
             ),
+            DomainError::PhoneOptedOut { opt_in_number } => ApiError::new(
+                S::CONFLICT,
+                "phone_opted_out",
+                "Phone number opted out",
+                match opt_in_number {
+                    Some(n) => format!(
+                        "This phone number replied STOP, so no text messages can be sent to it. To receive codes again, text START to {n} from this phone. The practice cannot override this."
+                    ),
+                    None => "This phone number replied STOP, so no text messages can be sent to it. To receive codes again, text START to the number the codes came from. The practice cannot override this.".to_owned(),
+                },
+            ),
+            DomainError::EmailSuppressed => ApiError::new(
+                S::CONFLICT,
+                "email_suppressed",
+                "Email address suppressed",
+                "Messages to this email address bounced or were reported as spam, so no more are sent to it. Use another method, or ask support to lift the block once the mailbox works.",
+            ),
+            DomainError::SmsBudgetExceeded => ApiError::new(
+                S::CONFLICT,
+                "sms_budget_exceeded",
+                "SMS budget exceeded",
+                "The practice's text messages for today are used up. Use an email code or an authenticator app instead.",
+            ),
+            DomainError::SmsCountryBlocked(why) => {
+                ApiError::new(S::CONFLICT, "sms_country_blocked", "Country not allowed", why)
+            }
             DomainError::StepUpRequired => ApiError::new(
                 S::FORBIDDEN,
                 "step_up_required",

@@ -61,9 +61,52 @@ impl DeliveryStatus {
     }
 }
 
+/// What an inbound text message asks for (D3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    OptOut,
+    OptIn,
+}
+
+/// The opt-out keyword of an inbound SMS body: case-insensitive, surrounding whitespace
+/// ignored, the whole body (carriers match the keyword alone, not inside sentences).
+pub fn inbound_keyword(body: &str) -> Option<Keyword> {
+    let word = body.trim().to_ascii_uppercase();
+    match word.as_str() {
+        "STOP" | "STOPALL" | "UNSUBSCRIBE" | "CANCEL" | "END" | "QUIT" => Some(Keyword::OptOut),
+        "START" | "UNSTOP" | "YES" => Some(Keyword::OptIn),
+        _ => None,
+    }
+}
+
+/// At most this many codes go to one destination per hour, across practices and users
+/// (D7): one number cannot be used to flood someone.
+pub const DESTINATION_MAX_PER_HOUR: u64 = 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn d3_keywords_are_matched_whole_case_insensitively_and_trimmed() {
+        for w in [
+            "STOP",
+            " stop ",
+            "StopAll",
+            "unsubscribe",
+            "CANCEL",
+            "end\n",
+            "Quit",
+        ] {
+            assert_eq!(inbound_keyword(w), Some(Keyword::OptOut), "{w:?}");
+        }
+        for w in ["START", " start", "Unstop", "yes "] {
+            assert_eq!(inbound_keyword(w), Some(Keyword::OptIn), "{w:?}");
+        }
+        for w in ["please stop", "STOP IT", "", "no", "halt"] {
+            assert_eq!(inbound_keyword(w), None, "{w:?}");
+        }
+    }
 
     #[test]
     fn d5_status_names_round_trip_and_refusals_do_not_count() {

@@ -49,6 +49,15 @@ pub enum Error {
     DestinationUnverified(String),
     #[error("a recent second factor is required")]
     StepUpRequired,
+    /// The number texted STOP (D3); `opt_in_number` is where to text START.
+    #[error("the phone number opted out of text messages")]
+    PhoneOptedOut { opt_in_number: Option<String> },
+    #[error("the email address is suppressed after a bounce or complaint")]
+    EmailSuppressed,
+    #[error("the practice's daily SMS budget is spent")]
+    SmsBudgetExceeded,
+    #[error("text messages to this country are not allowed: {0}")]
+    SmsCountryBlocked(String),
 }
 
 impl Error {

@@ -227,6 +227,13 @@ impl PhoneE164 {
         &self.0
     }
 
+    /// The country calling code (`1` for +1 numbers), from the numbering plan.
+    pub fn calling_code(&self) -> Option<String> {
+        phonenumber::parse(None, &self.0)
+            .ok()
+            .map(|n| n.country().code().to_string())
+    }
+
     /// Masked for display: `•••-•••-1234`.
     pub fn masked(&self) -> String {
         let digits: Vec<char> = self.0.chars().filter(|c| c.is_ascii_digit()).collect();

@@ -401,6 +401,10 @@ impl Store {
             Err(StoreError::Domain(d)) => {
                 let reason = match &d {
                     DomainError::RateLimited { .. } => "rate_limited",
+                    DomainError::PhoneOptedOut { .. } => "phone_opted_out",
+                    DomainError::EmailSuppressed => "email_suppressed",
+                    DomainError::SmsBudgetExceeded => "sms_budget_exceeded",
+                    DomainError::SmsCountryBlocked(_) => "sms_country_blocked",
                     _ => "refused",
                 };
                 scope

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod hashing;
 pub mod mfa;
 pub mod mfa_manage;
+pub mod optouts;
 pub mod queue;
 pub mod ratelimit;
 pub mod records;
@@ -56,6 +57,8 @@ pub struct StoreConfig {
     pub max_db_connections: u32,
     /// Seals secrets at rest and in job payloads; keys code hashes.
     pub keyring: Arc<Keyring>,
+    /// The number users text START to, named in `phone_opted_out` (D3).
+    pub sms_opt_in_number: Option<String>,
 }
 
 impl StoreConfig {
@@ -74,6 +77,7 @@ impl StoreConfig {
             login_rate_per_ip_per_minute: 30,
             max_db_connections: 16,
             keyring,
+            sms_opt_in_number: None,
         }
     }
 }

@@ -504,7 +504,21 @@ impl Store {
             };
             match sent {
                 Ok(s) => m.code_sent = Some(s),
-                Err(crate::StoreError::Domain(d)) => m.code_error = Some(d),
+                Err(crate::StoreError::Domain(d)) => {
+                    // A channel that cannot be used at all now (opted out, suppressed, over
+                    // budget, country) is not offered; the user's other methods are.
+                    if matches!(
+                        d,
+                        DomainError::PhoneOptedOut { .. }
+                            | DomainError::EmailSuppressed
+                            | DomainError::SmsBudgetExceeded
+                            | DomainError::SmsCountryBlocked(_)
+                    ) {
+                        m.methods.retain(|x| *x != channel.as_str());
+                        m.preferred = m.methods.first().copied();
+                    }
+                    m.code_error = Some(d);
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -34,6 +34,8 @@ pub struct Options {
 
 pub const SUPPORT_USER: &str = "root.support";
 pub const SUPPORT_PASSWORD: &str = "Operator-Root-Pass-77!";
+/// The number users text START to, as configured for the spawned app.
+pub const OPT_IN_NUMBER: &str = "+12025550100";
 /// A password that satisfies the default policy and contains none of the test usernames.
 pub const NEW_PASSWORD: &str = "Brisk-Lantern-Harvest-93!";
 
@@ -105,6 +107,7 @@ impl TestApp {
         );
         cfg.login_rate_per_ip_per_minute = opts.login_rate_per_ip_per_minute;
         cfg.max_db_connections = 8;
+        cfg.sms_opt_in_number = Some(OPT_IN_NUMBER.to_owned());
         let clock: Arc<dyn Clock> = match &opts.clock {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),

@@ -7,6 +7,7 @@ mod helpers;
 mod audit;
 mod bad_input;
 mod cli;
+mod delivery_rules;
 mod isolation;
 mod login_hours;
 mod mfa_flow;

@@ -3,10 +3,12 @@
 
 pub mod audit_events;
 pub mod deliveries;
+pub mod email_suppressions;
 pub mod group_members;
 pub mod groups;
 pub mod login_hours;
 pub mod mfa_challenges;
+pub mod phone_opt_outs;
 pub mod recovery_codes;
 pub mod remembered_devices;
 pub mod sessions;

@@ -4,11 +4,12 @@
 
 use super::Mfa;
 use crate::Result;
-use crate::entities::{deliveries, mfa_challenges as ch};
+use crate::entities::{deliveries, mfa_challenges as ch, tenants};
 use crate::error::StoreError;
 use crate::sql::stmt;
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::delivery::DESTINATION_MAX_PER_HOUR;
 use gatehouse_domain::delivery::DeliveryStatus;
 use gatehouse_domain::ids::{EmailAddress, FlowId, PhoneE164, SessionId, UserId};
 use gatehouse_domain::jobs::{CodeMessage, SendCode};
@@ -18,8 +19,8 @@ use gatehouse_domain::mfa::codes::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -93,6 +94,17 @@ pub struct IssuedCode {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Midnight of `now`'s day in `tz`, as UTC.
+fn local_day_start(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let local = now.with_timezone(&tz).date_naive();
+    local
+        .and_hms_opt(0, 0, 0)
+        .and_then(|m| tz.from_local_datetime(&m).earliest())
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or(now - Duration::hours(24))
+}
+
 /// A judged code and where it had been sent.
 #[derive(Debug, Clone)]
 pub struct CheckedCode {
@@ -103,6 +115,152 @@ pub struct CheckedCode {
 }
 
 impl Mfa<'_> {
+    /// A send refused before any provider (D3, D4, D7): the country is not allowed, the
+    /// number opted out, the address is suppressed. An opt-out or suppression is recorded
+    /// as a delivery with that status (support sees it; it does not count toward the
+    /// throttle) and committed with nothing else.
+    async fn refusal(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        req: &CodeRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(StoreError, bool)>> {
+        let status = match &req.destination {
+            Destination::Sms(phone) => {
+                let settings = self.tenant_settings(txn).await?;
+                let code = phone.calling_code().unwrap_or_default();
+                if !settings.sms_country_codes.contains(&code) {
+                    return Ok(Some((
+                        DomainError::SmsCountryBlocked(format!(
+                            "This practice sends text messages only to numbers with country code {}; +{code} is not one of them.",
+                            settings
+                                .sms_country_codes
+                                .iter()
+                                .map(|c| format!("+{c}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                        .into(),
+                        false,
+                    )));
+                }
+                if !crate::optouts::phone_opted_out_in(txn, phone).await? {
+                    return Ok(None);
+                }
+                DeliveryStatus::OptedOut
+            }
+            Destination::Email(email) => {
+                if !crate::optouts::email_suppressed_in(txn, email).await? {
+                    return Ok(None);
+                }
+                DeliveryStatus::Suppressed
+            }
+        };
+        let channel = req.destination.channel();
+        let (error, answer): (&str, StoreError) = match status {
+            DeliveryStatus::OptedOut => (
+                "refused: the number opted out (STOP)",
+                DomainError::PhoneOptedOut {
+                    opt_in_number: self.scope.inner.config.sms_opt_in_number.clone(),
+                }
+                .into(),
+            ),
+            _ => (
+                "refused: the address is suppressed after a bounce or complaint",
+                DomainError::EmailSuppressed.into(),
+            ),
+        };
+        deliveries::Entity::insert(deliveries::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(self.scope.uuid()),
+            user_id: Set(Some(req.user.0)),
+            challenge_id: Set(None),
+            channel: Set(channel.as_str().to_owned()),
+            destination_masked: Set(req.destination.masked()),
+            destination_hash: Set(self.destination_hash(req.destination.full())),
+            purpose: Set(req.purpose.as_str().to_owned()),
+            status: Set(status.as_str().to_owned()),
+            attempts: Set(0),
+            provider_message_id: Set(None),
+            error: Set(Some(error.to_owned())),
+            payload_sealed: Set(None),
+            claimed_until: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        Ok(Some((answer, true)))
+    }
+
+    async fn tenant_settings(
+        &self,
+        conn: &impl ConnectionTrait,
+    ) -> Result<gatehouse_domain::settings::TenantSettings> {
+        let t = tenants::Entity::find_by_id(self.scope.uuid())
+            .one(conn)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        Ok(crate::records::Tenant::try_from(t)?.settings)
+    }
+
+    /// Cost and abuse limits after the throttle (D7): at most
+    /// [`DESTINATION_MAX_PER_HOUR`] codes per destination per hour across practices,
+    /// and the practice's daily SMS budget (its own calendar day).
+    async fn within_limits(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        req: &CodeRequest,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let refused: Vec<&str> = DeliveryStatus::refused()
+            .map(DeliveryStatus::as_str)
+            .collect();
+        let hour_ago = now - Duration::hours(1);
+        let to_destination: Vec<DateTime<Utc>> = deliveries::Entity::find()
+            .select_only()
+            .column(deliveries::Column::CreatedAt)
+            .filter(
+                deliveries::Column::DestinationHash
+                    .eq(self.destination_hash(req.destination.full())),
+            )
+            .filter(deliveries::Column::CreatedAt.gt(hour_ago))
+            .filter(deliveries::Column::Status.is_not_in(refused.clone()))
+            .order_by_asc(deliveries::Column::CreatedAt)
+            .into_tuple()
+            .all(txn)
+            .await?;
+        if to_destination.len() as u64 >= DESTINATION_MAX_PER_HOUR {
+            let frees = to_destination[0] + Duration::hours(1);
+            return Err(DomainError::RateLimited {
+                retry_after_secs: Ord::max(
+                    u64::try_from((frees - now).num_seconds()).unwrap_or(1),
+                    1,
+                ),
+            }
+            .into());
+        }
+        if let Destination::Sms(_) = req.destination {
+            let tenant = tenants::Entity::find_by_id(self.scope.uuid())
+                .one(txn)
+                .await?
+                .ok_or(DomainError::NotFound)?;
+            let tenant = crate::records::Tenant::try_from(tenant)?;
+            let day_start = local_day_start(now, tenant.timezone);
+            let spent = deliveries::Entity::find()
+                .filter(deliveries::Column::TenantId.eq(self.scope.uuid()))
+                .filter(deliveries::Column::Channel.eq(Channel::Sms.as_str()))
+                .filter(deliveries::Column::CreatedAt.gte(day_start))
+                .filter(deliveries::Column::Status.is_not_in(refused))
+                .count(txn)
+                .await?;
+            if spent >= u64::from(tenant.settings.sms_daily_limit) {
+                return Err(DomainError::SmsBudgetExceeded.into());
+            }
+        }
+        Ok(())
+    }
+
     /// The keyed hash by which support finds deliveries to a destination without storing it.
     pub fn destination_hash(&self, destination: &str) -> String {
         self.scope.inner.config.keyring.current().mac(
@@ -130,6 +288,12 @@ impl Mfa<'_> {
         if locked != 1 {
             return Err(DomainError::NotFound.into());
         }
+        if let Some((refusal, recorded)) = self.refusal(&txn, &req, now).await? {
+            if recorded {
+                txn.commit().await?;
+            }
+            return Err(refusal);
+        }
         let last_in_owner: Option<DateTime<Utc>> = ch::Entity::find()
             .select_only()
             .column(ch::Column::CreatedAt)
@@ -154,6 +318,7 @@ impl Mfa<'_> {
             .await?;
         may_send(now, last_in_owner, &user_sends)
             .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs })?;
+        self.within_limits(&txn, &req, now).await?;
 
         ch::Entity::update_many()
             .col_expr(ch::Column::SupersededAt, Expr::value(Some(now)))

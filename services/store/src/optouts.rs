@@ -1,0 +1,189 @@
+//! Refusals that bind every practice (D3, D4): a phone number that texted STOP is opted
+//! out for all tenants (a carrier opt-out is per sending number), and an email address
+//! that bounced permanently or complained is suppressed. Sends to either are refused
+//! before any provider call; only the user (START) or support (lifting a suppression)
+//! undoes them, never a practice.
+
+use crate::entities::{email_suppressions as es, phone_opt_outs as po};
+use crate::{Result, Store};
+use chrono::{DateTime, Utc};
+use gatehouse_domain::ids::{EmailAddress, PhoneE164};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+/// Where an opt-out state came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptOutSource {
+    /// The user texted a keyword.
+    Inbound,
+    /// The provider's opt-out list (periodic sync).
+    Sync,
+    /// The provider answered a check when the number was first used.
+    Check,
+}
+
+impl OptOutSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            OptOutSource::Inbound => "inbound",
+            OptOutSource::Sync => "sync",
+            OptOutSource::Check => "check",
+        }
+    }
+}
+
+/// What is known about a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneOptOut {
+    pub phone: String,
+    pub opted_out: bool,
+    /// When it last changed.
+    pub since: DateTime<Utc>,
+    pub source: String,
+}
+
+/// A suppressed address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailSuppression {
+    pub email: String,
+    /// bounce | complaint
+    pub reason: String,
+    pub detail: Option<String>,
+    pub since: DateTime<Utc>,
+}
+
+fn email_key(email: &EmailAddress) -> String {
+    email.as_str().trim().to_lowercase()
+}
+
+/// Whether sends to the number are refused (read on `conn`, e.g. inside a transaction).
+pub(crate) async fn phone_opted_out_in<C: ConnectionTrait>(
+    conn: &C,
+    phone: &PhoneE164,
+) -> Result<bool> {
+    Ok(po::Entity::find_by_id(phone.as_str().to_owned())
+        .one(conn)
+        .await?
+        .is_some_and(|m| m.opted_out))
+}
+
+/// Whether the address is suppressed (read on `conn`).
+pub(crate) async fn email_suppressed_in<C: ConnectionTrait>(
+    conn: &C,
+    email: &EmailAddress,
+) -> Result<bool> {
+    Ok(es::Entity::find_by_id(email_key(email))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+impl Store {
+    /// The recorded opt-out state of a number, if any.
+    pub async fn phone_opt_out(&self, phone: &PhoneE164) -> Result<Option<PhoneOptOut>> {
+        Ok(po::Entity::find_by_id(phone.as_str().to_owned())
+            .one(&self.inner.db)
+            .await?
+            .map(|m| PhoneOptOut {
+                phone: m.phone,
+                opted_out: m.opted_out,
+                since: m.changed_at,
+                source: m.source,
+            }))
+    }
+
+    /// Records that a number opted out (STOP) or back in (START); answers whether the
+    /// state changed (a repeated keyword changes nothing, `since` stays).
+    pub async fn set_phone_opted_out(
+        &self,
+        phone: &PhoneE164,
+        opted_out: bool,
+        source: OptOutSource,
+    ) -> Result<bool> {
+        if self
+            .phone_opt_out(phone)
+            .await?
+            .is_some_and(|p| p.opted_out == opted_out)
+        {
+            return Ok(false);
+        }
+        po::Entity::insert(po::ActiveModel {
+            phone: Set(phone.as_str().to_owned()),
+            opted_out: Set(opted_out),
+            source: Set(source.as_str().to_owned()),
+            changed_at: Set(self.inner.clock.now()),
+        })
+        .on_conflict(
+            OnConflict::column(po::Column::Phone)
+                .update_columns([
+                    po::Column::OptedOut,
+                    po::Column::Source,
+                    po::Column::ChangedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&self.inner.db)
+        .await?;
+        tracing::info!(to = %phone.masked(), opted_out, source = source.as_str(), "SMS opt-out state changed");
+        Ok(true)
+    }
+
+    /// Whether sends to the number are refused.
+    pub async fn is_phone_opted_out(&self, phone: &PhoneE164) -> Result<bool> {
+        phone_opted_out_in(&self.inner.db, phone).await
+    }
+
+    /// Whether sends to the address are refused.
+    pub async fn is_email_suppressed(&self, email: &EmailAddress) -> Result<bool> {
+        email_suppressed_in(&self.inner.db, email).await
+    }
+
+    /// The suppression of an address, if any.
+    pub async fn email_suppression(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<EmailSuppression>> {
+        Ok(es::Entity::find_by_id(email_key(email))
+            .one(&self.inner.db)
+            .await?
+            .map(|m| EmailSuppression {
+                email: m.email,
+                reason: m.reason,
+                detail: m.detail,
+                since: m.created_at,
+            }))
+    }
+
+    /// Suppresses an address after a permanent bounce or a complaint; answers whether it
+    /// was new (an existing suppression keeps its first reason).
+    pub async fn suppress_email(
+        &self,
+        email: &EmailAddress,
+        reason: &str,
+        detail: Option<&str>,
+    ) -> Result<bool> {
+        let inserted = es::Entity::insert(es::ActiveModel {
+            email: Set(email_key(email)),
+            reason: Set(reason.to_owned()),
+            detail: Set(detail.map(|d| d.chars().take(500).collect())),
+            created_at: Set(self.inner.clock.now()),
+        })
+        .on_conflict(
+            OnConflict::column(es::Column::Email)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.inner.db)
+        .await?;
+        Ok(inserted > 0)
+    }
+
+    /// Lifts a suppression once the mailbox is fixed (support); answers whether one existed.
+    pub async fn lift_email_suppression(&self, email: &EmailAddress) -> Result<bool> {
+        let r = es::Entity::delete_many()
+            .filter(es::Column::Email.eq(email_key(email)))
+            .exec(&self.inner.db)
+            .await?;
+        Ok(r.rows_affected > 0)
+    }
+}
