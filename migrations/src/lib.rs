@@ -9,6 +9,7 @@ mod m20261124_000001_foundation;
 mod m20261124_000002_mfa;
 mod m20261124_000003_mfa_attempts;
 mod m20261124_000004_optouts;
+mod m20261124_000005_inbound_events;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_mfa::Migration),
             Box::new(m20261124_000003_mfa_attempts::Migration),
             Box::new(m20261124_000004_optouts::Migration),
+            Box::new(m20261124_000005_inbound_events::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod openapi;
 pub mod params;
 pub mod routes;
+pub mod sns;
 pub mod state;
 
 use actix_web::web;

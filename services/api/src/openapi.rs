@@ -64,6 +64,7 @@ impl Modify for BearerAuth {
         routes::mfa::remove_network,
         routes::audit::list,
         routes::audit::verify,
+        routes::webhooks::sns,
         routes::ops::healthz,
         routes::ops::readyz,
     )

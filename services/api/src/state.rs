@@ -10,4 +10,6 @@ pub struct ApiState {
     pub store: Store,
     /// Proxies whose X-Forwarded-For is believed (GATEHOUSE_TRUSTED_PROXIES).
     pub trusted_proxies: Arc<Vec<IpNet>>,
+    /// Verifies SNS webhook messages (GATEHOUSE_SNS_CERT_URL_PREFIXES).
+    pub sns: crate::sns::Verifier,
 }

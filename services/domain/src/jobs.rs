@@ -22,6 +22,13 @@ impl SendCode {
     }
 }
 
+/// Process one verified SNS message recorded by the webhook (bounce, complaint,
+/// delivery, STOP/START, subscription). Idempotent by `message_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInbound {
+    pub message_id: String,
+}
+
 /// What the sealed part of a `SendCode` holds.
 #[derive(Debug, Deserialize)]
 pub struct CodeMessage {

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod devices;
 pub mod error;
 pub mod ids;
+pub mod inbound;
 pub mod jobs;
 pub mod login_hours;
 pub mod mfa;

@@ -3,7 +3,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatehouse_domain::crypto::{Keyring, SecretKey};
-use gatehouse_domain::ids::CompanyId;
+use gatehouse_domain::ids::{CompanyId, EmailAddress, PhoneE164};
+use gatehouse_workers::aws::{AwsSettings, SesSettings, SmsSettings};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -121,6 +122,120 @@ fn parse_outbox_path(s: &str) -> Result<PathBuf, String> {
         Err("GATEHOUSE_OUTBOX_PATH: expected a file path".into())
     } else {
         Ok(PathBuf::from(s))
+    }
+}
+
+/// `address` or `Display Name <address>`, the address a valid one; no control characters
+/// (the value becomes a mail header).
+fn parse_ses_from(s: &str) -> Result<String, String> {
+    let bad = || {
+        "GATEHOUSE_SES_FROM: expected a sender address such as no-reply@example.com or Example Clinic <no-reply@example.com>".to_owned()
+    };
+    let s = s.trim();
+    if s.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    let address = match s.strip_suffix('>').and_then(|rest| rest.rsplit_once('<')) {
+        Some((name, address)) if !name.trim().is_empty() => address,
+        Some(_) => return Err(bad()),
+        None => s,
+    };
+    EmailAddress::parse(address).map_err(|_| bad())?;
+    Ok(s.to_owned())
+}
+
+/// SES configuration set names: 1 to 64 letters, digits, `_` and `-`.
+fn parse_configuration_set(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("GATEHOUSE_SES_CONFIGURATION_SET: expected 1 to 64 letters, digits, '_' or '-'".into())
+    }
+}
+
+/// SMS sender ids: 1 to 11 letters and digits, at least one letter.
+fn parse_sender_id(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if (1..=11).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric())
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+    {
+        Ok(s.to_owned())
+    } else {
+        Err(
+            "GATEHOUSE_SMS_SENDER_ID: expected 1 to 11 letters and digits, at least one letter"
+                .into(),
+        )
+    }
+}
+
+fn parse_origination_number(s: &str) -> Result<String, String> {
+    PhoneE164::parse(s)
+        .map(|p| p.as_str().to_owned())
+        .map_err(|_| "GATEHOUSE_SMS_ORIGINATION_NUMBER: expected a phone number in E.164, such as +12025550100".into())
+}
+
+fn parse_sns_prefix(s: &str) -> Result<gatehouse_api::sns::CertUrlPrefix, String> {
+    gatehouse_api::sns::CertUrlPrefix::parse(s.trim()).map_err(|e| {
+        format!(
+            "GATEHOUSE_SNS_CERT_URL_PREFIXES: expected comma-separated URL prefixes such as https://sns.us-east-1.amazonaws.com/ ({e})"
+        )
+    })
+}
+
+fn parse_opt_in_number(s: &str) -> Result<String, String> {
+    PhoneE164::parse(s)
+        .map(|p| p.as_str().to_owned())
+        .map_err(|_| {
+            "GATEHOUSE_SMS_OPT_IN_NUMBER: expected a phone number in E.164, such as +12025550100"
+                .into()
+        })
+}
+
+/// How this process's workers deliver codes.
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryArgs {
+    /// How codes are delivered: outbox (a JSON-lines file) or aws (SES and SNS, configured by
+    /// AWS_REGION, AWS_ENDPOINT_URL and the standard AWS credentials).
+    #[arg(long = "delivery", env = "GATEHOUSE_DELIVERY", default_value = "outbox", value_parser = parse_delivery)]
+    pub kind: Delivery,
+    /// The outbox file (GATEHOUSE_DELIVERY=outbox): one JSON line per message.
+    #[arg(long, env = "GATEHOUSE_OUTBOX_PATH", default_value = "gatehouse-outbox.jsonl", value_parser = parse_outbox_path)]
+    pub outbox_path: PathBuf,
+    /// Sender of code emails (required with aws): an address, or Name <address>, verified in SES.
+    #[arg(long, env = "GATEHOUSE_SES_FROM", value_parser = parse_ses_from)]
+    pub ses_from: Option<String>,
+    /// SES configuration set that publishes delivery, bounce and complaint events.
+    #[arg(long, env = "GATEHOUSE_SES_CONFIGURATION_SET", value_parser = parse_configuration_set)]
+    pub ses_configuration_set: Option<String>,
+    /// SMS sender id (1 to 11 letters and digits), where the destination country allows one.
+    #[arg(long, env = "GATEHOUSE_SMS_SENDER_ID", value_parser = parse_sender_id)]
+    pub sms_sender_id: Option<String>,
+    /// The number SMS are sent from (E.164): the number users text STOP and START to.
+    #[arg(long, env = "GATEHOUSE_SMS_ORIGINATION_NUMBER", value_parser = parse_origination_number)]
+    pub sms_origination_number: Option<String>,
+}
+
+impl DeliveryArgs {
+    /// The SES and SNS settings for GATEHOUSE_DELIVERY=aws; the error names what is missing.
+    pub fn aws_settings(&self) -> Result<AwsSettings, String> {
+        let from = self.ses_from.clone().ok_or_else(|| {
+            "GATEHOUSE_DELIVERY=aws requires GATEHOUSE_SES_FROM: the SES-verified sender of code emails".to_owned()
+        })?;
+        Ok(AwsSettings {
+            ses: SesSettings {
+                from,
+                configuration_set: self.ses_configuration_set.clone(),
+            },
+            sms: SmsSettings {
+                sender_id: self.sms_sender_id.clone(),
+                origination_number: self.sms_origination_number.clone(),
+            },
+        })
     }
 }
 
@@ -253,12 +368,18 @@ pub struct ServeArgs {
     /// Hours after sign-in at which a session ends regardless of activity.
     #[arg(long, env = "GATEHOUSE_SESSION_ABSOLUTE_HOURS", default_value = "12", value_parser = parse_absolute)]
     pub session_absolute_hours: u32,
-    /// How codes are delivered: outbox (a JSON-lines file) or aws (SES and SNS).
-    #[arg(long, env = "GATEHOUSE_DELIVERY", default_value = "outbox", value_parser = parse_delivery)]
-    pub delivery: Delivery,
-    /// The outbox file (GATEHOUSE_DELIVERY=outbox): one JSON line per message.
-    #[arg(long, env = "GATEHOUSE_OUTBOX_PATH", default_value = "gatehouse-outbox.jsonl", value_parser = parse_outbox_path)]
-    pub outbox_path: PathBuf,
+
+    /// Allowed SigningCertURL prefixes of SNS webhook messages (scheme, host and path);
+    /// default: https://sns.<AWS_REGION>.amazonaws.com/
+    #[arg(long, env = "GATEHOUSE_SNS_CERT_URL_PREFIXES", value_delimiter = ',', value_parser = parse_sns_prefix)]
+    pub sns_cert_url_prefixes: Vec<gatehouse_api::sns::CertUrlPrefix>,
+
+    /// The number users text START to, named in phone_opted_out answers; default: the
+    /// SMS origination number
+    #[arg(long, env = "GATEHOUSE_SMS_OPT_IN_NUMBER", value_parser = parse_opt_in_number)]
+    pub sms_opt_in_number: Option<String>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
     /// Run no delivery workers in this process; codes stay queued until a worker runs.
     #[arg(long)]
     pub no_workers: bool,
@@ -339,6 +460,97 @@ mod tests {
         assert_eq!(
             parse_proxy("10.1.2.3").map(|n| n.to_string()),
             Ok("10.1.2.3/32".into())
+        );
+    }
+
+    #[test]
+    fn aws_settings_are_checked_and_name_their_variable() {
+        assert_eq!(
+            parse_ses_from(" no-reply@example.com "),
+            Ok("no-reply@example.com".into())
+        );
+        assert_eq!(
+            parse_ses_from("Demo Clinic <no-reply@example.com>"),
+            Ok("Demo Clinic <no-reply@example.com>".into())
+        );
+        for bad in [
+            "",
+            "nobody",
+            "<no-reply@example.com>",
+            "Clinic <nobody>",
+            "Clinic\r\nBcc: x@y.com <no-reply@example.com>",
+        ] {
+            assert!(
+                parse_ses_from(bad)
+                    .unwrap_err()
+                    .contains("GATEHOUSE_SES_FROM"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_configuration_set("gatehouse-events"),
+            Ok("gatehouse-events".into())
+        );
+        assert!(
+            parse_configuration_set("no spaces")
+                .unwrap_err()
+                .contains("GATEHOUSE_SES_CONFIGURATION_SET")
+        );
+        assert_eq!(parse_sender_id("DemoClinic"), Ok("DemoClinic".into()));
+        for bad in ["", "123456", "TooLongSender", "Demo Clinic"] {
+            assert!(
+                parse_sender_id(bad)
+                    .unwrap_err()
+                    .contains("GATEHOUSE_SMS_SENDER_ID"),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_origination_number("+1 (202) 555-0100"),
+            Ok("+12025550100".into())
+        );
+        assert!(
+            parse_origination_number("call me")
+                .unwrap_err()
+                .contains("GATEHOUSE_SMS_ORIGINATION_NUMBER")
+        );
+    }
+
+    #[test]
+    fn aws_delivery_without_a_sender_is_refused_naming_the_variable() {
+        let cli = Cli::try_parse_from(["gatehouse", "serve", "--delivery", "aws"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.delivery.kind, Delivery::Aws);
+        let err = args.delivery.aws_settings().unwrap_err();
+        assert!(err.contains("GATEHOUSE_SES_FROM"), "{err}");
+
+        let cli = Cli::try_parse_from([
+            "gatehouse",
+            "serve",
+            "--delivery",
+            "aws",
+            "--ses-from",
+            "no-reply@example.com",
+            "--ses-configuration-set",
+            "events",
+            "--sms-sender-id",
+            "Demo",
+            "--sms-origination-number",
+            "+12025550100",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let settings = args.delivery.aws_settings().unwrap();
+        assert_eq!(settings.ses.from, "no-reply@example.com");
+        assert_eq!(settings.ses.configuration_set.as_deref(), Some("events"));
+        assert_eq!(settings.sms.sender_id.as_deref(), Some("Demo"));
+        assert_eq!(
+            settings.sms.origination_number.as_deref(),
+            Some("+12025550100")
         );
     }
 

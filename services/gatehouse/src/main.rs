@@ -10,10 +10,10 @@ use gatehouse_domain::clock::SystemClock;
 use gatehouse_domain::session::SessionPolicy;
 use gatehouse_store::accounts::BootstrapOutcome;
 use gatehouse_store::{Store, StoreConfig};
-use gatehouse_workers::{OutboxProvider, WorkerConfig, Workers};
+use gatehouse_workers::{ByChannel, OutboxProvider, Provider, WorkerConfig, Workers};
 use secrecy::SecretString;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -59,67 +59,128 @@ async fn open_store(
     Ok(Store::connect(cfg, Arc::new(SystemClock)).await?)
 }
 
-/// The provider of this process's workers (none with `--no-workers`), checked before
-/// anything starts.
-fn delivery_provider(args: &ServeArgs) -> Result<Option<OutboxProvider>, RunError> {
-    match args.delivery {
-        Delivery::Outbox => {}
-        // Issue 5 brings SES and SNS; until then, refuse rather than pretend to send.
-        Delivery::Aws => {
-            return Err(RunError::Config(
-                "GATEHOUSE_DELIVERY=aws: SES/SNS delivery is not available in this version; use outbox".into(),
-            ));
+/// Where this process's workers send codes.
+enum Sender {
+    Outbox(OutboxProvider),
+    Aws(ByChannel),
+}
+
+impl Sender {
+    /// Where codes go, as the demo tells it.
+    fn describe(&self) -> String {
+        match self {
+            Sender::Outbox(o) => {
+                let path = o.path();
+                let shown = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+                format!(
+                    "Email and SMS codes are written to {} (one JSON line each).",
+                    shown.display()
+                )
+            }
+            Sender::Aws(_) => {
+                "Email codes are sent through Amazon SES, SMS codes through Amazon SNS.".into()
+            }
         }
     }
-    if args.no_workers {
-        return Ok(None);
+
+    fn into_provider(self) -> Arc<dyn Provider> {
+        match self {
+            Sender::Outbox(o) => Arc::new(o),
+            Sender::Aws(a) => Arc::new(a),
+        }
     }
-    let outbox = OutboxProvider::new(&args.outbox_path);
-    outbox
-        .check_writable()
-        .map_err(|e| RunError::Config(format!("GATEHOUSE_OUTBOX_PATH: {e}")))?;
-    Ok(Some(outbox))
+}
+
+/// The provider of this process's workers (none with `--no-workers`), checked before
+/// anything starts.
+async fn delivery_provider(args: &ServeArgs) -> Result<Option<Sender>, RunError> {
+    let delivery = &args.delivery;
+    match delivery.kind {
+        Delivery::Outbox => {
+            if args.no_workers {
+                return Ok(None);
+            }
+            let outbox = OutboxProvider::new(&delivery.outbox_path);
+            outbox
+                .check_writable()
+                .map_err(|e| RunError::Config(format!("GATEHOUSE_OUTBOX_PATH: {e}")))?;
+            tracing::info!(outbox = %outbox.path().display(), "codes are delivered to the outbox");
+            Ok(Some(Sender::Outbox(outbox)))
+        }
+        Delivery::Aws => {
+            // Checked even without workers: a process's configuration is wrong or right as a whole.
+            let settings = delivery.aws_settings().map_err(RunError::Config)?;
+            if args.no_workers {
+                return Ok(None);
+            }
+            let providers = gatehouse_workers::aws::providers_from_env(settings)
+                .await
+                .map_err(|e| RunError::Config(format!("GATEHOUSE_DELIVERY=aws: {e}")))?;
+            Ok(Some(Sender::Aws(providers)))
+        }
+    }
 }
 
 /// Starts the in-process workers unless `--no-workers`.
-fn start_workers(
-    store: &Store,
-    provider: Option<OutboxProvider>,
-) -> Result<Option<Workers>, RunError> {
-    let Some(provider) = provider else {
+fn start_workers(store: &Store, sender: Option<Sender>) -> Result<Option<Workers>, RunError> {
+    let Some(sender) = sender else {
         tracing::warn!(
             "--no-workers: no delivery workers run in this process, and without GATEHOUSE_REDIS_URL no other process can take its jobs; codes stay queued until a worker runs"
         );
         return Ok(None);
     };
-    tracing::info!(outbox = %provider.path().display(), "codes are delivered to the outbox");
-    let workers =
-        gatehouse_workers::spawn_in_process(store.clone(), WorkerConfig::new(Arc::new(provider)))
-            .map_err(|e| RunError::Config(format!("delivery workers: {e}")))?;
+    let workers = gatehouse_workers::spawn_in_process(
+        store.clone(),
+        WorkerConfig::new(sender.into_provider()),
+    )
+    .map_err(|e| RunError::Config(format!("delivery workers: {e}")))?;
     Ok(Some(workers))
 }
 
+/// The SNS webhook's verifier: the configured certificate URL prefixes, or AWS's own for
+/// the region.
+fn sns_verifier(args: &ServeArgs) -> Result<gatehouse_api::sns::Verifier, RunError> {
+    use gatehouse_api::sns::{CertUrlPolicy, CertUrlPrefix, Verifier};
+    let prefixes = if args.sns_cert_url_prefixes.is_empty() {
+        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+        vec![CertUrlPrefix::default_for_region(&region).map_err(|e| {
+            RunError::Config(format!(
+                "AWS_REGION: not usable in an SNS certificate URL ({e})"
+            ))
+        })?]
+    } else {
+        args.sns_cert_url_prefixes.clone()
+    };
+    Verifier::with_http(CertUrlPolicy::new(prefixes))
+        .map_err(|e| RunError::Config(format!("SNS certificate fetcher: {e}")))
+}
+
 async fn serve(args: ServeArgs) -> Result<(), RunError> {
-    let provider = delivery_provider(&args)?;
+    let sender = delivery_provider(&args).await?;
     let store = open_store(&args.common, |c| {
         c.login_rate_per_ip_per_minute = args.login_rate_per_ip_per_minute;
         c.session_policy = SessionPolicy {
             absolute: chrono::Duration::hours(i64::from(args.session_absolute_hours)),
             idle: chrono::Duration::minutes(i64::from(args.session_idle_minutes)),
         };
+        c.sms_opt_in_number = args
+            .sms_opt_in_number
+            .clone()
+            .or_else(|| args.delivery.sms_origination_number.clone());
     })
     .await?;
     if !args.no_migrate {
         store.migrate().await?;
     }
-    let outbox = provider.as_ref().map(|p| p.path().to_owned());
     if args.demo {
         let accounts = store.seed_demo().await?;
-        print_demo(&accounts, args.listen, outbox.as_deref());
+        let codes_go = sender.as_ref().map(Sender::describe);
+        print_demo(&accounts, args.listen, codes_go.as_deref());
     }
     let state = ApiState {
         store: store.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
+        sns: sns_verifier(&args)?,
     };
     let configure = gatehouse_api::configure(state);
     let server = HttpServer::new(move || {
@@ -141,7 +202,7 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     .bind(args.listen)?
     .shutdown_timeout(10);
     // Before the first request: a code issued by it goes straight to a worker.
-    let workers = start_workers(&store, provider)?;
+    let workers = start_workers(&store, sender)?;
     tracing::info!(listen = %args.listen, "gatehouse is ready");
     let result = server.run().await;
     // The API has stopped accepting requests: let the workers finish what was queued.
@@ -159,7 +220,7 @@ async fn stop_workers(workers: Option<Workers>) {
 fn print_demo(
     accounts: &[gatehouse_store::accounts::SeededAccount],
     listen: std::net::SocketAddr,
-    outbox: Option<&Path>,
+    codes_go: Option<&str>,
 ) {
     println!("\nDemo accounts (passwords are for this local demo only):");
     for a in accounts {
@@ -179,20 +240,14 @@ fn print_demo(
             a.company, a.username, a.password
         );
         println!(
-            "Then: curl -s http://{listen}/v1/auth/flows/<flow_id>/verify -H 'content-type: application/json' -d '{{\"method\":\"code\",\"code\":\"<code from the outbox>\"}}'"
+            "Then: curl -s http://{listen}/v1/auth/flows/<flow_id>/verify -H 'content-type: application/json' -d '{{\"method\":\"code\",\"code\":\"<the code sent>\"}}'"
         );
         println!(
             "And:  curl -s http://{listen}/v1/auth/session -H 'authorization: Bearer <session.token>'"
         );
     }
-    match outbox {
-        Some(path) => {
-            let shown = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
-            println!(
-                "Email and SMS codes are written to {} (one JSON line each).",
-                shown.display()
-            );
-        }
+    match codes_go {
+        Some(text) => println!("{text}"),
         None => {
             println!("No delivery workers run in this process (--no-workers): codes stay queued.")
         }

@@ -11,6 +11,7 @@ mod entities;
 pub mod error;
 pub mod flow;
 pub mod hashing;
+pub mod inbound;
 pub mod mfa;
 pub mod mfa_manage;
 pub mod optouts;

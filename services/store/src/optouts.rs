@@ -23,7 +23,7 @@ pub enum OptOutSource {
 }
 
 impl OptOutSource {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OptOutSource::Inbound => "inbound",
             OptOutSource::Sync => "sync",
@@ -54,6 +54,60 @@ pub struct EmailSuppression {
 
 fn email_key(email: &EmailAddress) -> String {
     email.as_str().trim().to_lowercase()
+}
+
+/// Writes a number's opt-out state on `conn` (e.g. inside the transaction of an inbound
+/// message).
+pub(crate) async fn upsert_opt_out<C: ConnectionTrait>(
+    conn: &C,
+    phone: &PhoneE164,
+    opted_out: bool,
+    source: OptOutSource,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    po::Entity::insert(po::ActiveModel {
+        phone: Set(phone.as_str().to_owned()),
+        opted_out: Set(opted_out),
+        source: Set(source.as_str().to_owned()),
+        changed_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(po::Column::Phone)
+            .update_columns([
+                po::Column::OptedOut,
+                po::Column::Source,
+                po::Column::ChangedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Suppresses an address on `conn`; answers whether the suppression is new (an existing
+/// one keeps its first reason).
+pub(crate) async fn suppress_in<C: ConnectionTrait>(
+    conn: &C,
+    email: &EmailAddress,
+    reason: &str,
+    detail: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let inserted = es::Entity::insert(es::ActiveModel {
+        email: Set(email_key(email)),
+        reason: Set(reason.to_owned()),
+        detail: Set(detail.map(|d| d.chars().take(500).collect())),
+        created_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(es::Column::Email)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(inserted > 0)
 }
 
 /// Whether sends to the number are refused (read on `conn`, e.g. inside a transaction).
@@ -107,22 +161,13 @@ impl Store {
         {
             return Ok(false);
         }
-        po::Entity::insert(po::ActiveModel {
-            phone: Set(phone.as_str().to_owned()),
-            opted_out: Set(opted_out),
-            source: Set(source.as_str().to_owned()),
-            changed_at: Set(self.inner.clock.now()),
-        })
-        .on_conflict(
-            OnConflict::column(po::Column::Phone)
-                .update_columns([
-                    po::Column::OptedOut,
-                    po::Column::Source,
-                    po::Column::ChangedAt,
-                ])
-                .to_owned(),
+        upsert_opt_out(
+            &self.inner.db,
+            phone,
+            opted_out,
+            source,
+            self.inner.clock.now(),
         )
-        .exec_without_returning(&self.inner.db)
         .await?;
         tracing::info!(to = %phone.masked(), opted_out, source = source.as_str(), "SMS opt-out state changed");
         Ok(true)
@@ -162,20 +207,14 @@ impl Store {
         reason: &str,
         detail: Option<&str>,
     ) -> Result<bool> {
-        let inserted = es::Entity::insert(es::ActiveModel {
-            email: Set(email_key(email)),
-            reason: Set(reason.to_owned()),
-            detail: Set(detail.map(|d| d.chars().take(500).collect())),
-            created_at: Set(self.inner.clock.now()),
-        })
-        .on_conflict(
-            OnConflict::column(es::Column::Email)
-                .do_nothing()
-                .to_owned(),
+        suppress_in(
+            &self.inner.db,
+            email,
+            reason,
+            detail,
+            self.inner.clock.now(),
         )
-        .exec_without_returning(&self.inner.db)
-        .await?;
-        Ok(inserted > 0)
+        .await
     }
 
     /// Lifts a suppression once the mailbox is fixed (support); answers whether one existed.

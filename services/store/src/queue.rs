@@ -6,7 +6,7 @@
 //! row stays `queued` with its sealed message, and the periodic re-enqueue job
 //! ([`crate::Store::deliveries_to_requeue`]) pushes it again while its code lives.
 
-use gatehouse_domain::jobs::SendCode;
+use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -22,6 +22,9 @@ pub type PushFuture<'a> = Pin<Box<dyn Future<Output = Result<(), QueueError>> + 
 pub trait JobQueue: Send + Sync + 'static {
     /// Queues one code for delivery.
     fn push_send_code(&self, job: SendCode) -> PushFuture<'_>;
+
+    /// Queues the processing of a verified SNS message.
+    fn push_process_inbound(&self, job: ProcessInbound) -> PushFuture<'_>;
 }
 
 impl crate::Store {
@@ -45,6 +48,25 @@ impl crate::Store {
             None => {
                 tracing::warn!(%delivery_id, "no job queue attached; the re-enqueue job will send it")
             }
+        }
+    }
+
+    /// Pushes the processing of a recorded SNS message. Failure is logged: the recorded
+    /// row is durable and the periodic job processes what is left.
+    pub async fn enqueue_inbound(&self, message_id: &str) {
+        let job = ProcessInbound {
+            message_id: message_id.to_owned(),
+        };
+        match self.inner.queue.get() {
+            Some(q) => {
+                if let Err(e) = q.push_process_inbound(job).await {
+                    tracing::warn!(message_id, error = %e, "push failed; the periodic job will process it");
+                }
+            }
+            None => tracing::warn!(
+                message_id,
+                "no job queue attached; the periodic job will process it"
+            ),
         }
     }
 }

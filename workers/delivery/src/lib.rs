@@ -7,12 +7,16 @@
 //! backoff and jitter while the code lives; the periodic re-enqueue ([`requeue`]) pushes
 //! again whatever is still `queued`, so neither a lost push nor a restart loses a code.
 //!
+//! Providers: the [`OutboxProvider`] (a JSON-lines file, the embedded default) and, with
+//! `GATEHOUSE_DELIVERY=aws`, SES v2 for email and SNS for SMS ([`aws`]).
+//!
 //! The embedded default runs all of this in-process ([`spawn_in_process`]) on an
 //! in-memory queue ([`InProcessQueue`]). A Redis queue will be another [`JobQueue`] and
 //! another backend for the same worker.
 //!
 //! [`SendCode`]: gatehouse_domain::jobs::SendCode
 
+pub mod aws;
 pub mod message;
 pub mod outbox;
 pub mod provider;
@@ -21,7 +25,7 @@ pub mod requeue;
 pub mod send;
 
 pub use outbox::OutboxProvider;
-pub use provider::{Provider, ProviderError};
+pub use provider::{ByChannel, Provider, ProviderError};
 pub use queue::InProcessQueue;
 pub use requeue::RequeueConfig;
 pub use send::{Outcome, SendDeps, SendError};
@@ -29,7 +33,7 @@ pub use send::{Outcome, SendDeps, SendError};
 use apalis::layers::retry::HasherRng;
 use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::{BoxDynError, Data, Monitor, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
-use gatehouse_domain::jobs::SendCode;
+use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use gatehouse_store::Store;
 use gatehouse_store::queue::JobQueue;
 use std::path::PathBuf;
@@ -40,6 +44,8 @@ use tokio::task::JoinHandle;
 
 /// The apalis worker's name (in its logs and spans).
 pub const SEND_WORKER: &str = "gatehouse-send-code";
+/// The worker that processes SNS messages recorded by the webhook.
+pub const INBOUND_WORKER: &str = "gatehouse-inbound";
 
 /// How the workers run.
 #[derive(Debug, Clone)]
@@ -128,6 +134,17 @@ async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<Outcome, BoxDyn
         .map_err(BoxDynError::from)
 }
 
+/// The apalis job function: processes one verified SNS message (bounce, complaint,
+/// delivery, STOP/START). A failure leaves the message unprocessed, and the periodic
+/// job pushes it again.
+async fn inbound_job(job: ProcessInbound, store: Data<Store>) -> Result<(), BoxDynError> {
+    store
+        .process_inbound(&job.message_id)
+        .await
+        .map(|_| ())
+        .map_err(BoxDynError::from)
+}
+
 /// Retry only what can succeed later (the next claim re-checks that the code lives).
 fn worth_retrying(e: &BoxDynError) -> bool {
     e.downcast_ref::<SendError>()
@@ -155,6 +172,8 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
         provider: config.provider.clone(),
     };
     let backend_of = queue.clone();
+    let inbound_of = queue.clone();
+    let inbound_store = store.clone();
     let concurrency = config.concurrency.max(1);
     let retries = config.retries;
     let (stop_monitor, stopped) = oneshot::channel::<()>();
@@ -171,6 +190,14 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
                 )
                 .enable_tracing()
                 .build(send_job)
+        })
+        .register(move |_restarts| {
+            WorkerBuilder::new(INBOUND_WORKER)
+                .backend(inbound_of.inbound_backend())
+                .data(inbound_store.clone())
+                .concurrency(4)
+                .enable_tracing()
+                .build(inbound_job)
         })
         .shutdown_timeout(config.shutdown_timeout);
     let monitor = runtime.spawn(async move {

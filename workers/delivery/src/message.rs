@@ -22,6 +22,8 @@ pub struct Message {
     pub subject: String,
     /// Holds the code, so it is typed as a secret.
     pub body: SecretString,
+    /// The same words as an HTML document (email only; `None` for SMS).
+    pub html: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Message {
@@ -107,26 +109,72 @@ fn if_not_you(purpose: Purpose) -> &'static str {
     }
 }
 
+/// Escapes text for HTML element content and attribute values.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The HTML part of an email: the text part's words, the practice name escaped, the code
+/// an element of its own (large, monospaced, nothing else in it).
+fn email_html(
+    subject: &str,
+    name: &str,
+    what: &str,
+    code: &str,
+    lifetime: &str,
+    not_you: &str,
+) -> String {
+    let subject = escape_html(subject);
+    let name = escape_html(name);
+    let code = escape_html(code);
+    format!(
+        "<!DOCTYPE html>\n\
+         <html lang=\"en\">\n\
+         <head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{subject}</title></head>\n\
+         <body style=\"margin:0;padding:24px;font-family:Arial,Helvetica,sans-serif;font-size:16px;line-height:1.5;color:#1f2933;\">\n\
+         <p>Hello,</p>\n\
+         <p>Your {name} {what} is:</p>\n\
+         <p style=\"margin:24px 0;font-family:Consolas,Menlo,monospace;font-size:32px;font-weight:bold;letter-spacing:6px;\">{code}</p>\n\
+         <p>It expires in {lifetime}. Do not share it: {name} staff will never ask you for it.</p>\n\
+         <p>{not_you}</p>\n\
+         </body>\n\
+         </html>\n"
+    )
+}
+
 /// Composes the message: the subject names the practice; the body names it, holds the
-/// code as a word of its own, and says how long the code lives.
+/// code as a word of its own, and says how long the code lives. Email also gets the same
+/// words as HTML.
 pub fn compose(c: &Compose<'_>) -> Message {
     let code = c.code.expose_secret();
     let minutes = minutes_left(c.expires_at, c.now);
     let what = what_for(c.purpose, c.channel);
-    let (subject, body) = match c.channel {
+    let (subject, body, html) = match c.channel {
         Channel::Email => {
             let name = clean_name(c.company_name, 200);
             let subject = format!("Your {name} verification code");
+            let lifetime = plural(minutes, "minute");
+            let not_you = if_not_you(c.purpose);
             let body = format!(
                 "Hello,\n\n\
                  Your {name} {what} is:\n\n\
                  {code}\n\n\
                  It expires in {lifetime}. Do not share it: {name} staff will never ask you for it.\n\n\
                  {not_you}\n",
-                lifetime = plural(minutes, "minute"),
-                not_you = if_not_you(c.purpose),
             );
-            (subject, body)
+            let html = email_html(&subject, &name, what, code, &lifetime, not_you);
+            (subject, body, Some(SecretString::from(html)))
         }
         Channel::Sms => {
             let name = clean_name(c.company_name, SMS_NAME_CHARS);
@@ -134,7 +182,7 @@ pub fn compose(c: &Compose<'_>) -> Message {
             let body = format!(
                 "{code} is your {name} {what}. It expires in {minutes} min. Do not share it."
             );
-            (subject, body)
+            (subject, body, None)
         }
     };
     Message {
@@ -145,6 +193,7 @@ pub fn compose(c: &Compose<'_>) -> Message {
         to: c.to.to_owned(),
         subject,
         body: SecretString::from(body),
+        html,
     }
 }
 
@@ -223,6 +272,32 @@ mod tests {
         assert!(m.body.expose_secret().contains("expires in 1 minute."));
         let m = message(Channel::Sms, Purpose::SignIn, "A", Duration::seconds(40));
         assert!(m.body.expose_secret().contains("expires in 1 min."));
+    }
+
+    #[test]
+    fn d2_email_html_escapes_the_name_and_holds_the_code_as_its_own_element() {
+        for purpose in ALL {
+            let m = message(
+                Channel::Email,
+                purpose,
+                "Smith & <b>Sons</b> \"Clinic\"",
+                Duration::seconds(300),
+            );
+            let html = m.html.as_ref().expect("email has HTML");
+            let html = html.expose_secret();
+            assert!(
+                html.contains("Smith &amp; &lt;b&gt;Sons&lt;/b&gt; &quot;Clinic&quot;"),
+                "{html}"
+            );
+            assert!(!html.contains("<b>"), "{html}");
+            assert!(html.contains(">042917</p>"), "{html}");
+            assert!(words(html).contains(&"042917"));
+            assert!(html.contains("It expires in 5 minutes."), "{html}");
+            assert!(html.contains(if_not_you(purpose)), "{html}");
+            assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+        }
+        let sms = message(Channel::Sms, Purpose::SignIn, "A", Duration::seconds(300));
+        assert!(sms.html.is_none());
     }
 
     #[test]

@@ -151,6 +151,7 @@ mod tests {
             subject: "Your Demo Family Clinic verification code".into(),
             // Long bodies make torn writes likelier if appends were not whole.
             body: SecretString::from(format!("{:06} {}", i, "x".repeat(8_000))),
+            html: None,
         }
     }
 

@@ -1,9 +1,12 @@
 //! Where messages go. The outbox stands in for a real provider in the embedded default;
-//! SES (email) and SNS (SMS) providers implement the same trait.
+//! SES (email) and SNS (SMS) providers implement the same trait, and [`ByChannel`] sends
+//! each message through the provider of its channel.
 
 use crate::message::Message;
+use gatehouse_domain::mfa::codes::Channel;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A provider refused or failed a send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,4 +44,62 @@ pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ProviderErr
 pub trait Provider: Send + Sync + std::fmt::Debug + 'static {
     /// Sends `message`; answers the provider's message id, recorded on the delivery.
     fn send<'a>(&'a self, message: &'a Message) -> SendFuture<'a>;
+}
+
+/// Sends email through one provider and SMS through another.
+#[derive(Debug, Clone)]
+pub struct ByChannel {
+    pub email: Arc<dyn Provider>,
+    pub sms: Arc<dyn Provider>,
+}
+
+impl Provider for ByChannel {
+    fn send<'a>(&'a self, message: &'a Message) -> SendFuture<'a> {
+        match message.channel {
+            Channel::Email => self.email.send(message),
+            Channel::Sms => self.sms.send(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use gatehouse_domain::mfa::codes::Purpose;
+    use secrecy::SecretString;
+    use uuid::Uuid;
+
+    /// Answers its own name as the message id.
+    #[derive(Debug)]
+    struct Named(&'static str);
+
+    impl Provider for Named {
+        fn send<'a>(&'a self, _message: &'a Message) -> SendFuture<'a> {
+            Box::pin(async move { Ok(self.0.to_owned()) })
+        }
+    }
+
+    fn message(channel: Channel) -> Message {
+        Message {
+            delivery_id: Uuid::new_v4(),
+            channel,
+            purpose: Purpose::SignIn,
+            company: "demo-clinic".into(),
+            to: "someone".into(),
+            subject: "s".into(),
+            body: SecretString::from("b".to_owned()),
+            html: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn d2_email_goes_to_the_email_provider_and_sms_to_the_sms_provider() {
+        let routed = ByChannel {
+            email: Arc::new(Named("ses")),
+            sms: Arc::new(Named("sns")),
+        };
+        assert_eq!(routed.send(&message(Channel::Email)).await.unwrap(), "ses");
+        assert_eq!(routed.send(&message(Channel::Sms)).await.unwrap(), "sns");
+    }
 }

@@ -8,13 +8,14 @@
 
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_core::backend::dequeue::VecDequeBackend;
-use gatehouse_domain::jobs::SendCode;
+use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use gatehouse_store::queue::{JobQueue, PushFuture, QueueError};
 
-/// Send jobs waiting in this process.
+/// Jobs waiting in this process: code sends, and the processing of SNS messages.
 #[derive(Debug, Clone, Default)]
 pub struct InProcessQueue {
     backend: VecDequeBackend<SendCode>,
+    inbound: VecDequeBackend<ProcessInbound>,
 }
 
 impl InProcessQueue {
@@ -27,6 +28,11 @@ impl InProcessQueue {
     pub(crate) fn backend(&self) -> VecDequeBackend<SendCode> {
         self.backend.clone()
     }
+
+    /// The backend of SNS message processing.
+    pub(crate) fn inbound_backend(&self) -> VecDequeBackend<ProcessInbound> {
+        self.inbound.clone()
+    }
 }
 
 impl JobQueue for InProcessQueue {
@@ -36,6 +42,18 @@ impl JobQueue for InProcessQueue {
         let key = job.delivery_id.to_string();
         let task = TaskBuilder::new(job).idempotency_key(key).build();
         let mut backend = self.backend.clone();
+        Box::pin(async move {
+            backend
+                .push_task(task)
+                .await
+                .map_err(|e| QueueError(e.to_string()))
+        })
+    }
+
+    fn push_process_inbound(&self, job: ProcessInbound) -> PushFuture<'_> {
+        let key = job.message_id.clone();
+        let task = TaskBuilder::new(job).idempotency_key(key).build();
+        let mut backend = self.inbound.clone();
         Box::pin(async move {
             backend
                 .push_task(task)

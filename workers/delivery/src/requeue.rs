@@ -2,6 +2,7 @@
 //! nothing touched for a while and whose code still lives. This is what makes a lost
 //! push, a full restart or an exhausted retry lose no code.
 
+use gatehouse_domain::jobs::ProcessInbound;
 use gatehouse_store::Store;
 use gatehouse_store::queue::JobQueue;
 use std::sync::Arc;
@@ -29,7 +30,8 @@ impl Default for RequeueConfig {
     }
 }
 
-/// One run: pushes what is due; answers how many were pushed.
+/// One run: pushes what is due (queued deliveries whose code lives, SNS messages not
+/// processed); answers how many were pushed.
 pub async fn requeue_once(
     store: &Store,
     queue: &dyn JobQueue,
@@ -43,6 +45,16 @@ pub async fn requeue_once(
         match queue.push_send_code(job).await {
             Ok(()) => pushed += 1,
             Err(e) => tracing::warn!(%delivery_id, error = %e, "re-enqueue push failed"),
+        }
+    }
+    // SNS messages recorded by the webhook whose processing job was lost.
+    for message_id in store.inbound_pending(idle, config.limit).await? {
+        let job = ProcessInbound {
+            message_id: message_id.clone(),
+        };
+        match queue.push_process_inbound(job).await {
+            Ok(()) => pushed += 1,
+            Err(e) => tracing::warn!(%message_id, error = %e, "re-enqueue push failed"),
         }
     }
     Ok(pushed)

@@ -8,6 +8,7 @@ pub mod mfa;
 pub mod ops;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use actix_web::{HttpResponse, web};
@@ -196,6 +197,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/v1/tenants/{company}/audit-events/verify", "GET")
                 .route(web::get().to(audit::verify)),
         )
+        .service(resource("/v1/webhooks/aws/sns", "POST").route(web::post().to(webhooks::sns)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
         .service(resource("/openapi.json", "GET").route(web::get().to(ops::openapi)))

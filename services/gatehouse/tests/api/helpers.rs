@@ -30,6 +30,8 @@ pub struct Options {
     /// Do not believe X-Forwarded-For from 127.0.0.1 (by default the test client is
     /// treated as a trusted proxy, so tests can pose as other client addresses).
     pub untrusted_local_proxy: bool,
+    /// The SNS webhook's verifier (default: AWS's us-east-1 certificate URLs, fetched).
+    pub sns: Option<gatehouse_api::sns::Verifier>,
 }
 
 pub const SUPPORT_USER: &str = "root.support";
@@ -128,9 +130,20 @@ impl TestApp {
         } else {
             vec!["127.0.0.1/32".parse().expect("cidr")]
         };
+        let sns = match opts.sns {
+            Some(v) => v,
+            None => gatehouse_api::sns::Verifier::with_http(
+                gatehouse_api::sns::CertUrlPolicy::new(vec![
+                    gatehouse_api::sns::CertUrlPrefix::default_for_region("us-east-1")
+                        .expect("prefix"),
+                ]),
+            )
+            .expect("verifier"),
+        };
         let state = ApiState {
             store: store.clone(),
             trusted_proxies: Arc::new(proxies),
+            sns,
         };
         let configure = gatehouse_api::configure(state);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -16,3 +16,4 @@ mod openapi;
 mod settings;
 mod signin;
 mod users;
+mod webhook;

@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod email_suppressions;
 pub mod group_members;
 pub mod groups;
+pub mod inbound_events;
 pub mod login_hours;
 pub mod mfa_challenges;
 pub mod phone_opt_outs;

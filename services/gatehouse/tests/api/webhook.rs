@@ -1,0 +1,434 @@
+//! `POST /v1/webhooks/aws/sns` end to end (D3, D4, D6): signed SNS messages are
+//! accepted once, their processing is queued, and its effects (a suppression, an
+//! opt-out, a delivery's status) follow; anything not signed by an allow-listed
+//! certificate is refused with 403 and changes nothing.
+
+use crate::helpers::{Db, Options, TestApp, ok_json, problem};
+use crate::on_both_databases;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::future::BoxFuture;
+use gatehouse_api::sns::{
+    CertFetcher, CertUrlPolicy, CertUrlPrefix, FetchError, SignatureVersion, SnsMessage, Verifier,
+};
+use gatehouse_domain::ids::{EmailAddress, PhoneE164};
+use reqwest::StatusCode;
+use rsa::pkcs1v15::SigningKey;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use serde_json::{Value, json};
+use sha1::{Digest as _, Sha1};
+use sha2::Sha256;
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+use x509_cert::builder::{Builder as _, CertificateBuilder, Profile};
+use x509_cert::der::EncodePem as _;
+use x509_cert::der::pem::LineEnding;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::time::{Time, Validity};
+
+on_both_databases!(
+    d4_signed_bounce_and_complaint_suppress_and_later_sends_are_refused,
+    d3_inbound_stop_and_start_change_the_opt_out_once_per_message,
+    d6_unsigned_forged_or_foreign_messages_are_refused_and_change_nothing,
+);
+
+const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:gatehouse-events";
+
+struct Keys {
+    signer: RsaPrivateKey,
+    forger: RsaPrivateKey,
+    cert_pem: String,
+}
+
+/// A signing key and its self-signed certificate, made once per test binary.
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut rng = rand::thread_rng();
+        let signer = RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let forger = RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let validity = Validity {
+            not_before: Time::try_from(now - day).unwrap(),
+            not_after: Time::try_from(now + 30 * day).unwrap(),
+        };
+        let spki = SubjectPublicKeyInfoOwned::from_key(signer.to_public_key()).unwrap();
+        let cert = CertificateBuilder::new(
+            Profile::Root,
+            SerialNumber::from(9u32),
+            validity,
+            Name::from_str("CN=sns.us-east-1.amazonaws.com").unwrap(),
+            spki,
+            &SigningKey::<Sha256>::new(signer.clone()),
+        )
+        .unwrap()
+        .build::<rsa::pkcs1v15::Signature>()
+        .unwrap();
+        Keys {
+            cert_pem: cert.to_pem(LineEnding::LF).unwrap(),
+            signer,
+            forger,
+        }
+    })
+}
+
+/// Serves the test certificate for the allow-listed URL (the real prefix check runs
+/// first, so only allowed URLs get here) and counts fetches.
+#[derive(Default)]
+struct StaticCert {
+    fetches: AtomicUsize,
+}
+
+impl CertFetcher for StaticCert {
+    fn fetch<'a>(&'a self, url: &'a url::Url) -> BoxFuture<'a, Result<Vec<u8>, FetchError>> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let body = (url.as_str() == CERT_URL).then(|| keys().cert_pem.clone().into_bytes());
+        Box::pin(async move { body.ok_or(FetchError::Status(404)) })
+    }
+}
+
+async fn spawn(db: Db) -> (TestApp, Arc<StaticCert>) {
+    let fetcher = Arc::new(StaticCert::default());
+    let policy = CertUrlPolicy::new(vec![
+        CertUrlPrefix::default_for_region("us-east-1").unwrap(),
+    ]);
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            sns: Some(Verifier::new(policy, fetcher.clone())),
+            ..Options::default()
+        },
+    )
+    .await;
+    (app, fetcher)
+}
+
+/// A Notification carrying `message`, signed (v1 or v2) by `key`.
+fn notification(
+    id: &str,
+    message: &Value,
+    version: SignatureVersion,
+    key: &RsaPrivateKey,
+) -> Value {
+    let mut m = json!({
+        "Type": "Notification",
+        "MessageId": id,
+        "TopicArn": TOPIC,
+        "Message": message.to_string(),
+        "Timestamp": "2026-11-24T09:00:00.000Z",
+        "SignatureVersion": match version { SignatureVersion::V1 => "1", SignatureVersion::V2 => "2" },
+        "Signature": "cGxhY2Vob2xkZXI=",
+        "SigningCertURL": CERT_URL,
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+    });
+    let text = SnsMessage::parse(m.to_string().as_bytes())
+        .unwrap()
+        .string_to_sign();
+    let sig = match version {
+        SignatureVersion::V1 => key.sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(&text)),
+        SignatureVersion::V2 => key.sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&text)),
+    };
+    m["Signature"] = json!(BASE64.encode(sig.unwrap()));
+    m
+}
+
+async fn post(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/webhooks/aws/sns"))
+        .header("content-type", "text/plain; charset=UTF-8")
+        .header(
+            "x-amz-sns-message-type",
+            body["Type"].as_str().unwrap_or(""),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits (at most 10 s) until `check` holds: the effect follows the answer.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether the recorded message was processed.
+async fn processed(app: &TestApp, id: &str) -> bool {
+    use sea_orm::ConnectionTrait;
+    app.raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            format!("SELECT outcome FROM inbound_events WHERE message_id = '{id}' AND processed_at IS NOT NULL"),
+        ))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+fn bounce(kind: &str, to: &str) -> Value {
+    json!({"notificationType": "Bounce",
+           "bounce": {"bounceType": kind, "bounceSubType": "General",
+                      "bouncedRecipients": [{"emailAddress": to}]},
+           "mail": {"messageId": "0100018c-test", "destination": [to]}})
+}
+
+async fn d4_signed_bounce_and_complaint_suppress_and_later_sends_are_refused(db: Db) {
+    let (app, fetcher) = spawn(db).await;
+    let admin = app.mfa_practice("hook-clinic").await;
+    let addr = "admin@hook-clinic.example.com";
+    let email = EmailAddress::parse(addr).unwrap();
+
+    // A transient bounce leaves the address usable.
+    let r = post(
+        &app,
+        &notification(
+            "m-1",
+            &bounce("Transient", addr),
+            SignatureVersion::V1,
+            &keys().signer,
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("processing of the transient bounce", || async {
+        processed(&app, "m-1").await
+    })
+    .await;
+    assert!(!app.store.is_email_suppressed(&email).await.unwrap());
+    // A permanent bounce (v2 signature) suppresses it.
+    let msg = notification(
+        "m-2",
+        &bounce("Permanent", addr),
+        SignatureVersion::V2,
+        &keys().signer,
+    );
+    assert_eq!(post(&app, &msg).await.status(), StatusCode::OK);
+    eventually("the suppression", || async {
+        app.store.is_email_suppressed(&email).await.unwrap()
+    })
+    .await;
+    let s = app.store.email_suppression(&email).await.unwrap().unwrap();
+    assert_eq!(s.reason, "bounce");
+    // The same MessageId again changes nothing, even after support lifted it.
+    assert!(app.store.lift_email_suppression(&email).await.unwrap());
+    assert_eq!(post(&app, &msg).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!app.store.is_email_suppressed(&email).await.unwrap());
+
+    // A complaint suppresses too; then the admin's next sign-in gets no code.
+    let complaint = json!({"notificationType": "Complaint",
+        "complaint": {"complainedRecipients": [{"emailAddress": addr}]},
+        "mail": {"messageId": "0100018c-other"}});
+    let r = post(
+        &app,
+        &notification("m-3", &complaint, SignatureVersion::V2, &keys().signer),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("the complaint's suppression", || async {
+        app.store.is_email_suppressed(&email).await.unwrap()
+    })
+    .await;
+    let flow = ok_json(
+        app.login(
+            "hook-clinic",
+            "hook-clinic-admin",
+            crate::helpers::NEW_PASSWORD,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        flow["mfa"]["code_error"]["code"], "email_suppressed",
+        "{flow}"
+    );
+    assert_eq!(
+        fetcher.fetches.load(Ordering::SeqCst),
+        1,
+        "the certificate is cached"
+    );
+
+    // Provider events move a sent delivery on: delivered, then (for another) bounced.
+    let ids = sent_ids(&app).await;
+    assert!(ids.len() >= 2, "{ids:?}");
+    let delivered = json!({"eventType": "Delivery", "mail": {"messageId": ids[0]},
+                           "delivery": {"recipients": [addr]}});
+    post(
+        &app,
+        &notification("m-4", &delivered, SignatureVersion::V2, &keys().signer),
+    )
+    .await;
+    let mut hard = bounce("Permanent", addr);
+    hard["mail"]["messageId"] = json!(ids[1]);
+    post(
+        &app,
+        &notification("m-5", &hard, SignatureVersion::V2, &keys().signer),
+    )
+    .await;
+    eventually("the delivery statuses", || async {
+        status_of(&app, &ids[0]).await == "delivered" && status_of(&app, &ids[1]).await == "bounced"
+    })
+    .await;
+    let _ = admin;
+}
+
+/// Provider message ids of the sent deliveries, oldest first.
+async fn sent_ids(app: &TestApp) -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    app.raw
+        .query_all_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            "SELECT provider_message_id AS p FROM deliveries WHERE status = 'sent' ORDER BY created_at",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.try_get::<String>("", "p").unwrap())
+        .collect()
+}
+
+async fn status_of(app: &TestApp, provider_id: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    app.raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            format!("SELECT status FROM deliveries WHERE provider_message_id = '{provider_id}'"),
+        ))
+        .await
+        .unwrap()
+        .map(|r| r.try_get::<String>("", "status").unwrap())
+        .unwrap_or_default()
+}
+
+async fn d3_inbound_stop_and_start_change_the_opt_out_once_per_message(db: Db) {
+    let (app, _) = spawn(db).await;
+    let phone = PhoneE164::parse("+12025550147").unwrap();
+    let sms = |body: &str| {
+        json!({"originationNumber": "+12025550147", "destinationNumber": "+18005550100",
+               "messageKeyword": "KEYWORD_123", "messageBody": body,
+               "inboundMessageId": "in-1"})
+    };
+    let r = post(
+        &app,
+        &notification("s-1", &sms(" Stop "), SignatureVersion::V2, &keys().signer),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("the opt-out", || async {
+        app.store.is_phone_opted_out(&phone).await.unwrap()
+    })
+    .await;
+    let r = post(
+        &app,
+        &notification("s-2", &sms("start"), SignatureVersion::V1, &keys().signer),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("the opt-in", || async {
+        !app.store.is_phone_opted_out(&phone).await.unwrap()
+    })
+    .await;
+    // A replay of the STOP (same MessageId) has no second effect.
+    let r = post(
+        &app,
+        &notification("s-1", &sms(" Stop "), SignatureVersion::V2, &keys().signer),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!app.store.is_phone_opted_out(&phone).await.unwrap());
+    // A text that is no keyword, and a shape nobody knows, answer 200 and change nothing.
+    for (id, m) in [
+        ("s-3", sms("stop please")),
+        ("s-4", json!({"hello": "world"})),
+    ] {
+        let r = post(
+            &app,
+            &notification(id, &m, SignatureVersion::V2, &keys().signer),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!app.store.is_phone_opted_out(&phone).await.unwrap());
+}
+
+async fn d6_unsigned_forged_or_foreign_messages_are_refused_and_change_nothing(db: Db) {
+    let (app, fetcher) = spawn(db).await;
+    let addr = "victim@example.com";
+    let email = EmailAddress::parse(addr).unwrap();
+    let good = notification(
+        "f-1",
+        &bounce("Permanent", addr),
+        SignatureVersion::V2,
+        &keys().signer,
+    );
+
+    let forged = notification(
+        "f-2",
+        &bounce("Permanent", addr),
+        SignatureVersion::V2,
+        &keys().forger,
+    );
+    problem(
+        post(&app, &forged).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let mut altered = good.clone();
+    altered["Message"] = json!(bounce("Permanent", "someone.else@example.com").to_string());
+    problem(
+        post(&app, &altered).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let mut foreign = good.clone();
+    foreign["SigningCertURL"] = json!("https://sns.us-east-1.amazonaws.com.evil.example/cert.pem");
+    let before = fetcher.fetches.load(Ordering::SeqCst);
+    problem(
+        post(&app, &foreign).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        fetcher.fetches.load(Ordering::SeqCst),
+        before,
+        "never fetched"
+    );
+    let r = app
+        .client
+        .post(app.url("/v1/webhooks/aws/sns"))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST, "bad_request").await;
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!app.store.is_email_suppressed(&email).await.unwrap());
+    // The untouched original is accepted.
+    assert_eq!(post(&app, &good).await.status(), StatusCode::OK);
+    eventually("the suppression", || async {
+        app.store.is_email_suppressed(&email).await.unwrap()
+    })
+    .await;
+}

@@ -1,0 +1,290 @@
+//! Verified SNS messages (D3, D4, D6): recorded once by MessageId, then processed once.
+//!
+//! The webhook records the message and queues its processing; processing marks the row
+//! and applies its effects in one transaction, so a redelivered message, a duplicated
+//! job or a retry after a crash never applies an effect twice, and a message whose job
+//! was lost is found again by [`Store::inbound_pending`].
+
+use crate::entities::{deliveries as dl, inbound_events as ie};
+use crate::optouts::{OptOutSource, suppress_in, upsert_opt_out};
+use crate::{Result, Store};
+use chrono::Duration;
+use gatehouse_domain::delivery::{DeliveryStatus, Keyword, inbound_keyword};
+use gatehouse_domain::ids::{EmailAddress, PhoneE164};
+use gatehouse_domain::inbound::{BounceType, InboundEvent, SesEvent, recognise};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+/// A verified SNS message as the webhook records it.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    pub message_id: &'a str,
+    pub sns_type: &'a str,
+    pub topic_arn: &'a str,
+    pub message: &'a str,
+    pub subscribe_url: Option<&'a str>,
+}
+
+/// What processing one message did (also stored on its row for operators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundOutcome {
+    /// Addresses newly suppressed and deliveries marked, after a bounce or complaint.
+    Suppressed { addresses: usize, deliveries: u64 },
+    /// A transient bounce: recorded on the delivery, the address stays usable.
+    TransientBounce { deliveries: u64 },
+    /// Deliveries marked `delivered`.
+    Delivered { deliveries: u64 },
+    /// A number opted out (STOP) or back in (START).
+    OptOut { phone: String, opted_out: bool },
+    /// A text that is not a keyword.
+    IgnoredText,
+    /// A subscription (un)confirmation: the worker visits the SubscribeURL.
+    Subscription { subscribe_url: Option<String> },
+    /// A shape this version does not know; logged, not an error.
+    Unknown,
+}
+
+impl InboundOutcome {
+    fn describe(&self) -> String {
+        match self {
+            InboundOutcome::Suppressed {
+                addresses,
+                deliveries,
+            } => format!("suppressed {addresses} address(es), marked {deliveries} delivery(ies)"),
+            InboundOutcome::TransientBounce { deliveries } => {
+                format!("transient bounce recorded on {deliveries} delivery(ies)")
+            }
+            InboundOutcome::Delivered { deliveries } => {
+                format!("marked {deliveries} delivery(ies) delivered")
+            }
+            InboundOutcome::OptOut { opted_out, .. } => {
+                if *opted_out {
+                    "number opted out (STOP)".to_owned()
+                } else {
+                    "number opted back in (START)".to_owned()
+                }
+            }
+            InboundOutcome::IgnoredText => "inbound text without a keyword".to_owned(),
+            InboundOutcome::Subscription { .. } => "subscription message".to_owned(),
+            InboundOutcome::Unknown => "unknown message shape; ignored".to_owned(),
+        }
+    }
+}
+
+/// Marks the deliveries SES knows by `mail_message_id` (never a refusal or a later state
+/// going backwards: `delivered` does not undo `bounced`).
+async fn mark_deliveries(
+    txn: &DatabaseTransaction,
+    mail_message_id: Option<&str>,
+    status: DeliveryStatus,
+    error: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64> {
+    let Some(id) = mail_message_id else {
+        return Ok(0);
+    };
+    let from: &[DeliveryStatus] = match status {
+        DeliveryStatus::Delivered => &[DeliveryStatus::Sent],
+        _ => &[DeliveryStatus::Sent, DeliveryStatus::Delivered],
+    };
+    let mut q = dl::Entity::update_many()
+        .col_expr(dl::Column::Status, Expr::value(status.as_str()))
+        .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+        .filter(dl::Column::ProviderMessageId.eq(id))
+        .filter(dl::Column::Status.is_in(from.iter().map(|s| s.as_str())));
+    if let Some(e) = error {
+        q = q.col_expr(
+            dl::Column::Error,
+            Expr::value(Some(e.chars().take(500).collect::<String>())),
+        );
+    }
+    Ok(q.exec(txn).await?.rows_affected)
+}
+
+async fn suppress_all(
+    txn: &DatabaseTransaction,
+    recipients: &[String],
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize> {
+    let mut added = 0;
+    for r in recipients {
+        let Ok(email) = EmailAddress::parse(r) else {
+            tracing::warn!("SES event names an address that does not parse; skipped");
+            continue;
+        };
+        if suppress_in(txn, &email, reason, None, now).await? {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+impl Store {
+    /// Records a verified message; `false` when its MessageId was seen before.
+    pub async fn record_inbound(&self, m: NewInbound<'_>) -> Result<bool> {
+        let n = ie::Entity::insert(ie::ActiveModel {
+            message_id: Set(m.message_id.to_owned()),
+            sns_type: Set(m.sns_type.to_owned()),
+            topic_arn: Set(m.topic_arn.to_owned()),
+            message: Set(m.message.to_owned()),
+            subscribe_url: Set(m.subscribe_url.map(str::to_owned)),
+            received_at: Set(self.inner.clock.now()),
+            processed_at: Set(None),
+            outcome: Set(None),
+        })
+        .on_conflict(
+            OnConflict::column(ie::Column::MessageId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.inner.db)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Processes a recorded message once; `None` when it was processed already (or is
+    /// unknown). The row is marked in the same transaction as the effects.
+    pub async fn process_inbound(&self, message_id: &str) -> Result<Option<InboundOutcome>> {
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        let claimed = ie::Entity::update_many()
+            .col_expr(ie::Column::ProcessedAt, Expr::value(Some(now)))
+            .filter(ie::Column::MessageId.eq(message_id))
+            .filter(ie::Column::ProcessedAt.is_null())
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if claimed != 1 {
+            return Ok(None);
+        }
+        let Some(row) = ie::Entity::find_by_id(message_id.to_owned())
+            .one(&txn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let outcome = match row.sns_type.as_str() {
+            "Notification" => self.apply(&txn, &row.message, now).await?,
+            _ => InboundOutcome::Subscription {
+                subscribe_url: row.subscribe_url.clone(),
+            },
+        };
+        ie::Entity::update_many()
+            .col_expr(ie::Column::Outcome, Expr::value(Some(outcome.describe())))
+            .filter(ie::Column::MessageId.eq(message_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        if outcome == InboundOutcome::Unknown {
+            tracing::warn!(message_id, "SNS notification of an unknown shape; ignored");
+        } else {
+            tracing::info!(message_id, outcome = %outcome.describe(), "SNS notification processed");
+        }
+        Ok(Some(outcome))
+    }
+
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        message: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<InboundOutcome> {
+        Ok(match recognise(message) {
+            InboundEvent::Ses(SesEvent::Bounce(b)) if b.bounce_type == BounceType::Permanent => {
+                let addresses = suppress_all(txn, &b.recipients, "bounce", now).await?;
+                let deliveries = mark_deliveries(
+                    txn,
+                    b.mail_message_id.as_deref(),
+                    DeliveryStatus::Bounced,
+                    Some("permanent bounce: the mailbox does not accept mail"),
+                    now,
+                )
+                .await?;
+                InboundOutcome::Suppressed {
+                    addresses,
+                    deliveries,
+                }
+            }
+            InboundEvent::Ses(SesEvent::Bounce(b)) => {
+                // Recorded on the delivery; the address stays usable (the next code goes).
+                let deliveries = match b.mail_message_id.as_deref() {
+                    Some(id) => {
+                        dl::Entity::update_many()
+                            .col_expr(
+                                dl::Column::Error,
+                                Expr::value(Some("transient bounce reported by the mail provider")),
+                            )
+                            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+                            .filter(dl::Column::ProviderMessageId.eq(id))
+                            .exec(txn)
+                            .await?
+                            .rows_affected
+                    }
+                    None => 0,
+                };
+                InboundOutcome::TransientBounce { deliveries }
+            }
+            InboundEvent::Ses(SesEvent::Complaint(c)) => {
+                let addresses = suppress_all(txn, &c.recipients, "complaint", now).await?;
+                let deliveries = mark_deliveries(
+                    txn,
+                    c.mail_message_id.as_deref(),
+                    DeliveryStatus::Complained,
+                    Some("the recipient reported the message as spam"),
+                    now,
+                )
+                .await?;
+                InboundOutcome::Suppressed {
+                    addresses,
+                    deliveries,
+                }
+            }
+            InboundEvent::Ses(SesEvent::Delivery(d)) => {
+                let deliveries = mark_deliveries(
+                    txn,
+                    Some(&d.mail_message_id),
+                    DeliveryStatus::Delivered,
+                    None,
+                    now,
+                )
+                .await?;
+                InboundOutcome::Delivered { deliveries }
+            }
+            InboundEvent::Sms(sms) => {
+                let (Some(keyword), Ok(phone)) = (
+                    inbound_keyword(&sms.message_body),
+                    PhoneE164::parse(&sms.origination_number),
+                ) else {
+                    return Ok(InboundOutcome::IgnoredText);
+                };
+                let opted_out = keyword == Keyword::OptOut;
+                upsert_opt_out(txn, &phone, opted_out, OptOutSource::Inbound, now).await?;
+                InboundOutcome::OptOut {
+                    phone: phone.as_str().to_owned(),
+                    opted_out,
+                }
+            }
+            InboundEvent::Unknown => InboundOutcome::Unknown,
+        })
+    }
+
+    /// Recorded messages not processed after `older_than` (their job was lost): the
+    /// periodic job processes them.
+    pub async fn inbound_pending(&self, older_than: Duration, limit: u64) -> Result<Vec<String>> {
+        let cutoff = self.inner.clock.now() - older_than;
+        Ok(ie::Entity::find()
+            .select_only()
+            .column(ie::Column::MessageId)
+            .filter(ie::Column::ProcessedAt.is_null())
+            .filter(ie::Column::ReceivedAt.lte(cutoff))
+            .order_by_asc(ie::Column::ReceivedAt)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.inner.db)
+            .await?)
+    }
+}
