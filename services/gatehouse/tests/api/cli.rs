@@ -437,7 +437,7 @@ fn cli_migrate_on_a_fresh_file_exits_zero_and_leaves_a_usable_schema() {
 fn cli_bad_configuration_exits_non_zero_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
-    let cases: [(&str, &str, &[&str]); 7] = [
+    let cases: [(&str, &str, &[&str]); 11] = [
         ("GATEHOUSE_LISTEN", "nonsense", &["serve"]),
         ("GATEHOUSE_LISTEN", "127.0.0.1:99999", &["serve"]),
         ("GATEHOUSE_DATABASE_URL", "mysql://x", &["serve"]),
@@ -457,6 +457,11 @@ fn cli_bad_configuration_exits_non_zero_naming_the_variable() {
         ),
         ("GATEHOUSE_OPERATOR_COMPANY", "Not A Company!", &["migrate"]),
         ("GATEHOUSE_LOGIN_RATE_PER_IP_PER_MINUTE", "-1", &["serve"]),
+        // aws delivery needs a sender address.
+        ("GATEHOUSE_DELIVERY", "aws", &["serve"]),
+        ("GATEHOUSE_DELIVERY", "carrier-pigeon", &["serve"]),
+        ("GATEHOUSE_SNS_CERT_URL_PREFIXES", "ftp://sns.example", &["serve"]),
+        ("GATEHOUSE_SMS_OPT_IN_NUMBER", "call me", &["serve"]),
     ];
     for (var, value, args) in cases {
         let mut c = gatehouse(dir.path());
