@@ -460,7 +460,11 @@ fn cli_bad_configuration_exits_non_zero_naming_the_variable() {
         // aws delivery needs a sender address.
         ("GATEHOUSE_DELIVERY", "aws", &["serve"]),
         ("GATEHOUSE_DELIVERY", "carrier-pigeon", &["serve"]),
-        ("GATEHOUSE_SNS_CERT_URL_PREFIXES", "ftp://sns.example", &["serve"]),
+        (
+            "GATEHOUSE_SNS_CERT_URL_PREFIXES",
+            "ftp://sns.example",
+            &["serve"],
+        ),
         ("GATEHOUSE_SMS_OPT_IN_NUMBER", "call me", &["serve"]),
     ];
     for (var, value, args) in cases {
