@@ -218,9 +218,17 @@ pub struct DeliveryArgs {
     /// The number SMS are sent from (E.164): the number users text STOP and START to.
     #[arg(long, env = "GATEHOUSE_SMS_ORIGINATION_NUMBER", value_parser = parse_origination_number)]
     pub sms_origination_number: Option<String>,
+    /// Minutes between syncs of the SNS SMS opt-out list (aws; the first runs at start).
+    #[arg(long, env = "GATEHOUSE_SMS_OPT_OUT_SYNC_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub sms_opt_out_sync_minutes: u32,
 }
 
 impl DeliveryArgs {
+    /// Time between syncs of the SMS opt-out list.
+    pub fn opt_out_sync(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.sms_opt_out_sync_minutes) * 60)
+    }
+
     /// The SES and SNS settings for GATEHOUSE_DELIVERY=aws; the error names what is missing.
     pub fn aws_settings(&self) -> Result<AwsSettings, String> {
         let from = self.ses_from.clone().ok_or_else(|| {
@@ -513,6 +521,30 @@ mod tests {
             parse_origination_number("call me")
                 .unwrap_err()
                 .contains("GATEHOUSE_SMS_ORIGINATION_NUMBER")
+        );
+    }
+
+    #[test]
+    fn d3_the_opt_out_sync_runs_every_ten_minutes_unless_configured() {
+        let cli = Cli::try_parse_from(["gatehouse", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(
+            args.delivery.opt_out_sync(),
+            std::time::Duration::from_secs(600)
+        );
+        let cli =
+            Cli::try_parse_from(["gatehouse", "serve", "--sms-opt-out-sync-minutes", "2"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(
+            args.delivery.opt_out_sync(),
+            std::time::Duration::from_secs(120)
+        );
+        assert!(
+            Cli::try_parse_from(["gatehouse", "serve", "--sms-opt-out-sync-minutes", "0"]).is_err()
         );
     }
 

@@ -4,13 +4,14 @@ mod config;
 
 use actix_web::{App, HttpServer, middleware};
 use clap::Parser;
-use config::{Cli, Command, CommonArgs, Delivery, LogFormat, ServeArgs};
+use config::{Cli, Command, CommonArgs, Delivery, DeliveryArgs, LogFormat, ServeArgs};
 use gatehouse_api::ApiState;
 use gatehouse_domain::clock::SystemClock;
 use gatehouse_domain::session::SessionPolicy;
 use gatehouse_store::accounts::BootstrapOutcome;
 use gatehouse_store::{Store, StoreConfig};
-use gatehouse_workers::{ByChannel, OutboxProvider, Provider, WorkerConfig, Workers};
+use gatehouse_workers::aws::AwsDelivery;
+use gatehouse_workers::{OutboxProvider, WorkerConfig, Workers};
 use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -62,7 +63,7 @@ async fn open_store(
 /// Where this process's workers send codes.
 enum Sender {
     Outbox(OutboxProvider),
-    Aws(ByChannel),
+    Aws(AwsDelivery),
 }
 
 impl Sender {
@@ -83,10 +84,17 @@ impl Sender {
         }
     }
 
-    fn into_provider(self) -> Arc<dyn Provider> {
+    /// The workers' configuration: the providers and, with AWS, SNS's SMS opt-out list
+    /// (checked at first use, synced every `opt_out_sync`, told of START).
+    fn into_worker_config(self, opt_out_sync: std::time::Duration) -> WorkerConfig {
         match self {
-            Sender::Outbox(o) => Arc::new(o),
-            Sender::Aws(a) => Arc::new(a),
+            Sender::Outbox(o) => WorkerConfig::new(Arc::new(o)),
+            Sender::Aws(a) => {
+                let mut config = WorkerConfig::new(Arc::new(a.providers));
+                config.sms_opt_outs = Some(a.sms_opt_outs);
+                config.opt_out_sync.every = opt_out_sync;
+                config
+            }
         }
     }
 }
@@ -122,7 +130,11 @@ async fn delivery_provider(args: &ServeArgs) -> Result<Option<Sender>, RunError>
 }
 
 /// Starts the in-process workers unless `--no-workers`.
-fn start_workers(store: &Store, sender: Option<Sender>) -> Result<Option<Workers>, RunError> {
+fn start_workers(
+    store: &Store,
+    sender: Option<Sender>,
+    delivery: &DeliveryArgs,
+) -> Result<Option<Workers>, RunError> {
     let Some(sender) = sender else {
         tracing::warn!(
             "--no-workers: no delivery workers run in this process, and without GATEHOUSE_REDIS_URL no other process can take its jobs; codes stay queued until a worker runs"
@@ -131,7 +143,7 @@ fn start_workers(store: &Store, sender: Option<Sender>) -> Result<Option<Workers
     };
     let workers = gatehouse_workers::spawn_in_process(
         store.clone(),
-        WorkerConfig::new(sender.into_provider()),
+        sender.into_worker_config(delivery.opt_out_sync()),
     )
     .map_err(|e| RunError::Config(format!("delivery workers: {e}")))?;
     Ok(Some(workers))
@@ -202,7 +214,7 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     .bind(args.listen)?
     .shutdown_timeout(10);
     // Before the first request: a code issued by it goes straight to a worker.
-    let workers = start_workers(&store, sender)?;
+    let workers = start_workers(&store, sender, &args.delivery)?;
     tracing::info!(listen = %args.listen, "gatehouse is ready");
     let result = server.run().await;
     // The API has stopped accepting requests: let the workers finish what was queued.

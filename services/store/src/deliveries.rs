@@ -218,6 +218,40 @@ impl Deliveries<'_> {
         q.exec(&self.scope.inner.db).await?;
         Ok(())
     }
+    /// Refuses a queued delivery before any provider call (`suppressed` or `opted_out`):
+    /// the delivery ends with `reason` and its sealed message is dropped. Answers whether
+    /// it was still queued (a delivery already sent or failed is left as it is).
+    pub async fn refuse(&self, id: Uuid, status: DeliveryStatus, reason: &str) -> Result<bool> {
+        if !status.refused_before_provider() {
+            // A caller's mistake, not a state to store.
+            return Err(crate::StoreError::Internal(format!(
+                "delivery {id}: {} is not a refusal",
+                status.as_str()
+            )));
+        }
+        let now = self.scope.inner.clock.now();
+        let refused = dl::Entity::update_many()
+            .col_expr(dl::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                dl::Column::Error,
+                Expr::value(Some(reason.chars().take(500).collect::<String>())),
+            )
+            .col_expr(
+                dl::Column::PayloadSealed,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                dl::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+            .filter(self.by_id(id))
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .exec(&self.scope.inner.db)
+            .await?
+            .rows_affected;
+        Ok(refused == 1)
+    }
 }
 
 impl Store {

@@ -173,6 +173,46 @@ impl Store {
         Ok(true)
     }
 
+    /// Records the provider's answer for a number first used (a check), unless something
+    /// was recorded meanwhile (a STOP or START that arrived during the check wins).
+    /// Answers whether sends to the number are refused, as now recorded.
+    pub async fn record_phone_check(&self, phone: &PhoneE164, opted_out: bool) -> Result<bool> {
+        let inserted = po::Entity::insert(po::ActiveModel {
+            phone: Set(phone.as_str().to_owned()),
+            opted_out: Set(opted_out),
+            source: Set(OptOutSource::Check.as_str().to_owned()),
+            changed_at: Set(self.inner.clock.now()),
+        })
+        .on_conflict(
+            OnConflict::column(po::Column::Phone)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.inner.db)
+        .await?;
+        if inserted > 0 {
+            tracing::info!(to = %phone.masked(), opted_out, source = "check", "SMS opt-out state recorded");
+        }
+        self.is_phone_opted_out(phone).await
+    }
+
+    /// Records a number the provider lists as opted out (the periodic sync), unless the
+    /// number changed state after `listed_at` (a START during the sync wins). Answers
+    /// whether the state changed.
+    pub async fn record_synced_opt_out(
+        &self,
+        phone: &PhoneE164,
+        listed_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        match self.phone_opt_out(phone).await? {
+            Some(p) if p.opted_out || p.since >= listed_at => Ok(false),
+            _ => {
+                self.set_phone_opted_out(phone, true, OptOutSource::Sync)
+                    .await
+            }
+        }
+    }
+
     /// Whether sends to the number are refused.
     pub async fn is_phone_opted_out(&self, phone: &PhoneE164) -> Result<bool> {
         phone_opted_out_in(&self.inner.db, phone).await

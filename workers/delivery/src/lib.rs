@@ -8,7 +8,9 @@
 //! again whatever is still `queued`, so neither a lost push nor a restart loses a code.
 //!
 //! Providers: the [`OutboxProvider`] (a JSON-lines file, the embedded default) and, with
-//! `GATEHOUSE_DELIVERY=aws`, SES v2 for email and SNS for SMS ([`aws`]).
+//! `GATEHOUSE_DELIVERY=aws`, SES v2 for email and SNS for SMS ([`aws`]). With SNS, the
+//! provider's SMS opt-out list is consulted and kept in step ([`optout`]): numbers used for
+//! the first time are checked, the list is synced periodically, and START opts back in.
 //!
 //! The embedded default runs all of this in-process ([`spawn_in_process`]) on an
 //! in-memory queue ([`InProcessQueue`]). A Redis queue will be another [`JobQueue`] and
@@ -18,12 +20,14 @@
 
 pub mod aws;
 pub mod message;
+pub mod optout;
 pub mod outbox;
 pub mod provider;
 pub mod queue;
 pub mod requeue;
 pub mod send;
 
+pub use optout::{OptOutSyncConfig, SmsOptOutSource};
 pub use outbox::OutboxProvider;
 pub use provider::{ByChannel, Provider, ProviderError};
 pub use queue::InProcessQueue;
@@ -60,6 +64,10 @@ pub struct WorkerConfig {
     pub retry_min: Duration,
     pub retry_max: Duration,
     pub requeue: RequeueConfig,
+    /// The provider's SMS opt-out list (AWS); `None` with the outbox.
+    pub sms_opt_outs: Option<Arc<dyn SmsOptOutSource>>,
+    /// The periodic sync of that list (runs only when there is one).
+    pub opt_out_sync: OptOutSyncConfig,
     /// How long shutdown waits for sends in flight.
     pub shutdown_timeout: Duration,
 }
@@ -74,6 +82,8 @@ impl WorkerConfig {
             retry_min: Duration::from_millis(250),
             retry_max: Duration::from_secs(10),
             requeue: RequeueConfig::default(),
+            sms_opt_outs: None,
+            opt_out_sync: OptOutSyncConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -98,9 +108,10 @@ pub enum StartError {
 pub struct Workers {
     queue: InProcessQueue,
     stop_monitor: oneshot::Sender<()>,
-    stop_requeue: watch::Sender<bool>,
+    stop_periodic: watch::Sender<bool>,
     monitor: JoinHandle<()>,
     requeue: JoinHandle<()>,
+    opt_out_sync: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
 
@@ -113,7 +124,7 @@ impl Workers {
     /// Stops taking jobs and waits (up to the configured timeout) for sends in flight.
     /// A send cut off by the timeout stays `queued` and is sent by the next start.
     pub async fn shutdown(self) {
-        let _ = self.stop_requeue.send(true);
+        let _ = self.stop_periodic.send(true);
         let _ = self.stop_monitor.send(());
         // Past the monitor's own grace period it drops what is left; this bound is a backstop.
         let bound = self.shutdown_timeout + Duration::from_secs(1);
@@ -123,6 +134,9 @@ impl Workers {
             monitor.abort();
         }
         let _ = self.requeue.await;
+        if let Some(sync) = self.opt_out_sync {
+            let _ = sync.await;
+        }
         tracing::info!("workers stopped");
     }
 }
@@ -134,15 +148,26 @@ async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<Outcome, BoxDyn
         .map_err(BoxDynError::from)
 }
 
+/// What the inbound job needs; cheap to clone.
+#[derive(Debug, Clone)]
+struct InboundDeps {
+    store: Store,
+    sms_opt_outs: Option<Arc<dyn SmsOptOutSource>>,
+}
+
 /// The apalis job function: processes one verified SNS message (bounce, complaint,
 /// delivery, STOP/START). A failure leaves the message unprocessed, and the periodic
-/// job pushes it again.
-async fn inbound_job(job: ProcessInbound, store: Data<Store>) -> Result<(), BoxDynError> {
-    store
+/// job pushes it again. After a START the provider is told too.
+async fn inbound_job(job: ProcessInbound, deps: Data<InboundDeps>) -> Result<(), BoxDynError> {
+    let outcome = deps
+        .store
         .process_inbound(&job.message_id)
         .await
-        .map(|_| ())
-        .map_err(BoxDynError::from)
+        .map_err(BoxDynError::from)?;
+    if let Some(outcome) = outcome {
+        optout::after_inbound(&outcome, deps.sms_opt_outs.as_deref()).await;
+    }
+    Ok(())
 }
 
 /// Retry only what can succeed later (the next claim re-checks that the code lives).
@@ -170,10 +195,14 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
     let deps = SendDeps {
         store: store.clone(),
         provider: config.provider.clone(),
+        sms_opt_outs: config.sms_opt_outs.clone(),
     };
     let backend_of = queue.clone();
     let inbound_of = queue.clone();
-    let inbound_store = store.clone();
+    let inbound_deps = InboundDeps {
+        store: store.clone(),
+        sms_opt_outs: config.sms_opt_outs.clone(),
+    };
     let concurrency = config.concurrency.max(1);
     let retries = config.retries;
     let (stop_monitor, stopped) = oneshot::channel::<()>();
@@ -194,7 +223,7 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
         .register(move |_restarts| {
             WorkerBuilder::new(INBOUND_WORKER)
                 .backend(inbound_of.inbound_backend())
-                .data(inbound_store.clone())
+                .data(inbound_deps.clone())
                 .concurrency(4)
                 .enable_tracing()
                 .build(inbound_job)
@@ -211,21 +240,31 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
         }
     });
 
-    let (stop_requeue, requeue_stop) = watch::channel(false);
+    let (stop_periodic, periodic_stop) = watch::channel(false);
+    let opt_out_sync = config.sms_opt_outs.clone().map(|source| {
+        runtime.spawn(optout::run_sync(
+            store.clone(),
+            source,
+            config.opt_out_sync,
+            periodic_stop.clone(),
+        ))
+    });
     let pusher: Arc<dyn JobQueue> = Arc::new(queue.clone());
-    let requeue = runtime.spawn(requeue::run(store, pusher, config.requeue, requeue_stop));
+    let requeue = runtime.spawn(requeue::run(store, pusher, config.requeue, periodic_stop));
     tracing::info!(
         worker = SEND_WORKER,
         concurrency,
         provider = ?config.provider,
+        sms_opt_outs = config.sms_opt_outs.is_some(),
         "in-process workers started"
     );
     Ok(Workers {
         queue,
         stop_monitor,
-        stop_requeue,
+        stop_periodic,
         monitor,
         requeue,
+        opt_out_sync,
         shutdown_timeout: config.shutdown_timeout,
     })
 }

@@ -5,11 +5,18 @@
 //! sent delivery is never claimed again, so a job pushed twice, re-enqueued, or retried
 //! sends at most once. Neither the code nor the full destination is ever logged or stored
 //! in an error: only the masked destination.
+//!
+//! An SMS is re-checked against the opt-out list just before the provider call (D3): the
+//! number may have texted STOP after the code was issued, or the provider may know it as
+//! opted out ([`crate::optout::gate`]). Such a delivery ends `opted_out` without a send.
 
 use crate::message::{Compose, compose};
+use crate::optout::{Gate, GateError, SmsOptOutSource, gate};
 use crate::provider::{Provider, ProviderError};
-use gatehouse_domain::ids::TenantId;
+use gatehouse_domain::delivery::DeliveryStatus;
+use gatehouse_domain::ids::{PhoneE164, TenantId};
 use gatehouse_domain::jobs::{CodeMessage, SendCode};
+use gatehouse_domain::mfa::codes::Channel;
 use gatehouse_store::deliveries::{Deliveries, SendContext};
 use gatehouse_store::{Store, StoreError};
 use std::sync::Arc;
@@ -20,7 +27,13 @@ use std::time::Duration;
 pub struct SendDeps {
     pub store: Store,
     pub provider: Arc<dyn Provider>,
+    /// The provider's SMS opt-out list (AWS), asked about numbers used for the first time.
+    pub sms_opt_outs: Option<Arc<dyn SmsOptOutSource>>,
 }
+
+/// What a refused SMS delivery records (read by support, never shown as is to the user).
+pub const OPTED_OUT_REASON: &str =
+    "the number opted out of SMS (texted STOP); the user can text START to the sender number";
 
 /// What one run of the job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +42,8 @@ pub enum Outcome {
     Sent { provider_message_id: String },
     /// Nothing to do: already sent or failed, another worker holds it, or the code died.
     Skipped,
+    /// Refused before any provider call: the number opted out of SMS (D3).
+    OptedOut,
 }
 
 /// Why a run did not send.
@@ -43,6 +58,9 @@ pub enum SendError {
     /// The provider failed; the delivery records the reason.
     #[error("provider: {0}")]
     Provider(ProviderError),
+    /// The provider's opt-out check failed; the delivery stays queued while the code lives.
+    #[error("opt-out check: {0}")]
+    OptOutCheck(ProviderError),
     /// Sent, but the outcome could not be recorded. Not retried at once, which would send
     /// again; the lease runs out and the re-enqueue job decides.
     #[error("sent, but recording it failed: {0}")]
@@ -54,7 +72,7 @@ impl SendError {
     pub fn is_transient(&self) -> bool {
         match self {
             SendError::Store(_) => true,
-            SendError::Provider(e) => !e.permanent,
+            SendError::Provider(e) | SendError::OptOutCheck(e) => !e.permanent,
             SendError::Sealed | SendError::Unrecorded(_) => false,
         }
     }
@@ -83,6 +101,38 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
             .await?;
         return Err(SendError::Sealed);
     };
+    if ctx.channel == Channel::Sms {
+        let Ok(phone) = PhoneE164::parse(&secret.to) else {
+            deliveries
+                .fail(
+                    ctx.delivery_id,
+                    "the destination is not a phone number",
+                    true,
+                )
+                .await?;
+            return Err(SendError::Provider(ProviderError::permanent(
+                "the destination is not a phone number",
+            )));
+        };
+        match gate(&deps.store, deps.sms_opt_outs.as_deref(), &phone).await {
+            Ok(Gate::Open) => {}
+            Ok(Gate::OptedOut) => {
+                deliveries
+                    .refuse(ctx.delivery_id, DeliveryStatus::OptedOut, OPTED_OUT_REASON)
+                    .await?;
+                tracing::info!("the number opted out of SMS; not sent");
+                return Ok(Outcome::OptedOut);
+            }
+            Err(GateError::Store(e)) => {
+                // The lease runs out and the delivery is claimed again.
+                return Err(SendError::Store(e));
+            }
+            Err(GateError::Check(e)) => {
+                let e = record_failure(deps, &deliveries, &ctx, e).await?;
+                return Err(SendError::OptOutCheck(e));
+            }
+        }
+    }
     let now = deps.store.clock().now();
     let message = compose(&Compose {
         delivery_id: ctx.delivery_id,
@@ -105,20 +155,30 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
                 provider_message_id,
             })
         }
-        Err(e) => {
-            // Past its expiry a code is never retried: the failure is final.
-            let expired = deps.store.clock().now() >= ctx.expires_at;
-            let permanent = e.permanent || expired;
-            let reason = if expired && !e.permanent {
-                format!("{} (the code expired before a retry)", e.reason)
-            } else {
-                e.reason.clone()
-            };
-            tracing::warn!(error = %reason, permanent, "send failed");
-            deliveries.fail(ctx.delivery_id, &reason, permanent).await?;
-            Err(SendError::Provider(ProviderError { permanent, reason }))
-        }
+        Err(e) => Err(SendError::Provider(
+            record_failure(deps, &deliveries, &ctx, e).await?,
+        )),
     }
+}
+
+/// Records a failed attempt; answers the failure as recorded. Past its expiry a code is
+/// never retried: the failure is final.
+async fn record_failure(
+    deps: &SendDeps,
+    deliveries: &Deliveries<'_>,
+    ctx: &SendContext,
+    e: ProviderError,
+) -> Result<ProviderError, SendError> {
+    let expired = deps.store.clock().now() >= ctx.expires_at;
+    let permanent = e.permanent || expired;
+    let reason = if expired && !e.permanent {
+        format!("{} (the code expired before a retry)", e.reason)
+    } else {
+        e.reason
+    };
+    tracing::warn!(error = %reason, permanent, "send failed");
+    deliveries.fail(ctx.delivery_id, &reason, permanent).await?;
+    Ok(ProviderError { permanent, reason })
 }
 
 fn open(store: &Store, ctx: &SendContext) -> Option<CodeMessage> {

@@ -59,9 +59,26 @@ pub async fn load_config() -> SdkConfig {
 
 /// Email through SES and SMS through SNS, both from `sdk`.
 pub fn providers(sdk: &SdkConfig, settings: AwsSettings) -> ByChannel {
-    ByChannel {
-        email: Arc::new(SesProvider::new(sdk, settings.ses)),
-        sms: Arc::new(SnsProvider::new(sdk, settings.sms)),
+    delivery(sdk, settings).providers
+}
+
+/// Delivery through AWS: the providers, and SNS's SMS opt-out list.
+#[derive(Debug, Clone)]
+pub struct AwsDelivery {
+    pub providers: ByChannel,
+    /// The same SNS client that publishes.
+    pub sms_opt_outs: Arc<SnsProvider>,
+}
+
+/// Email through SES, SMS through SNS and SNS's opt-out list, all from `sdk`.
+pub fn delivery(sdk: &SdkConfig, settings: AwsSettings) -> AwsDelivery {
+    let sns = Arc::new(SnsProvider::new(sdk, settings.sms));
+    AwsDelivery {
+        providers: ByChannel {
+            email: Arc::new(SesProvider::new(sdk, settings.ses)),
+            sms: sns.clone(),
+        },
+        sms_opt_outs: sns,
     }
 }
 
@@ -72,9 +89,9 @@ pub enum ConfigError {
     NoRegion,
 }
 
-/// Email through SES and SMS through SNS, configured from the standard AWS sources (see
-/// [`config_loader`]). Credentials are resolved at the first send.
-pub async fn providers_from_env(settings: AwsSettings) -> Result<ByChannel, ConfigError> {
+/// Email through SES, SMS through SNS and SNS's opt-out list, configured from the standard
+/// AWS sources (see [`config_loader`]). Credentials are resolved at the first send.
+pub async fn providers_from_env(settings: AwsSettings) -> Result<AwsDelivery, ConfigError> {
     let sdk = load_config().await;
     // An empty AWS_REGION is read as a region named "": no better than none.
     let region = sdk
@@ -90,5 +107,5 @@ pub async fn providers_from_env(settings: AwsSettings) -> Result<ByChannel, Conf
         origination_number = settings.sms.origination_number.as_deref().unwrap_or("(none)"),
         "codes are delivered through SES (email) and SNS (SMS)"
     );
-    Ok(providers(&sdk, settings))
+    Ok(delivery(&sdk, settings))
 }

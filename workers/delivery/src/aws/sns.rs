@@ -1,17 +1,24 @@
 //! SMS through Amazon SNS `Publish` to a phone number: transactional (delivered ahead of
 //! promotional traffic and not held for quiet hours), from the configured sender id or
-//! origination number (D2).
+//! origination number (D2). The same client answers the SMS opt-out list (D3):
+//! `CheckIfPhoneNumberIsOptedOut`, `ListPhoneNumbersOptedOut` (paginated by `nextToken`)
+//! and `OptInPhoneNumber`.
 
 use super::classify;
 use crate::message::Message;
+use crate::optout::{OptOutFuture, OptedOutPage, SmsOptOutSource};
 use crate::provider::{Provider, ProviderError, SendFuture};
 use aws_config::SdkConfig;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
+use gatehouse_domain::ids::PhoneE164;
 use gatehouse_domain::mfa::codes::Channel;
 use secrecy::ExposeSecret;
 
 const API: &str = "SNS Publish";
+const CHECK_API: &str = "SNS CheckIfPhoneNumberIsOptedOut";
+const LIST_API: &str = "SNS ListPhoneNumbersOptedOut";
+const OPT_IN_API: &str = "SNS OptInPhoneNumber";
 const SMS_TYPE: &str = "AWS.SNS.SMS.SMSType";
 const SENDER_ID: &str = "AWS.SNS.SMS.SenderID";
 const ORIGINATION_NUMBER: &str = "AWS.MM.SMS.OriginationNumber";
@@ -85,6 +92,49 @@ impl SnsProvider {
                 tracing::warn!("SNS accepted the SMS but answered no message id");
                 format!("sns-unknown-{}", message.delivery_id)
             }
+        })
+    }
+}
+
+impl SmsOptOutSource for SnsProvider {
+    fn check<'a>(&'a self, phone: &'a PhoneE164) -> OptOutFuture<'a, bool> {
+        Box::pin(async move {
+            let answer = self
+                .client
+                .check_if_phone_number_is_opted_out()
+                .phone_number(phone.as_str())
+                .send()
+                .await
+                .map_err(|e| classify::from_sdk_error(CHECK_API, &e, phone.as_str()))?;
+            Ok(answer.is_opted_out())
+        })
+    }
+
+    fn list_opted_out<'a>(&'a self, next_token: Option<&'a str>) -> OptOutFuture<'a, OptedOutPage> {
+        Box::pin(async move {
+            let answer = self
+                .client
+                .list_phone_numbers_opted_out()
+                .set_next_token(next_token.map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| classify::from_sdk_error(LIST_API, &e, ""))?;
+            Ok(OptedOutPage {
+                numbers: answer.phone_numbers().to_vec(),
+                next_token: answer.next_token().map(str::to_owned),
+            })
+        })
+    }
+
+    fn opt_in<'a>(&'a self, phone: &'a PhoneE164) -> OptOutFuture<'a, ()> {
+        Box::pin(async move {
+            self.client
+                .opt_in_phone_number()
+                .phone_number(phone.as_str())
+                .send()
+                .await
+                .map_err(|e| classify::from_sdk_error(OPT_IN_API, &e, phone.as_str()))?;
+            Ok(())
         })
     }
 }

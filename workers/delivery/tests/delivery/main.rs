@@ -7,4 +7,5 @@ mod helpers;
 mod moto;
 
 mod aws;
+mod optout;
 mod send;
