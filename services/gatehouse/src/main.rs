@@ -134,6 +134,7 @@ fn start_workers(
     store: &Store,
     sender: Option<Sender>,
     delivery: &DeliveryArgs,
+    subscribe_url_prefixes: Vec<String>,
 ) -> Result<Option<Workers>, RunError> {
     let Some(sender) = sender else {
         tracing::warn!(
@@ -141,19 +142,19 @@ fn start_workers(
         );
         return Ok(None);
     };
-    let workers = gatehouse_workers::spawn_in_process(
-        store.clone(),
-        sender.into_worker_config(delivery.opt_out_sync()),
-    )
-    .map_err(|e| RunError::Config(format!("delivery workers: {e}")))?;
+    let mut config = sender.into_worker_config(delivery.opt_out_sync());
+    config.subscribe_url_prefixes = subscribe_url_prefixes;
+    let workers = gatehouse_workers::spawn_in_process(store.clone(), config)
+        .map_err(|e| RunError::Config(format!("delivery workers: {e}")))?;
     Ok(Some(workers))
 }
 
-/// The SNS webhook's verifier: the configured certificate URL prefixes, or AWS's own for
-/// the region.
-fn sns_verifier(args: &ServeArgs) -> Result<gatehouse_api::sns::Verifier, RunError> {
-    use gatehouse_api::sns::{CertUrlPolicy, CertUrlPrefix, Verifier};
-    let prefixes = if args.sns_cert_url_prefixes.is_empty() {
+/// Where SNS may be trusted: the configured certificate URL prefixes, or AWS's own for the
+/// region. The webhook verifies certificates from them; the workers confirm
+/// subscriptions at them.
+fn sns_prefixes(args: &ServeArgs) -> Result<Vec<gatehouse_api::sns::CertUrlPrefix>, RunError> {
+    use gatehouse_api::sns::CertUrlPrefix;
+    Ok(if args.sns_cert_url_prefixes.is_empty() {
         let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
         vec![CertUrlPrefix::default_for_region(&region).map_err(|e| {
             RunError::Config(format!(
@@ -162,7 +163,14 @@ fn sns_verifier(args: &ServeArgs) -> Result<gatehouse_api::sns::Verifier, RunErr
         })?]
     } else {
         args.sns_cert_url_prefixes.clone()
-    };
+    })
+}
+
+/// The SNS webhook's verifier.
+fn sns_verifier(
+    prefixes: Vec<gatehouse_api::sns::CertUrlPrefix>,
+) -> Result<gatehouse_api::sns::Verifier, RunError> {
+    use gatehouse_api::sns::{CertUrlPolicy, Verifier};
     Verifier::with_http(CertUrlPolicy::new(prefixes))
         .map_err(|e| RunError::Config(format!("SNS certificate fetcher: {e}")))
 }
@@ -189,10 +197,12 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
         let codes_go = sender.as_ref().map(Sender::describe);
         print_demo(&accounts, args.listen, codes_go.as_deref());
     }
+    let prefixes = sns_prefixes(&args)?;
+    let subscribe_url_prefixes = prefixes.iter().map(|p| p.as_str().to_owned()).collect();
     let state = ApiState {
         store: store.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
-        sns: sns_verifier(&args)?,
+        sns: sns_verifier(prefixes)?,
     };
     let configure = gatehouse_api::configure(state);
     let server = HttpServer::new(move || {
@@ -214,7 +224,7 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     .bind(args.listen)?
     .shutdown_timeout(10);
     // Before the first request: a code issued by it goes straight to a worker.
-    let workers = start_workers(&store, sender, &args.delivery)?;
+    let workers = start_workers(&store, sender, &args.delivery, subscribe_url_prefixes)?;
     tracing::info!(listen = %args.listen, "gatehouse is ready");
     let result = server.run().await;
     // The API has stopped accepting requests: let the workers finish what was queued.

@@ -41,8 +41,10 @@ pub enum InboundOutcome {
     OptOut { phone: String, opted_out: bool },
     /// A text that is not a keyword.
     IgnoredText,
-    /// A subscription (un)confirmation: the worker visits the SubscribeURL.
+    /// A SubscriptionConfirmation: the worker confirms by visiting the SubscribeURL.
     Subscription { subscribe_url: Option<String> },
+    /// An UnsubscribeConfirmation: recorded; nobody re-subscribes automatically.
+    Unsubscribed,
     /// A shape this version does not know; logged, not an error.
     Unknown,
 }
@@ -68,7 +70,8 @@ impl InboundOutcome {
                 }
             }
             InboundOutcome::IgnoredText => "inbound text without a keyword".to_owned(),
-            InboundOutcome::Subscription { .. } => "subscription message".to_owned(),
+            InboundOutcome::Subscription { .. } => "subscription confirmation received".to_owned(),
+            InboundOutcome::Unsubscribed => "unsubscribe confirmation received".to_owned(),
             InboundOutcome::Unknown => "unknown message shape; ignored".to_owned(),
         }
     }
@@ -169,9 +172,10 @@ impl Store {
         };
         let outcome = match row.sns_type.as_str() {
             "Notification" => self.apply(&txn, &row.message, now).await?,
-            _ => InboundOutcome::Subscription {
+            "SubscriptionConfirmation" => InboundOutcome::Subscription {
                 subscribe_url: row.subscribe_url.clone(),
             },
+            _ => InboundOutcome::Unsubscribed,
         };
         ie::Entity::update_many()
             .col_expr(ie::Column::Outcome, Expr::value(Some(outcome.describe())))

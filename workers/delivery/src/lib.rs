@@ -26,6 +26,7 @@ pub mod provider;
 pub mod queue;
 pub mod requeue;
 pub mod send;
+pub mod subscription;
 
 pub use optout::{OptOutSyncConfig, SmsOptOutSource};
 pub use outbox::OutboxProvider;
@@ -39,6 +40,7 @@ use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::{BoxDynError, Data, Monitor, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
 use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use gatehouse_store::Store;
+use gatehouse_store::inbound::InboundOutcome;
 use gatehouse_store::queue::JobQueue;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,6 +70,9 @@ pub struct WorkerConfig {
     pub sms_opt_outs: Option<Arc<dyn SmsOptOutSource>>,
     /// The periodic sync of that list (runs only when there is one).
     pub opt_out_sync: OptOutSyncConfig,
+    /// SubscribeURL prefixes a SubscriptionConfirmation may be confirmed at (the
+    /// webhook's certificate URL allow-list); empty: confirmations are only logged.
+    pub subscribe_url_prefixes: Vec<String>,
     /// How long shutdown waits for sends in flight.
     pub shutdown_timeout: Duration,
 }
@@ -84,6 +89,7 @@ impl WorkerConfig {
             requeue: RequeueConfig::default(),
             sms_opt_outs: None,
             opt_out_sync: OptOutSyncConfig::default(),
+            subscribe_url_prefixes: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -101,6 +107,8 @@ pub enum StartError {
     NoRuntime,
     #[error("retry backoff: {0}")]
     Backoff(String),
+    #[error("HTTP client: {0}")]
+    Http(String),
 }
 
 /// Running in-process workers; [`Workers::shutdown`] stops them.
@@ -153,6 +161,7 @@ async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<Outcome, BoxDyn
 struct InboundDeps {
     store: Store,
     sms_opt_outs: Option<Arc<dyn SmsOptOutSource>>,
+    confirmer: Option<subscription::SubscriptionConfirmer>,
 }
 
 /// The apalis job function: processes one verified SNS message (bounce, complaint,
@@ -166,6 +175,24 @@ async fn inbound_job(job: ProcessInbound, deps: Data<InboundDeps>) -> Result<(),
         .map_err(BoxDynError::from)?;
     if let Some(outcome) = outcome {
         optout::after_inbound(&outcome, deps.sms_opt_outs.as_deref()).await;
+        if let InboundOutcome::Subscription {
+            subscribe_url: Some(url),
+        } = &outcome
+        {
+            match deps.confirmer.as_ref().map(|c| c.confirm(url)) {
+                Some(visit) => match visit.await {
+                    Ok(()) => {
+                        tracing::info!(message_id = %job.message_id, "SNS subscription confirmed")
+                    }
+                    Err(e) => {
+                        tracing::error!(message_id = %job.message_id, error = %e, "SNS subscription not confirmed; an operator can confirm it in the SNS console")
+                    }
+                },
+                None => {
+                    tracing::warn!(message_id = %job.message_id, "SNS subscription confirmation received; no confirmer configured")
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -202,6 +229,14 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
     let inbound_deps = InboundDeps {
         store: store.clone(),
         sms_opt_outs: config.sms_opt_outs.clone(),
+        confirmer: if config.subscribe_url_prefixes.is_empty() {
+            None
+        } else {
+            Some(
+                subscription::SubscriptionConfirmer::new(config.subscribe_url_prefixes.clone())
+                    .map_err(|e| StartError::Http(e.to_string()))?,
+            )
+        },
     };
     let concurrency = config.concurrency.max(1);
     let retries = config.retries;

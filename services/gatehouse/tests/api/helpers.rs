@@ -32,6 +32,8 @@ pub struct Options {
     pub untrusted_local_proxy: bool,
     /// The SNS webhook's verifier (default: AWS's us-east-1 certificate URLs, fetched).
     pub sns: Option<gatehouse_api::sns::Verifier>,
+    /// Where the workers may confirm SNS subscriptions (default: nowhere).
+    pub subscribe_url_prefixes: Vec<String>,
 }
 
 pub const SUPPORT_USER: &str = "root.support";
@@ -124,7 +126,7 @@ impl TestApp {
             )
             .await
             .expect("bootstrap");
-        let workers = start_workers(&store, &outbox);
+        let workers = start_workers(&store, &outbox, opts.subscribe_url_prefixes.clone());
         let proxies = if opts.untrusted_local_proxy {
             Vec::new()
         } else {
@@ -475,9 +477,14 @@ impl TestApp {
 /// Starts the in-process delivery workers writing to `outbox`.
 /// The periodic re-enqueue is left out of the way (an hour apart): store-level tests
 /// here drive deliveries by hand, and the workers crate tests the re-enqueue itself.
-fn start_workers(store: &Store, outbox: &std::path::Path) -> gatehouse_workers::Workers {
+fn start_workers(
+    store: &Store,
+    outbox: &std::path::Path,
+    subscribe_url_prefixes: Vec<String>,
+) -> gatehouse_workers::Workers {
     let mut config = gatehouse_workers::WorkerConfig::outbox(outbox.to_path_buf());
     config.requeue.every = std::time::Duration::from_secs(3600);
+    config.subscribe_url_prefixes = subscribe_url_prefixes;
     gatehouse_workers::spawn_in_process(store.clone(), config).expect("start workers")
 }
 

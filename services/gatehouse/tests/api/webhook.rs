@@ -34,6 +34,7 @@ on_both_databases!(
     d4_signed_bounce_and_complaint_suppress_and_later_sends_are_refused,
     d3_inbound_stop_and_start_change_the_opt_out_once_per_message,
     d6_unsigned_forged_or_foreign_messages_are_refused_and_change_nothing,
+    d6_a_subscription_is_confirmed_only_at_an_allowed_url,
 );
 
 const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
@@ -94,6 +95,10 @@ impl CertFetcher for StaticCert {
 }
 
 async fn spawn(db: Db) -> (TestApp, Arc<StaticCert>) {
+    spawn_confirming(db, Vec::new()).await
+}
+
+async fn spawn_confirming(db: Db, subscribe: Vec<String>) -> (TestApp, Arc<StaticCert>) {
     let fetcher = Arc::new(StaticCert::default());
     let policy = CertUrlPolicy::new(vec![
         CertUrlPrefix::default_for_region("us-east-1").unwrap(),
@@ -102,6 +107,7 @@ async fn spawn(db: Db) -> (TestApp, Arc<StaticCert>) {
         db,
         Options {
             sns: Some(Verifier::new(policy, fetcher.clone())),
+            subscribe_url_prefixes: subscribe,
             ..Options::default()
         },
     )
@@ -431,4 +437,85 @@ async fn d6_unsigned_forged_or_foreign_messages_are_refused_and_change_nothing(d
         app.store.is_email_suppressed(&email).await.unwrap()
     })
     .await;
+}
+
+/// A SubscriptionConfirmation for `subscribe_url`, signed (v2).
+fn confirmation(id: &str, subscribe_url: &str) -> Value {
+    let mut m = json!({
+        "Type": "SubscriptionConfirmation",
+        "MessageId": id,
+        "Token": "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a",
+        "TopicArn": TOPIC,
+        "Message": format!("You have chosen to subscribe to the topic {TOPIC}. To confirm, visit the SubscribeURL."),
+        "SubscribeURL": subscribe_url,
+        "Timestamp": "2026-11-24T09:00:00.000Z",
+        "SignatureVersion": "2",
+        "Signature": "cGxhY2Vob2xkZXI=",
+        "SigningCertURL": CERT_URL,
+    });
+    let text = SnsMessage::parse(m.to_string().as_bytes())
+        .unwrap()
+        .string_to_sign();
+    let sig = keys()
+        .signer
+        .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&text))
+        .unwrap();
+    m["Signature"] = json!(BASE64.encode(sig));
+    m
+}
+
+/// Counts GET requests by path on 127.0.0.1 (stands in for SNS's ConfirmSubscription).
+async fn visit_counter() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                log.lock().unwrap().push(path);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (base, seen)
+}
+
+async fn d6_a_subscription_is_confirmed_only_at_an_allowed_url(db: Db) {
+    let (base, seen) = visit_counter().await;
+    let (app, _) = spawn_confirming(db, vec![format!("{base}/confirm/")]).await;
+    let outside = format!("{base}/elsewhere/?Action=ConfirmSubscription&Token=t1");
+    let r = post(&app, &confirmation("c-1", &outside)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("processing of the foreign confirmation", || async {
+        processed(&app, "c-1").await
+    })
+    .await;
+    let allowed = format!("{base}/confirm/?Action=ConfirmSubscription&Token=t2");
+    let r = post(&app, &confirmation("c-2", &allowed)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("the confirmation visit", || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    // A replay does not confirm twice; the foreign URL was never visited.
+    assert_eq!(
+        post(&app, &confirmation("c-2", &allowed)).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let visits = seen.lock().unwrap().clone();
+    assert_eq!(
+        visits,
+        ["/confirm/?Action=ConfirmSubscription&Token=t2"],
+        "{visits:?}"
+    );
 }
