@@ -139,7 +139,7 @@ fn allowed_of(channel: Channel) -> AllowedMethod {
     }
 }
 
-fn factor_of(channel: Channel) -> Factor {
+pub(crate) fn factor_of(channel: Channel) -> Factor {
     match channel {
         Channel::Email => Factor::Email,
         Channel::Sms => Factor::Sms,
@@ -151,6 +151,18 @@ fn allowed_name(m: AllowedMethod) -> &'static str {
         AllowedMethod::Email => "email",
         AllowedMethod::Sms => "sms",
         AllowedMethod::Totp => "totp",
+    }
+}
+
+/// The reason a channel cannot be used at all right now (opted out, suppressed, over
+/// budget, country), as audit details name it; `None` for other errors.
+pub(crate) fn channel_refusal(e: &DomainError) -> Option<&'static str> {
+    match e {
+        DomainError::PhoneOptedOut { .. } => Some("phone_opted_out"),
+        DomainError::EmailSuppressed => Some("email_suppressed"),
+        DomainError::SmsBudgetExceeded => Some("sms_budget_exceeded"),
+        DomainError::SmsCountryBlocked(_) => Some("sms_country_blocked"),
+        _ => None,
     }
 }
 
@@ -201,45 +213,24 @@ pub(crate) fn own_destination(
     channel: Channel,
     verified: bool,
 ) -> Result<Destination> {
-    let corrupt = || StoreError::Corrupt(format!("user {}: contact", user.id));
-    match channel {
-        Channel::Email => {
-            let Some(e) = user.email.as_deref() else {
-                return Err(DomainError::NoDestination(
-                    "This account has no email address; add one first or ask the practice administrator."
-                        .into(),
-                )
-                .into());
-            };
-            if verified && !user.email_verified {
-                return Err(DomainError::DestinationUnverified(
-                    "This email address has not been verified yet; enroll it to verify it.".into(),
-                )
-                .into());
-            }
-            Ok(Destination::Email(
-                EmailAddress::parse(e).map_err(|_| corrupt())?,
-            ))
-        }
-        Channel::Sms => {
-            let Some(p) = user.phone.as_deref() else {
-                return Err(DomainError::NoDestination(
-                    "This account has no phone number; add one first or ask the practice administrator."
-                        .into(),
-                )
-                .into());
-            };
-            if verified && !user.phone_verified {
-                return Err(DomainError::DestinationUnverified(
-                    "This phone number has not been verified yet; enroll it to verify it.".into(),
-                )
-                .into());
-            }
-            Ok(Destination::Sms(
-                PhoneE164::parse(p).map_err(|_| corrupt())?,
-            ))
-        }
+    let (value, proven, what) = match channel {
+        Channel::Email => (user.email.as_deref(), user.email_verified, "email address"),
+        Channel::Sms => (user.phone.as_deref(), user.phone_verified, "phone number"),
+    };
+    let Some(value) = value else {
+        return Err(DomainError::NoDestination(format!(
+            "This account has no {what}; add one first or ask the practice administrator."
+        ))
+        .into());
+    };
+    if verified && !proven {
+        return Err(DomainError::DestinationUnverified(format!(
+            "This {what} has not been verified yet; enroll it to verify it."
+        ))
+        .into());
     }
+    parse_destination(channel, value, "destination")
+        .map_err(|_| StoreError::Corrupt(format!("user {}: {what}", user.id)))
 }
 
 /// Parses a submitted destination for `channel`.
@@ -401,11 +392,7 @@ impl Store {
             Err(StoreError::Domain(d)) => {
                 let reason = match &d {
                     DomainError::RateLimited { .. } => "rate_limited",
-                    DomainError::PhoneOptedOut { .. } => "phone_opted_out",
-                    DomainError::EmailSuppressed => "email_suppressed",
-                    DomainError::SmsBudgetExceeded => "sms_budget_exceeded",
-                    DomainError::SmsCountryBlocked(_) => "sms_country_blocked",
-                    _ => "refused",
+                    other => channel_refusal(other).unwrap_or("refused"),
                 };
                 scope
                     .audit()

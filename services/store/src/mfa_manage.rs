@@ -18,7 +18,6 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::mfa::codes::{Channel, MAX_ATTEMPTS, OtpCode, Purpose};
-use gatehouse_domain::mfa::step::Factor;
 use gatehouse_domain::mfa::totp::Enrollment as TotpEnrollment;
 use gatehouse_domain::mfa::{Enrollment, STEP_UP_MINUTES, UserMethod};
 use gatehouse_domain::networks::Cidr;
@@ -405,11 +404,11 @@ impl Store {
         let model = self.own_model(p).await?;
         let user = self.own_user(p).await?;
         let destination = own_destination(&model, channel, true)?;
-        let factor = match channel {
-            Channel::Email => Factor::Email,
-            Channel::Sms => Factor::Sms,
-        };
-        if !user.mfa_facts(&p.tenant).usable_factors().contains(&factor) {
+        if !user
+            .mfa_facts(&p.tenant)
+            .usable_factors()
+            .contains(&crate::flow::factor_of(channel))
+        {
             return Err(DomainError::MethodNotAllowed(format!(
                 "{} codes are not one of this account's methods.",
                 channel.as_str()

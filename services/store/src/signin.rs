@@ -507,13 +507,7 @@ impl Store {
                 Err(crate::StoreError::Domain(d)) => {
                     // A channel that cannot be used at all now (opted out, suppressed, over
                     // budget, country) is not offered; the user's other methods are.
-                    if matches!(
-                        d,
-                        DomainError::PhoneOptedOut { .. }
-                            | DomainError::EmailSuppressed
-                            | DomainError::SmsBudgetExceeded
-                            | DomainError::SmsCountryBlocked(_)
-                    ) {
+                    if crate::flow::channel_refusal(&d).is_some() {
                         m.methods.retain(|x| *x != channel.as_str());
                         m.preferred = m.methods.first().copied();
                     }
