@@ -20,8 +20,10 @@ pub struct Cli {
 /// What to run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API.
+    /// Run the HTTP API (and, unless --no-workers, the delivery workers).
     Serve(ServeArgs),
+    /// Run the delivery workers alone, taking jobs from Redis (GATEHOUSE_REDIS_URL).
+    Worker(WorkerArgs),
     /// Apply database migrations and exit.
     Migrate(CommonArgs),
     /// Create the operator tenant and its first support_admin (exit 0 if already there).
@@ -356,6 +358,82 @@ fn read_or_create_key(path: &Path, create: bool) -> Result<SecretKey, String> {
     }
 }
 
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.starts_with("redis://") || s.starts_with("rediss://") {
+        Ok(s.to_owned())
+    } else {
+        Err("GATEHOUSE_REDIS_URL: expected redis://host:port[/db] or rediss://... (TLS)".into())
+    }
+}
+
+fn parse_redis_prefix(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("GATEHOUSE_REDIS_PREFIX: expected 1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
+}
+
+/// Redis, shared by every API and worker process of one deployment.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis for the job queue, sign-in rate limits and session-cache invalidation;
+    /// unset: everything in-process (one process only).
+    #[arg(long, env = "GATEHOUSE_REDIS_URL", hide_env_values = true, value_parser = parse_redis_url)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (lets deployments share one Redis).
+    #[arg(long, env = "GATEHOUSE_REDIS_PREFIX", default_value = gatehouse_store::shared::RedisSettings::DEFAULT_PREFIX, value_parser = parse_redis_prefix)]
+    pub redis_prefix: String,
+}
+
+impl RedisArgs {
+    /// The settings, when Redis is configured.
+    pub fn settings(&self) -> Option<gatehouse_store::shared::RedisSettings> {
+        self.redis_url
+            .as_ref()
+            .map(|url| gatehouse_store::shared::RedisSettings {
+                url: url.clone(),
+                prefix: self.redis_prefix.clone(),
+            })
+    }
+}
+
+/// How the delivery workers of a process run.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerTuning {
+    /// Sends in flight at once in this process.
+    #[arg(long, env = "GATEHOUSE_WORKER_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub worker_concurrency: u32,
+    /// Seconds a queued delivery may sit untouched before the periodic job pushes it again.
+    #[arg(long, env = "GATEHOUSE_REQUEUE_AFTER_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub requeue_after_seconds: u32,
+}
+
+/// `gatehouse worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+    #[command(flatten)]
+    pub tuning: WorkerTuning,
+    /// Allowed SubscribeURL prefixes for confirming SNS subscriptions (the webhook's
+    /// certificate URL allow-list); default: https://sns.<AWS_REGION>.amazonaws.com/
+    #[arg(long, env = "GATEHOUSE_SNS_CERT_URL_PREFIXES", value_delimiter = ',', value_parser = parse_sns_prefix)]
+    pub sns_cert_url_prefixes: Vec<gatehouse_api::sns::CertUrlPrefix>,
+    /// Do not apply migrations at start.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
 /// `gatehouse serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -387,8 +465,13 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEHOUSE_SMS_OPT_IN_NUMBER", value_parser = parse_opt_in_number)]
     pub sms_opt_in_number: Option<String>,
     #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
     pub delivery: DeliveryArgs,
-    /// Run no delivery workers in this process; codes stay queued until a worker runs.
+    #[command(flatten)]
+    pub tuning: WorkerTuning,
+    /// Run no delivery workers in this process: with GATEHOUSE_REDIS_URL, `gatehouse worker`
+    /// processes take the jobs; without it, codes stay queued until a worker runs.
     #[arg(long)]
     pub no_workers: bool,
     /// Seed the demo practice and print its credentials.

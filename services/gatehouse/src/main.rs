@@ -4,14 +4,17 @@ mod config;
 
 use actix_web::{App, HttpServer, middleware};
 use clap::Parser;
-use config::{Cli, Command, CommonArgs, Delivery, DeliveryArgs, LogFormat, ServeArgs};
+use config::{
+    Cli, Command, CommonArgs, Delivery, DeliveryArgs, LogFormat, ServeArgs, WorkerArgs,
+    WorkerTuning,
+};
 use gatehouse_api::ApiState;
 use gatehouse_domain::clock::SystemClock;
 use gatehouse_domain::session::SessionPolicy;
 use gatehouse_store::accounts::BootstrapOutcome;
 use gatehouse_store::{Store, StoreConfig};
 use gatehouse_workers::aws::AwsDelivery;
-use gatehouse_workers::{OutboxProvider, WorkerConfig, Workers};
+use gatehouse_workers::{OutboxProvider, RedisQueue, RequeueConfig, WorkerConfig, Workers};
 use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -86,26 +89,42 @@ impl Sender {
 
     /// The workers' configuration: the providers and, with AWS, SNS's SMS opt-out list
     /// (checked at first use, synced every `opt_out_sync`, told of START).
-    fn into_worker_config(self, opt_out_sync: std::time::Duration) -> WorkerConfig {
-        match self {
+    fn into_worker_config(
+        self,
+        delivery: &DeliveryArgs,
+        tuning: &WorkerTuning,
+        subscribe_url_prefixes: Vec<String>,
+    ) -> WorkerConfig {
+        let mut config = match self {
             Sender::Outbox(o) => WorkerConfig::new(Arc::new(o)),
             Sender::Aws(a) => {
                 let mut config = WorkerConfig::new(Arc::new(a.providers));
                 config.sms_opt_outs = Some(a.sms_opt_outs);
-                config.opt_out_sync.every = opt_out_sync;
+                config.opt_out_sync.every = delivery.opt_out_sync();
                 config
             }
-        }
+        };
+        config.concurrency = tuning.worker_concurrency as usize;
+        let idle = std::time::Duration::from_secs(u64::from(tuning.requeue_after_seconds));
+        config.requeue = RequeueConfig {
+            idle,
+            every: (idle / 2).max(std::time::Duration::from_secs(1)),
+            ..RequeueConfig::default()
+        };
+        config.subscribe_url_prefixes = subscribe_url_prefixes;
+        config
     }
 }
 
 /// The provider of this process's workers (none with `--no-workers`), checked before
 /// anything starts.
-async fn delivery_provider(args: &ServeArgs) -> Result<Option<Sender>, RunError> {
-    let delivery = &args.delivery;
+async fn delivery_provider(
+    delivery: &DeliveryArgs,
+    no_workers: bool,
+) -> Result<Option<Sender>, RunError> {
     match delivery.kind {
         Delivery::Outbox => {
-            if args.no_workers {
+            if no_workers {
                 return Ok(None);
             }
             let outbox = OutboxProvider::new(&delivery.outbox_path);
@@ -118,7 +137,7 @@ async fn delivery_provider(args: &ServeArgs) -> Result<Option<Sender>, RunError>
         Delivery::Aws => {
             // Checked even without workers: a process's configuration is wrong or right as a whole.
             let settings = delivery.aws_settings().map_err(RunError::Config)?;
-            if args.no_workers {
+            if no_workers {
                 return Ok(None);
             }
             let providers = gatehouse_workers::aws::providers_from_env(settings)
@@ -129,32 +148,56 @@ async fn delivery_provider(args: &ServeArgs) -> Result<Option<Sender>, RunError>
     }
 }
 
-/// Starts the in-process workers unless `--no-workers`.
+/// Starts this process's workers (none with `--no-workers`): on Redis when configured,
+/// else in-process. Without workers, the Redis queue is still attached, so that what
+/// this process issues reaches the worker processes.
 fn start_workers(
     store: &Store,
     sender: Option<Sender>,
-    delivery: &DeliveryArgs,
-    subscribe_url_prefixes: Vec<String>,
+    config: impl FnOnce(Sender) -> WorkerConfig,
+    queue: Option<RedisQueue>,
 ) -> Result<Option<Workers>, RunError> {
-    let Some(sender) = sender else {
-        tracing::warn!(
-            "--no-workers: no delivery workers run in this process, and without GATEHOUSE_REDIS_URL no other process can take its jobs; codes stay queued until a worker runs"
-        );
-        return Ok(None);
+    let started = match (sender, queue) {
+        (None, Some(queue)) => {
+            store.attach_queue(Arc::new(queue));
+            tracing::info!(
+                "--no-workers: codes are queued in Redis for `gatehouse worker` processes"
+            );
+            return Ok(None);
+        }
+        (None, None) => {
+            tracing::warn!(
+                "--no-workers: no delivery workers run in this process, and without GATEHOUSE_REDIS_URL no other process can take its jobs; codes stay queued until a worker runs"
+            );
+            return Ok(None);
+        }
+        (Some(sender), Some(queue)) => {
+            gatehouse_workers::spawn_on_redis(store.clone(), config(sender), queue)
+        }
+        (Some(sender), None) => gatehouse_workers::spawn_in_process(store.clone(), config(sender)),
     };
-    let mut config = sender.into_worker_config(delivery.opt_out_sync());
-    config.subscribe_url_prefixes = subscribe_url_prefixes;
-    let workers = gatehouse_workers::spawn_in_process(store.clone(), config)
-        .map_err(|e| RunError::Config(format!("delivery workers: {e}")))?;
-    Ok(Some(workers))
+    started
+        .map(Some)
+        .map_err(|e| RunError::Config(format!("delivery workers: {e}")))
+}
+
+/// The Redis queue, when the store was opened with Redis.
+fn redis_queue(
+    store: &Store,
+    settings: Option<gatehouse_store::shared::RedisSettings>,
+) -> Option<RedisQueue> {
+    let conn = store.redis()?.clone();
+    settings.map(|s| RedisQueue::new(conn, s))
 }
 
 /// Where SNS may be trusted: the configured certificate URL prefixes, or AWS's own for the
 /// region. The webhook verifies certificates from them; the workers confirm
 /// subscriptions at them.
-fn sns_prefixes(args: &ServeArgs) -> Result<Vec<gatehouse_api::sns::CertUrlPrefix>, RunError> {
+fn sns_prefixes(
+    configured: &[gatehouse_api::sns::CertUrlPrefix],
+) -> Result<Vec<gatehouse_api::sns::CertUrlPrefix>, RunError> {
     use gatehouse_api::sns::CertUrlPrefix;
-    Ok(if args.sns_cert_url_prefixes.is_empty() {
+    Ok(if configured.is_empty() {
         let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
         vec![CertUrlPrefix::default_for_region(&region).map_err(|e| {
             RunError::Config(format!(
@@ -162,7 +205,7 @@ fn sns_prefixes(args: &ServeArgs) -> Result<Vec<gatehouse_api::sns::CertUrlPrefi
             ))
         })?]
     } else {
-        args.sns_cert_url_prefixes.clone()
+        configured.to_vec()
     })
 }
 
@@ -176,8 +219,10 @@ fn sns_verifier(
 }
 
 async fn serve(args: ServeArgs) -> Result<(), RunError> {
-    let sender = delivery_provider(&args).await?;
+    let sender = delivery_provider(&args.delivery, args.no_workers).await?;
+    let redis = args.redis.settings();
     let store = open_store(&args.common, |c| {
+        c.redis = redis.clone();
         c.login_rate_per_ip_per_minute = args.login_rate_per_ip_per_minute;
         c.session_policy = SessionPolicy {
             absolute: chrono::Duration::hours(i64::from(args.session_absolute_hours)),
@@ -197,8 +242,9 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
         let codes_go = sender.as_ref().map(Sender::describe);
         print_demo(&accounts, args.listen, codes_go.as_deref());
     }
-    let prefixes = sns_prefixes(&args)?;
-    let subscribe_url_prefixes = prefixes.iter().map(|p| p.as_str().to_owned()).collect();
+    let prefixes = sns_prefixes(&args.sns_cert_url_prefixes)?;
+    let subscribe_url_prefixes: Vec<String> =
+        prefixes.iter().map(|p| p.as_str().to_owned()).collect();
     let state = ApiState {
         store: store.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
@@ -224,12 +270,63 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     .bind(args.listen)?
     .shutdown_timeout(10);
     // Before the first request: a code issued by it goes straight to a worker.
-    let workers = start_workers(&store, sender, &args.delivery, subscribe_url_prefixes)?;
+    let workers = start_workers(
+        &store,
+        sender,
+        |s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes),
+        redis_queue(&store, redis),
+    )?;
     tracing::info!(listen = %args.listen, "gatehouse is ready");
     let result = server.run().await;
     // The API has stopped accepting requests: let the workers finish what was queued.
     stop_workers(workers).await;
     result?;
+    Ok(())
+}
+
+/// `gatehouse worker`: the delivery workers alone, on Redis, until SIGTERM or Ctrl-C.
+async fn worker(args: WorkerArgs) -> Result<(), RunError> {
+    let Some(redis) = args.redis.settings() else {
+        return Err(RunError::Config(
+            "gatehouse worker takes its jobs from Redis: set GATEHOUSE_REDIS_URL (the embedded default runs the workers inside `gatehouse serve`)".into(),
+        ));
+    };
+    let sender = delivery_provider(&args.delivery, false).await?;
+    let store = open_store(&args.common, |c| {
+        c.redis = Some(redis.clone());
+        // A worker verifies no passwords.
+        c.hash_workers = 1;
+    })
+    .await?;
+    if !args.no_migrate {
+        store.migrate().await?;
+    }
+    let subscribe_url_prefixes = sns_prefixes(&args.sns_cert_url_prefixes)?
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    let workers = start_workers(
+        &store,
+        sender,
+        |s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes),
+        redis_queue(&store, Some(redis)),
+    )?;
+    if let Some(s) = &workers {
+        tracing::info!(workers = ?s, "gatehouse worker is ready");
+    }
+    shutdown_signal().await?;
+    tracing::info!("stopping: finishing the sends in flight");
+    stop_workers(workers).await;
+    Ok(())
+}
+
+/// Resolves at SIGTERM (how containers are stopped) or Ctrl-C.
+async fn shutdown_signal() -> Result<(), RunError> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }
 
@@ -282,12 +379,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = match &cli.command {
         Command::Serve(a) => a.common.log_format,
+        Command::Worker(a) => a.common.log_format,
         Command::Migrate(a) => a.log_format,
         Command::Bootstrap(a) => a.common.log_format,
     };
     init_logging(format);
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Worker(args) => worker(args).await,
         Command::Migrate(common) => {
             async {
                 let store = open_store(&common, |_| {}).await?;

@@ -1,18 +1,50 @@
 //! The in-process session cache: `GET /v1/auth/session` is answered from memory on a hit.
 //!
-//! Entries live at most a minute, which bounds how stale another process's view can be;
-//! changes made through this process (logout, password change, deactivation, settings)
-//! invalidate at once.
+//! Entries live at most a minute, which bounds how stale a process's view can be when it
+//! hears nothing. Changes made through this process (logout, password change,
+//! deactivation, settings) invalidate at once. With Redis ([`crate::shared`]) each
+//! invalidation is also published, and every process subscribed applies it to its own
+//! cache, so a session ended through one API process is refused by all of them. After
+//! the subscription is lost and taken again, a process empties its cache: it may have
+//! missed invalidations in between.
 
 use crate::records::Principal;
+use crate::shared::{OutageLog, RedisSettings};
+use futures_util::StreamExt;
 use gatehouse_domain::ids::{TenantId, UserId};
 use moka::sync::Cache;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
 
 #[derive(Clone)]
 pub(crate) struct SessionCache {
     by_token_hash: Cache<String, Principal>,
+    /// Where this process's invalidations go to be published; `None` without Redis.
+    publish: Option<mpsc::UnboundedSender<Invalidation>>,
 }
+
+/// One invalidation as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Invalidation {
+    Token { token_hash: String },
+    User { user: Uuid },
+    Tenant { tenant: Uuid },
+}
+
+/// The message on the channel: the invalidation and the process it came from.
+#[derive(Debug, Serialize, Deserialize)]
+struct Published {
+    origin: Uuid,
+    #[serde(flatten)]
+    what: Invalidation,
+}
+
+static PUBLISH_OUTAGE: OutageLog =
+    OutageLog::new("session invalidations reach other processes within a minute");
 
 impl SessionCache {
     pub(crate) fn new() -> Self {
@@ -22,7 +54,25 @@ impl SessionCache {
                 .time_to_live(Duration::from_secs(60))
                 .support_invalidation_closures()
                 .build(),
+            publish: None,
         }
+    }
+
+    /// Publishes this process's invalidations on Redis and applies everyone else's;
+    /// spawns the two tasks that do it. Must be called inside a tokio runtime.
+    pub(crate) fn shared(
+        mut self,
+        client: redis::Client,
+        conn: ConnectionManager,
+        settings: &RedisSettings,
+    ) -> Self {
+        let channel = settings.key("sessions:invalidate");
+        let origin = Uuid::new_v4();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(publish(rx, conn, channel.clone(), origin));
+        tokio::spawn(subscribe(client, channel, origin, self.clone()));
+        self.publish = Some(tx);
+        self
     }
 
     pub(crate) fn get(&self, token_hash: &str) -> Option<Principal> {
@@ -35,27 +85,147 @@ impl SessionCache {
     }
 
     pub(crate) fn invalidate(&self, token_hash: &str) {
-        self.by_token_hash.invalidate(token_hash);
+        self.apply(&Invalidation::Token {
+            token_hash: token_hash.to_owned(),
+        });
+        self.send(Invalidation::Token {
+            token_hash: token_hash.to_owned(),
+        });
     }
 
     pub(crate) fn invalidate_user(&self, user: UserId) {
-        // Only fails when closures are not enabled, which `new` does; fall back to clearing.
-        if self
-            .by_token_hash
-            .invalidate_entries_if(move |_, p| p.user.id == user)
-            .is_err()
-        {
-            self.by_token_hash.invalidate_all();
-        }
+        let what = Invalidation::User { user: user.0 };
+        self.apply(&what);
+        self.send(what);
     }
 
     pub(crate) fn invalidate_tenant(&self, tenant: TenantId) {
-        if self
-            .by_token_hash
-            .invalidate_entries_if(move |_, p| p.tenant.id == tenant)
-            .is_err()
-        {
+        let what = Invalidation::Tenant { tenant: tenant.0 };
+        self.apply(&what);
+        self.send(what);
+    }
+
+    fn send(&self, what: Invalidation) {
+        if let Some(tx) = &self.publish {
+            // Fails only once the publisher task has ended with the runtime.
+            let _ = tx.send(what);
+        }
+    }
+
+    /// Applies an invalidation to this process's cache only.
+    fn apply(&self, what: &Invalidation) {
+        let done = match what {
+            Invalidation::Token { token_hash } => {
+                self.by_token_hash.invalidate(token_hash);
+                Ok(())
+            }
+            Invalidation::User { user } => {
+                let user = UserId(*user);
+                self.by_token_hash
+                    .invalidate_entries_if(move |_, p| p.user.id == user)
+                    .map(|_| ())
+            }
+            Invalidation::Tenant { tenant } => {
+                let tenant = TenantId(*tenant);
+                self.by_token_hash
+                    .invalidate_entries_if(move |_, p| p.tenant.id == tenant)
+                    .map(|_| ())
+            }
+        };
+        // Only fails when closures are not enabled, which `new` does; fall back to clearing.
+        if done.is_err() {
             self.by_token_hash.invalidate_all();
         }
+    }
+}
+
+/// Publishes what this process invalidated. A message that cannot be published is
+/// dropped: it matters only now, and other processes' entries expire within a minute.
+async fn publish(
+    mut rx: mpsc::UnboundedReceiver<Invalidation>,
+    mut conn: ConnectionManager,
+    channel: String,
+    origin: Uuid,
+) {
+    while let Some(what) = rx.recv().await {
+        let Ok(payload) = serde_json::to_string(&Published { origin, what }) else {
+            continue;
+        };
+        let sent = tokio::time::timeout(
+            crate::shared::COMMAND_TIMEOUT,
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(payload)
+                .query_async::<i64>(&mut conn),
+        )
+        .await;
+        match sent {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => PUBLISH_OUTAGE.failed(&e),
+            Err(_) => PUBLISH_OUTAGE.failed(&"timed out"),
+        }
+    }
+}
+
+/// Applies other processes' invalidations, subscribing again (with backoff) whenever the
+/// subscription is lost. Ends with the runtime.
+async fn subscribe(client: redis::Client, channel: String, origin: Uuid, cache: SessionCache) {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    // Whatever was published while unsubscribed is unknown: start afresh.
+                    cache.by_token_hash.invalidate_all();
+                    wait = Duration::from_millis(200);
+                    tracing::debug!(%channel, "listening for session invalidations");
+                    let mut messages = pubsub.on_message();
+                    while let Some(msg) = messages.next().await {
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        match serde_json::from_str::<Published>(&payload) {
+                            Ok(p) if p.origin != origin => cache.apply(&p.what),
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "unreadable session invalidation ignored")
+                            }
+                        }
+                    }
+                    tracing::warn!(
+                        "session invalidation subscription lost; cached sessions are dropped and it is taken again"
+                    );
+                }
+                Err(e) => PUBLISH_OUTAGE.failed(&e),
+            },
+            Err(e) => PUBLISH_OUTAGE.failed(&e),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalidations_travel_as_tagged_json() {
+        let origin = Uuid::new_v4();
+        let user = Uuid::new_v4();
+        let text = serde_json::to_string(&Published {
+            origin,
+            what: Invalidation::User { user },
+        })
+        .unwrap_or_default();
+        let back: Published = serde_json::from_str(&text).unwrap_or(Published {
+            origin: Uuid::nil(),
+            what: Invalidation::Tenant {
+                tenant: Uuid::nil(),
+            },
+        });
+        assert_eq!(back.origin, origin);
+        assert_eq!(back.what, Invalidation::User { user });
+        assert!(text.contains("\"kind\":\"user\""), "{text}");
     }
 }

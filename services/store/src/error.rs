@@ -16,6 +16,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A service the store needs (Redis) cannot be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<DbErr> for StoreError {

@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod records;
 pub mod scope;
 pub mod sessions;
+pub mod shared;
 pub mod signin;
 mod sql;
 pub mod tenants;
@@ -60,6 +61,8 @@ pub struct StoreConfig {
     pub keyring: Arc<Keyring>,
     /// The number users text START to, named in `phone_opted_out` (D3).
     pub sms_opt_in_number: Option<String>,
+    /// Redis shared by several processes (GATEHOUSE_REDIS_URL); `None`: all in-process.
+    pub redis: Option<shared::RedisSettings>,
 }
 
 impl StoreConfig {
@@ -79,6 +82,7 @@ impl StoreConfig {
             max_db_connections: 16,
             keyring,
             sms_opt_in_number: None,
+            redis: None,
         }
     }
 }
@@ -114,6 +118,8 @@ pub(crate) struct Inner {
     pub(crate) dummy_hash: String,
     /// Where send jobs go once attached (see [`queue`]).
     pub(crate) queue: std::sync::OnceLock<Arc<dyn queue::JobQueue>>,
+    /// The shared Redis, when configured.
+    pub(crate) redis: Option<redis::aio::ConnectionManager>,
 }
 
 /// The persistence layer and the services on top of it. Cheap to clone.
@@ -153,10 +159,30 @@ impl Store {
         let dummy_hash = hasher
             .hash(SecretString::from("gatehouse-dummy-password".to_owned()))
             .await?;
+        let mut cache = cache::SessionCache::new();
+        let mut login_limiter = ratelimit::LoginLimiter::new(config.login_rate_per_ip_per_minute);
+        let redis = match &config.redis {
+            Some(settings) => {
+                let conn = shared::connect(settings).await.map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "GATEHOUSE_REDIS_URL ({}): {e}",
+                        shared::redacted(&settings.url)
+                    ))
+                })?;
+                let client = redis::Client::open(settings.url.as_str())
+                    .map_err(|e| StoreError::Unavailable(format!("GATEHOUSE_REDIS_URL: {e}")))?;
+                cache = cache.shared(client, conn.clone(), settings);
+                login_limiter = login_limiter.with_redis(conn.clone(), settings.clone());
+                tracing::info!(redis = %shared::redacted(&settings.url), prefix = %settings.prefix, "sign-in limits and session invalidations are shared through Redis");
+                Some(conn)
+            }
+            None => None,
+        };
         let inner = Inner {
             hasher,
-            cache: cache::SessionCache::new(),
-            login_limiter: ratelimit::LoginLimiter::new(config.login_rate_per_ip_per_minute),
+            cache,
+            login_limiter,
+            redis,
             db,
             clock,
             config,
@@ -188,6 +214,11 @@ impl Store {
     /// The injected clock.
     pub fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
+    }
+
+    /// The shared Redis connection (reconnecting by itself), when configured.
+    pub fn redis(&self) -> Option<&redis::aio::ConnectionManager> {
+        self.inner.redis.as_ref()
     }
 
     /// The configuration the store runs with.

@@ -81,10 +81,11 @@ pub(crate) fn actor_user(m: &users::Model) -> Actor {
 
 impl Store {
     /// Checks the per-IP limit on failed sign-ins; `Err` carries the seconds to wait.
-    pub fn check_login_rate(&self, ip: std::net::IpAddr) -> Result<()> {
+    pub async fn check_login_rate(&self, ip: std::net::IpAddr) -> Result<()> {
         self.inner
             .login_limiter
             .check(ip)
+            .await
             .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs }.into())
     }
 
@@ -137,7 +138,7 @@ impl Store {
         if let (Err(crate::StoreError::Domain(DomainError::InvalidCredentials)), Some(ip)) =
             (&result, meta.ip)
         {
-            self.inner.login_limiter.record_failure(ip);
+            self.inner.login_limiter.record_failure(ip).await;
         }
         result
     }

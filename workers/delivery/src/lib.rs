@@ -12,9 +12,9 @@
 //! provider's SMS opt-out list is consulted and kept in step ([`optout`]): numbers used for
 //! the first time are checked, the list is synced periodically, and START opts back in.
 //!
-//! The embedded default runs all of this in-process ([`spawn_in_process`]) on an
-//! in-memory queue ([`InProcessQueue`]). A Redis queue will be another [`JobQueue`] and
-//! another backend for the same worker.
+//! Queues: the embedded default runs the workers in-process ([`spawn_in_process`]) on an
+//! in-memory queue ([`InProcessQueue`]); with Redis ([`spawn_on_redis`]) API processes
+//! push to a [`RedisQueue`] and any number of worker processes take from it.
 //!
 //! [`SendCode`]: gatehouse_domain::jobs::SendCode
 
@@ -24,6 +24,7 @@ pub mod optout;
 pub mod outbox;
 pub mod provider;
 pub mod queue;
+pub mod redis_queue;
 pub mod requeue;
 pub mod send;
 pub mod subscription;
@@ -32,12 +33,12 @@ pub use optout::{OptOutSyncConfig, SmsOptOutSource};
 pub use outbox::OutboxProvider;
 pub use provider::{ByChannel, Provider, ProviderError};
 pub use queue::InProcessQueue;
+pub use redis_queue::RedisQueue;
 pub use requeue::RequeueConfig;
 pub use send::{Outcome, SendDeps, SendError};
 
-use apalis::layers::retry::HasherRng;
-use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
-use apalis::prelude::{BoxDynError, Data, Monitor, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{AbortError, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::backend::ext::BackendExt;
 use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use gatehouse_store::Store;
 use gatehouse_store::inbound::InboundOutcome;
@@ -45,10 +46,10 @@ use gatehouse_store::queue::JobQueue;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The apalis worker's name (in its logs and spans).
+/// The send worker's name (in its logs and spans; with Redis, made unique per process).
 pub const SEND_WORKER: &str = "gatehouse-send-code";
 /// The worker that processes SNS messages recorded by the webhook.
 pub const INBOUND_WORKER: &str = "gatehouse-inbound";
@@ -105,55 +106,65 @@ impl WorkerConfig {
 pub enum StartError {
     #[error("the workers must be started inside a tokio runtime")]
     NoRuntime,
-    #[error("retry backoff: {0}")]
-    Backoff(String),
     #[error("HTTP client: {0}")]
     Http(String),
 }
 
-/// Running in-process workers; [`Workers::shutdown`] stops them.
-#[derive(Debug)]
+/// Running workers; [`Workers::shutdown`] stops them.
 pub struct Workers {
-    queue: InProcessQueue,
-    stop_monitor: oneshot::Sender<()>,
-    stop_periodic: watch::Sender<bool>,
-    monitor: JoinHandle<()>,
-    requeue: JoinHandle<()>,
-    opt_out_sync: Option<JoinHandle<()>>,
+    queue: Arc<dyn JobQueue>,
+    stop: watch::Sender<bool>,
+    /// The two worker supervisors: they finish the jobs in flight when told to stop.
+    workers: Vec<JoinHandle<()>>,
+    /// The periodic jobs: re-enqueue, opt-out sync, vacuum.
+    periodic: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("workers", &self.workers.len())
+            .field("periodic", &self.periodic.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Workers {
     /// The queue the workers take jobs from (the same one attached to the store).
-    pub fn queue(&self) -> &InProcessQueue {
-        &self.queue
+    pub fn queue(&self) -> &dyn JobQueue {
+        self.queue.as_ref()
     }
 
     /// Stops taking jobs and waits (up to the configured timeout) for sends in flight.
     /// A send cut off by the timeout stays `queued` and is sent by the next start.
     pub async fn shutdown(self) {
-        let _ = self.stop_periodic.send(true);
-        let _ = self.stop_monitor.send(());
-        // Past the monitor's own grace period it drops what is left; this bound is a backstop.
-        let bound = self.shutdown_timeout + Duration::from_secs(1);
-        let mut monitor = self.monitor;
-        if tokio::time::timeout(bound, &mut monitor).await.is_err() {
-            tracing::warn!("workers did not stop in time; abandoning sends in flight");
-            monitor.abort();
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        for mut worker in self.workers {
+            if tokio::time::timeout_at(deadline, &mut worker)
+                .await
+                .is_err()
+            {
+                tracing::warn!("workers did not stop in time; abandoning sends in flight");
+                worker.abort();
+            }
         }
-        let _ = self.requeue.await;
-        if let Some(sync) = self.opt_out_sync {
-            let _ = sync.await;
+        for task in self.periodic {
+            let _ = task.await;
         }
         tracing::info!("workers stopped");
     }
 }
 
-/// The apalis job function: one send.
-async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<Outcome, BoxDynError> {
-    send::send_code(&job, &deps)
-        .await
-        .map_err(BoxDynError::from)
+/// The apalis job function: one send, retried with backoff while transient. It never ends
+/// as a plain failure: an error is final here (the delivery row records it, and the
+/// re-enqueue picks up what is still `queued`), so no backend re-runs it by itself.
+async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<(), BoxDynError> {
+    match send::send_with_retries(&job, &deps).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(AbortError::new(e).into()),
+    }
 }
 
 /// What the inbound job needs; cheap to clone.
@@ -172,7 +183,7 @@ async fn inbound_job(job: ProcessInbound, deps: Data<InboundDeps>) -> Result<(),
         .store
         .process_inbound(&job.message_id)
         .await
-        .map_err(BoxDynError::from)?;
+        .map_err(AbortError::new)?;
     if let Some(outcome) = outcome {
         optout::after_inbound(&outcome, deps.sms_opt_outs.as_deref()).await;
         if let InboundOutcome::Subscription {
@@ -197,109 +208,265 @@ async fn inbound_job(job: ProcessInbound, deps: Data<InboundDeps>) -> Result<(),
     Ok(())
 }
 
-/// Retry only what can succeed later (the next claim re-checks that the code lives).
-fn worth_retrying(e: &BoxDynError) -> bool {
-    e.downcast_ref::<SendError>()
-        .is_some_and(SendError::is_transient)
+/// Everything both queues' workers share.
+struct Parts {
+    runtime: tokio::runtime::Handle,
+    send: SendDeps,
+    inbound: InboundDeps,
+    concurrency: usize,
+    stop: watch::Sender<bool>,
 }
 
-/// Starts the workers in this process on an in-memory queue, attaches that queue to
-/// `store`, and starts the periodic re-enqueue. Must be called inside a tokio runtime.
-pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, StartError> {
-    let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
-    let backoff = ExponentialBackoffMaker::new(
-        config.retry_min,
-        config.retry_max,
-        0.5,
-        HasherRng::default(),
-    )
-    .map_err(|e| StartError::Backoff(e.to_string()))?
-    .make_backoff();
-
-    let queue = InProcessQueue::new();
-    store.attach_queue(Arc::new(queue.clone()));
-
-    let deps = SendDeps {
-        store: store.clone(),
-        provider: config.provider.clone(),
-        sms_opt_outs: config.sms_opt_outs.clone(),
-    };
-    let backend_of = queue.clone();
-    let inbound_of = queue.clone();
-    let inbound_deps = InboundDeps {
-        store: store.clone(),
-        sms_opt_outs: config.sms_opt_outs.clone(),
-        confirmer: if config.subscribe_url_prefixes.is_empty() {
+impl Parts {
+    fn new(store: &Store, config: &WorkerConfig) -> Result<Self, StartError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let confirmer = if config.subscribe_url_prefixes.is_empty() {
             None
         } else {
             Some(
                 subscription::SubscriptionConfirmer::new(config.subscribe_url_prefixes.clone())
                     .map_err(|e| StartError::Http(e.to_string()))?,
             )
-        },
-    };
-    let concurrency = config.concurrency.max(1);
-    let retries = config.retries;
-    let (stop_monitor, stopped) = oneshot::channel::<()>();
-    let monitor = Monitor::new()
-        .register(move |_restarts| {
-            WorkerBuilder::new(SEND_WORKER)
-                .backend(backend_of.backend())
+        };
+        Ok(Self {
+            runtime,
+            send: SendDeps {
+                store: store.clone(),
+                provider: config.provider.clone(),
+                sms_opt_outs: config.sms_opt_outs.clone(),
+                retry: send::RetryPolicy {
+                    retries: config.retries,
+                    min: config.retry_min,
+                    max: config.retry_max,
+                },
+            },
+            inbound: InboundDeps {
+                store: store.clone(),
+                sms_opt_outs: config.sms_opt_outs.clone(),
+                confirmer,
+            },
+            concurrency: config.concurrency.max(1),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// A future that ends when the workers are told to stop.
+    fn stopped(&self) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+            Ok(())
+        }
+    }
+
+    /// The periodic jobs of every worker process: the re-enqueue and, with SNS, the
+    /// opt-out sync.
+    fn periodic(
+        &self,
+        store: &Store,
+        config: &WorkerConfig,
+        queue: Arc<dyn JobQueue>,
+    ) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![self.runtime.spawn(requeue::run(
+            store.clone(),
+            queue,
+            config.requeue,
+            self.stop.subscribe(),
+        ))];
+        if let Some(source) = config.sms_opt_outs.clone() {
+            tasks.push(self.runtime.spawn(optout::run_sync(
+                store.clone(),
+                source,
+                config.opt_out_sync,
+                self.stop.subscribe(),
+            )));
+        }
+        tasks
+    }
+
+    fn into_workers(
+        self,
+        queue: Arc<dyn JobQueue>,
+        workers: Vec<JoinHandle<()>>,
+        periodic: Vec<JoinHandle<()>>,
+        config: &WorkerConfig,
+    ) -> Workers {
+        tracing::info!(
+            concurrency = self.concurrency,
+            provider = ?config.provider,
+            sms_opt_outs = config.sms_opt_outs.is_some(),
+            "delivery workers started"
+        );
+        Workers {
+            queue,
+            stop: self.stop,
+            workers,
+            periodic,
+            shutdown_timeout: config.shutdown_timeout,
+        }
+    }
+}
+
+/// Runs one worker until told to stop, starting it again (after a pause that grows up to
+/// 30 s) whenever it ends on its own: its backend failed (Redis went away) or it panicked.
+async fn supervise<F, Fut>(kind: &'static str, mut stop: watch::Receiver<bool>, mut run: F)
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(), apalis::prelude::WorkerError>> + Send + 'static,
+{
+    let mut pause = Duration::from_millis(500);
+    loop {
+        // Unique across processes and restarts: a stopped worker's name stays registered
+        // in Redis for a while, and containers all run as pid 1.
+        let name = format!(
+            "{kind}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let ended = tokio::spawn(run(name)).await;
+        if *stop.borrow() {
+            return;
+        }
+        match ended {
+            Ok(Ok(())) => tracing::warn!(worker = kind, "worker ended; starting it again"),
+            Ok(Err(e)) => {
+                tracing::error!(worker = kind, error = %e, "worker failed; starting it again")
+            }
+            Err(e) => {
+                tracing::error!(worker = kind, error = %e, "worker panicked; starting it again")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Starts the workers in this process on an in-memory queue, attaches that queue to
+/// `store`, and starts the periodic jobs. Must be called inside a tokio runtime.
+pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, StartError> {
+    let parts = Parts::new(&store, &config)?;
+    let queue = InProcessQueue::new();
+    store.attach_queue(Arc::new(queue.clone()));
+
+    let (deps, concurrency) = (parts.send.clone(), parts.concurrency);
+    let (backend, stopped) = (queue.backend(), parts.stopped());
+    let send = WorkerBuilder::new(SEND_WORKER)
+        .backend(backend)
+        .data(deps)
+        .concurrency(concurrency)
+        .enable_tracing()
+        .build(send_job);
+    let inbound = WorkerBuilder::new(INBOUND_WORKER)
+        .backend(queue.inbound_backend())
+        .data(parts.inbound.clone())
+        .concurrency(4)
+        .enable_tracing()
+        .build(inbound_job);
+    // The in-memory queue cannot fail, so these run once, to the stop signal.
+    let workers = vec![
+        parts
+            .runtime
+            .spawn(log_end(SEND_WORKER, send.run_until(stopped))),
+        parts
+            .runtime
+            .spawn(log_end(INBOUND_WORKER, inbound.run_until(parts.stopped()))),
+    ];
+    let queue: Arc<dyn JobQueue> = Arc::new(queue);
+    let periodic = parts.periodic(&store, &config, queue.clone());
+    Ok(parts.into_workers(queue, workers, periodic, &config))
+}
+
+async fn log_end(
+    kind: &'static str,
+    run: impl Future<Output = Result<(), apalis::prelude::WorkerError>>,
+) {
+    if let Err(e) = run.await {
+        tracing::error!(worker = kind, error = %e, "worker stopped with an error");
+    }
+}
+
+/// How often finished jobs are vacuumed from Redis.
+const VACUUM_EVERY: Duration = Duration::from_secs(60);
+
+/// Starts workers in this process taking jobs from Redis, attaches the same queue to
+/// `store` (the re-enqueue and anything this process issues push there), and starts the
+/// periodic jobs. Other processes may push and take from the same queue.
+pub fn spawn_on_redis(
+    store: Store,
+    config: WorkerConfig,
+    queue: RedisQueue,
+) -> Result<Workers, StartError> {
+    let parts = Parts::new(&store, &config)?;
+    store.attach_queue(Arc::new(queue.clone()));
+
+    let send_supervisor = {
+        let (queue, deps, concurrency) = (queue.clone(), parts.send.clone(), parts.concurrency);
+        let stop = parts.stop.clone();
+        supervise(SEND_WORKER, parts.stop.subscribe(), move |name| {
+            let mut rx = stop.subscribe();
+            WorkerBuilder::new(name)
+                .backend(
+                    queue
+                        .send_backend()
+                        .poll_with_interval(redis_queue::POLL_INTERVAL),
+                )
                 .data(deps.clone())
                 .concurrency(concurrency)
-                .retry(
-                    RetryPolicy::retries(retries)
-                        .with_backoff(backoff.clone())
-                        .retry_if(worth_retrying),
-                )
                 .enable_tracing()
                 .build(send_job)
+                .run_until(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                    Ok::<(), std::io::Error>(())
+                })
         })
-        .register(move |_restarts| {
-            WorkerBuilder::new(INBOUND_WORKER)
-                .backend(inbound_of.inbound_backend())
-                .data(inbound_deps.clone())
+    };
+    let inbound_supervisor = {
+        let (queue, deps) = (queue.clone(), parts.inbound.clone());
+        let stop = parts.stop.clone();
+        supervise(INBOUND_WORKER, parts.stop.subscribe(), move |name| {
+            let mut rx = stop.subscribe();
+            WorkerBuilder::new(name)
+                .backend(
+                    queue
+                        .inbound_backend()
+                        .poll_with_interval(Duration::from_millis(250)),
+                )
+                .data(deps.clone())
                 .concurrency(4)
                 .enable_tracing()
                 .build(inbound_job)
+                .run_until(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                    Ok::<(), std::io::Error>(())
+                })
         })
-        .shutdown_timeout(config.shutdown_timeout);
-    let monitor = runtime.spawn(async move {
-        // A dropped handle stops the workers too.
-        let signal = async move {
-            let _ = stopped.await;
-            Ok(())
-        };
-        if let Err(e) = monitor.run_with_signal(signal).await {
-            tracing::error!(error = %e, "workers stopped with an error");
-        }
-    });
+    };
+    let workers = vec![
+        parts.runtime.spawn(send_supervisor),
+        parts.runtime.spawn(inbound_supervisor),
+    ];
+    let shared: Arc<dyn JobQueue> = Arc::new(queue.clone());
+    let mut periodic = parts.periodic(&store, &config, shared.clone());
+    periodic.push(parts.runtime.spawn(vacuum(queue, parts.stop.subscribe())));
+    Ok(parts.into_workers(shared, workers, periodic, &config))
+}
 
-    let (stop_periodic, periodic_stop) = watch::channel(false);
-    let opt_out_sync = config.sms_opt_outs.clone().map(|source| {
-        runtime.spawn(optout::run_sync(
-            store.clone(),
-            source,
-            config.opt_out_sync,
-            periodic_stop.clone(),
-        ))
-    });
-    let pusher: Arc<dyn JobQueue> = Arc::new(queue.clone());
-    let requeue = runtime.spawn(requeue::run(store, pusher, config.requeue, periodic_stop));
-    tracing::info!(
-        worker = SEND_WORKER,
-        concurrency,
-        provider = ?config.provider,
-        sms_opt_outs = config.sms_opt_outs.is_some(),
-        "in-process workers started"
-    );
-    Ok(Workers {
-        queue,
-        stop_monitor,
-        stop_periodic,
-        monitor,
-        requeue,
-        opt_out_sync,
-        shutdown_timeout: config.shutdown_timeout,
-    })
+/// Vacuums finished jobs from Redis every [`VACUUM_EVERY`] until told to stop.
+async fn vacuum(queue: RedisQueue, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(VACUUM_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        match queue.vacuum().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "vacuumed finished jobs from redis"),
+            Err(e) => tracing::warn!(error = %e, "vacuuming redis failed; trying again later"),
+        }
+    }
 }

@@ -29,6 +29,30 @@ pub struct SendDeps {
     pub provider: Arc<dyn Provider>,
     /// The provider's SMS opt-out list (AWS), asked about numbers used for the first time.
     pub sms_opt_outs: Option<Arc<dyn SmsOptOutSource>>,
+    /// Immediate retries of a transient failure.
+    pub retry: RetryPolicy,
+}
+
+/// Immediate retries of a transient failure: up to `retries` more attempts, waiting from
+/// `min`, doubling up to `max`, each wait shortened by a random part of up to a half
+/// (jitter, so that many throttled sends do not come back at the same instant). Past the
+/// code's expiry nothing is retried: the next claim finds it dead.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub retries: usize,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `n` (0-based), jitter included.
+    pub fn wait(&self, n: usize, rng: &mut impl rand::Rng) -> Duration {
+        let doubled = self
+            .min
+            .saturating_mul(1u32.checked_shl(n.min(30) as u32).unwrap_or(u32::MAX));
+        let full = doubled.min(self.max);
+        full.mul_f64(1.0 - rng.gen_range(0.0..0.5))
+    }
 }
 
 /// What a refused SMS delivery records (read by support, never shown as is to the user).
@@ -78,7 +102,23 @@ impl SendError {
     }
 }
 
-/// Sends one delivery; see the module docs.
+/// Sends one delivery, retrying transient failures as `deps.retry` says.
+pub async fn send_with_retries(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendError> {
+    let mut n = 0;
+    loop {
+        match send_code(job, deps).await {
+            Err(e) if e.is_transient() && n < deps.retry.retries => {
+                let wait = deps.retry.wait(n, &mut rand::thread_rng());
+                tracing::debug!(delivery_id = %job.delivery_id, error = %e, ?wait, "transient failure; retrying");
+                tokio::time::sleep(wait).await;
+                n += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Sends one delivery once; see the module docs.
 #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, tenant = %job.tenant_id, to, attempt))]
 pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendError> {
     let deliveries = deps.store.tenant(TenantId(job.tenant_id)).deliveries();

@@ -48,7 +48,7 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(ip) = meta.ip {
-        st.store.check_login_rate(ip)?;
+        st.store.check_login_rate(ip).await?;
     }
     let b = body.into_inner();
     let flow = st

@@ -19,7 +19,7 @@ const ROOT_EMAIL: &str = "root@vendor.example.com";
 const ROOT_PASSWORD: &str = "Cli-Root-Password-42!";
 
 /// The binary with none of the caller's GATEHOUSE_* settings, running in `dir`.
-fn gatehouse(dir: &Path) -> Command {
+pub(crate) fn gatehouse(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
     for (k, _) in std::env::vars() {
         if k.starts_with("GATEHOUSE_") || k == "RUST_LOG" {
@@ -76,7 +76,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -98,10 +98,11 @@ fn bootstrap(dir: &Path, username: &str) -> Output {
     run(c, Duration::from_secs(30))
 }
 
-/// A running `gatehouse serve`; killed when dropped, whatever happened in the test.
-struct Server {
-    child: Child,
-    base: String,
+/// A running `gatehouse serve` (or `worker`); killed when dropped, whatever happened in
+/// the test.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -134,11 +135,16 @@ impl Server {
         c.env("GATEHOUSE_DATABASE_URL", sqlite_url(dir))
             .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
             .arg("serve")
-            .args(extra_args)
-            .stdin(Stdio::null())
+            .args(extra_args);
+        Server::spawn(c, port)
+    }
+
+    /// Starts a prepared command; `port` is where it listens (if it does).
+    pub(crate) fn spawn(mut c: Command, port: u16) -> Server {
+        c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn gatehouse serve");
+        let mut child = c.spawn().expect("spawn gatehouse");
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
         Server {
@@ -153,8 +159,46 @@ impl Server {
         self.stdout.lock().unwrap().clone()
     }
 
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit; answers whether
+    /// it exited successfully.
+    pub(crate) fn terminate(&mut self, limit: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.success();
+            }
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (at most `limit`) for a line containing `needle` on stderr (the log).
+    pub(crate) async fn wait_log(&mut self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.stderr().contains(needle) {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                panic!("gatehouse exited with {st}; stderr:\n{}", self.stderr());
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {needle:?} in the log within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls /readyz until it answers 200 (at most 10 s).
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
+    pub(crate) async fn wait_ready(&mut self, client: &reqwest::Client) {
         let start = Instant::now();
         loop {
             if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
@@ -219,7 +263,7 @@ async fn outbox_code(dir: &Path, mark: usize, to: &str) -> String {
     }
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
+pub(crate) async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
     let r = client.post(url).json(&body).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());
     r.json().await.unwrap()

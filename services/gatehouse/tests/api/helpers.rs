@@ -34,7 +34,13 @@ pub struct Options {
     pub sns: Option<gatehouse_api::sns::Verifier>,
     /// Where the workers may confirm SNS subscriptions (default: nowhere).
     pub subscribe_url_prefixes: Vec<String>,
+    /// Share sign-in limits and session invalidations through the Redis on 127.0.0.1,
+    /// under a fresh key prefix of this app's own (its siblings use the same one).
+    pub redis: bool,
 }
+
+/// The Redis every test uses.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 pub const SUPPORT_USER: &str = "root.support";
 pub const SUPPORT_PASSWORD: &str = "Operator-Root-Pass-77!";
@@ -54,6 +60,10 @@ pub struct TestApp {
     pub clock: Option<Arc<FixedClock>>,
     /// Where the in-process workers write messages (the outbox provider).
     pub outbox: std::path::PathBuf,
+    /// What another process of the same deployment needs: the database, the key, Redis.
+    pub db_url: String,
+    pub keyring: Arc<Keyring>,
+    pub redis: Option<gatehouse_store::shared::RedisSettings>,
     support: tokio::sync::Mutex<Option<String>>,
     _workers: gatehouse_workers::Workers,
     _dir: tempfile::TempDir,
@@ -65,7 +75,7 @@ fn postgres_base() -> String {
 }
 
 /// A fresh schema in the `gatehouse_test` database; returns its URL.
-async fn fresh_postgres_schema() -> String {
+pub async fn fresh_postgres_schema() -> String {
     let base = postgres_base();
     let admin = Database::connect(base.clone())
         .await
@@ -102,13 +112,44 @@ impl TestApp {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("gh.db").display()),
             Db::Postgres => fresh_postgres_schema().await,
         };
+        let keyring = Arc::new(Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng)));
+        let redis = opts.redis.then(|| gatehouse_store::shared::RedisSettings {
+            url: REDIS_URL.to_owned(),
+            prefix: format!("gh-test-{}", uuid::Uuid::new_v4().simple()),
+        });
+        Self::spawn_on(db, url, keyring, redis, dir, opts).await
+    }
+
+    /// Another process of the same deployment: the same database, key and Redis (when
+    /// this app uses one), its own HTTP server, caches and workers.
+    pub async fn sibling(&self, opts: Options) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::spawn_on(
+            self.db,
+            self.db_url.clone(),
+            self.keyring.clone(),
+            self.redis.clone(),
+            dir,
+            opts,
+        )
+        .await
+    }
+
+    async fn spawn_on(
+        db: Db,
+        url: String,
+        keyring: Arc<Keyring>,
+        redis: Option<gatehouse_store::shared::RedisSettings>,
+        dir: tempfile::TempDir,
+        opts: Options,
+    ) -> TestApp {
         let outbox = dir.path().join("outbox.jsonl");
-        let keyring = Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng));
         let mut cfg = StoreConfig::new(
             url.clone(),
             CompanyId::parse("operator").expect("company"),
-            Arc::new(keyring),
+            keyring.clone(),
         );
+        cfg.redis = redis.clone();
         cfg.login_rate_per_ip_per_minute = opts.login_rate_per_ip_per_minute;
         cfg.max_db_connections = 8;
         cfg.sms_opt_in_number = Some(OPT_IN_NUMBER.to_owned());
@@ -156,7 +197,9 @@ impl TestApp {
             .expect("listen")
             .run();
         tokio::spawn(server);
-        let raw = Database::connect(url).await.expect("raw connection");
+        let raw = Database::connect(url.clone())
+            .await
+            .expect("raw connection");
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
@@ -165,6 +208,9 @@ impl TestApp {
             db,
             clock: opts.clock,
             outbox,
+            db_url: url,
+            keyring,
+            redis,
             support: tokio::sync::Mutex::new(None),
             _workers: workers,
             _dir: dir,

@@ -8,7 +8,6 @@ use crate::on_both_databases;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_domain::mfa::codes::{Channel, Purpose};
 use gatehouse_store::mfa::Destination;
-use gatehouse_store::queue::JobQueue;
 use gatehouse_workers::aws::{self, AwsSettings, SesSettings, SmsSettings, SnsProvider};
 use gatehouse_workers::message::Message;
 use gatehouse_workers::{Provider, WorkerConfig, spawn_in_process};

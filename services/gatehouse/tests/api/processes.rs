@@ -1,0 +1,254 @@
+//! Production layout: `gatehouse serve --no-workers` and `gatehouse worker` as separate
+//! processes on PostgreSQL and Redis, delivering through the real AWS SDK to the
+//! emulator (moto) that the test command starts.
+
+use crate::cli::{Server, free_port, gatehouse, post};
+use aws_sdk_sesv2::config::Credentials;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const REGION: &str = "us-east-1";
+const ADMIN_EMAIL: &str = "admin@demo-clinic.example.com";
+const NURSE_PHONE: &str = "+12025550147";
+
+fn moto_url() -> String {
+    std::env::var("GATEHOUSE_TEST_MOTO_URL")
+        .expect("GATEHOUSE_TEST_MOTO_URL is not set: run ./scripts/test, which starts moto server")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Everything moto recorded.
+async fn moto_data(client: &reqwest::Client) -> Value {
+    client
+        .get(format!("{}/moto-api/data.json", moto_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Emails SES took for `to` (text of each), oldest first.
+async fn emails_to(client: &reqwest::Client, to: &str) -> Vec<String> {
+    let data = moto_data(client).await;
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            m["destinations"]["ToAddresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|t| t == to))
+        })
+        .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// SMS SNS took for `phone` (text of each), oldest first.
+async fn sms_to(client: &reqwest::Client, phone: &str) -> Vec<String> {
+    let data = moto_data(client).await;
+    data["sns"]["SMS"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["phone_number"] == phone)
+        .map(|m| m["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Waits (at most 20 s) for a message past the first `seen`; answers the code in it.
+async fn next_code<F, Fut>(what: &str, seen: usize, read: F) -> String
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(text) = read().await.into_iter().nth(seen) {
+            return crate::helpers::code_in(&text);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no new {what} at the emulator within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A sender SES will accept (identities are per emulator and region).
+async fn verified_sender() -> String {
+    let sdk = gatehouse_workers::aws::config_loader()
+        .endpoint_url(moto_url())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await;
+    let from = format!(
+        "no-reply-{}@gatehouse-test.example.com",
+        uuid::Uuid::new_v4().simple()
+    );
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .expect("CreateEmailIdentity at moto");
+    from
+}
+
+/// The configuration both processes share: one database, one Redis (under a prefix of
+/// this test's own), one key, AWS at the emulator.
+fn configured(dir: &Path, db_url: &str, prefix: &str, key: &str, from: &str) -> Command {
+    let mut c = gatehouse(dir);
+    c.env("GATEHOUSE_DATABASE_URL", db_url)
+        .env("GATEHOUSE_SECRET_KEY", key)
+        .env("GATEHOUSE_REDIS_URL", "redis://127.0.0.1:6379")
+        .env("GATEHOUSE_REDIS_PREFIX", prefix)
+        .env("GATEHOUSE_DELIVERY", "aws")
+        .env("GATEHOUSE_SES_FROM", from)
+        .env("GATEHOUSE_SMS_ORIGINATION_NUMBER", "+12025550100")
+        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("RUST_LOG", "info");
+    c
+}
+
+fn random_key() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Signs in and answers the flow, which must be waiting for a code.
+async fn login_expecting_code(client: &reqwest::Client, base: &str, user: &str, pw: &str) -> Value {
+    let r = client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"company": "demo-clinic", "username": user, "password": pw}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let flow: Value = r.json().await.unwrap();
+    assert_eq!(flow["status"], "mfa_required", "{flow}");
+    assert!(flow["mfa"]["code_sent"]["to"].is_string(), "{flow}");
+    assert!(flow["mfa"]["code_error"].is_null(), "{flow}");
+    flow
+}
+
+async fn verify(client: &reqwest::Client, base: &str, flow: &Value, code: &str) -> Value {
+    let id = flow["flow_id"].as_str().unwrap();
+    post(
+        client,
+        format!("{base}/v1/auth/flows/{id}/verify"),
+        json!({"method": "code", "code": code}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_serve_without_workers_and_a_worker_process_deliver_codes_through_redis_to_ses_and_sns()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
+    let (key, from) = (random_key(), verified_sender().await);
+    let client = reqwest::Client::new();
+
+    // The API alone: it seeds the demo practice and queues codes in Redis.
+    let port = free_port();
+    let mut api = configured(dir.path(), &db_url, &prefix, &key, &from);
+    api.env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .args(["serve", "--no-workers", "--demo"]);
+    let mut api = Server::spawn(api, port);
+    api.wait_ready(&client).await;
+    let base = api.base.clone();
+
+    // Codes issued while no worker runs wait in Redis.
+    let seen_email = emails_to(&client, ADMIN_EMAIL).await.len();
+    let admin = login_expecting_code(&client, &base, "admin", "Harbor-Lights-2026!").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        emails_to(&client, ADMIN_EMAIL).await.len(),
+        seen_email,
+        "nothing is sent while no worker runs"
+    );
+
+    // A worker process takes the job from Redis and sends through SES.
+    let mut worker = Server::spawn(
+        {
+            let mut c = configured(dir.path(), &db_url, &prefix, &key, &from);
+            c.args(["worker", "--no-migrate"]);
+            c
+        },
+        0,
+    );
+    worker
+        .wait_log("gatehouse worker is ready", Duration::from_secs(20))
+        .await;
+    let code = next_code("email", seen_email, || emails_to(&client, ADMIN_EMAIL)).await;
+    let done = verify(&client, &base, &admin, &code).await;
+    assert_eq!(done["status"], "authenticated", "{done}");
+
+    // With the worker running, an SMS code goes through SNS at once.
+    let seen_sms = sms_to(&client, NURSE_PHONE).await.len();
+    let nurse = login_expecting_code(&client, &base, "nurse.joy", "Quiet-Meadow-2026!").await;
+    let code = next_code("SMS", seen_sms, || sms_to(&client, NURSE_PHONE)).await;
+    let done = verify(&client, &base, &nurse, &code).await;
+    assert_eq!(done["status"], "authenticated", "{done}");
+    let texts = sms_to(&client, NURSE_PHONE).await;
+    assert!(
+        texts[seen_sms].contains("Demo Family Clinic"),
+        "{}",
+        texts[seen_sms]
+    );
+
+    // The API process never sent anything itself.
+    let api_log = api.stderr();
+    assert!(!api_log.contains("code sent"), "{api_log}");
+    assert!(worker.stderr().contains("code sent"));
+
+    // Both stop cleanly on SIGTERM, as containers are stopped.
+    assert!(
+        worker.terminate(Duration::from_secs(15)),
+        "worker did not stop cleanly; stderr:\n{}",
+        worker.stderr()
+    );
+    assert!(
+        api.terminate(Duration::from_secs(15)),
+        "serve did not stop cleanly"
+    );
+}
+
+#[test]
+fn d1_worker_without_redis_refuses_to_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = gatehouse(dir.path());
+    c.args(["worker"]).env(
+        "GATEHOUSE_DATABASE_URL",
+        format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display()),
+    );
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GATEHOUSE_REDIS_URL"), "{err}");
+
+    let mut c = gatehouse(dir.path());
+    c.args(["worker"])
+        .env("GATEHOUSE_REDIS_URL", "http://127.0.0.1:6379");
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("GATEHOUSE_REDIS_URL: expected redis://"),
+        "{err}"
+    );
+}

@@ -1,0 +1,153 @@
+//! The Redis job queue (apalis-redis) of production: API processes push, `gatehouse
+//! worker` processes take, and Redis holds the jobs in between.
+//!
+//! Redis holds only the jobs: the delivery row (with its sealed message) and the recorded
+//! SNS message are the durable records, so a push lost to a Redis outage, or a job lost
+//! with Redis' memory, is pushed again by the periodic re-enqueue. A push never waits
+//! longer than [`PUSH_TIMEOUT`]: a sign-in does not hang on a stalled Redis.
+//!
+//! How apalis-redis is used here, and why:
+//! - queue names are set explicitly under the configured prefix, identically in every
+//!   process (the default would be a Rust type path);
+//! - the worker polls for new jobs every [`POLL_INTERVAL`]: without it a job pushed by
+//!   another process is only seen at the next heartbeat;
+//! - a job's idempotency key (the delivery id or the SNS message id) lives for
+//!   [`IDEMPOTENCY_TTL`]: pushes of one job by several processes at about the same time
+//!   become one, and the re-enqueue can push it again later (a duplicate that slips
+//!   through is harmless: a delivery is claimed at most once);
+//! - jobs never end as plain failures (see `lib.rs`): apalis-redis would re-run those up to
+//!   25 times by itself, beside our own retries and re-enqueue;
+//! - finished jobs are vacuumed periodically ([`RedisQueue::vacuum`]).
+
+use apalis::prelude::{TaskBuilder, TaskSink};
+use apalis_core::backend::Vacuum;
+use apalis_redis::{Config, ConnectionManager, RedisStorage};
+use gatehouse_domain::jobs::{ProcessInbound, SendCode};
+use gatehouse_store::queue::{JobQueue, PushFuture, QueueError};
+use gatehouse_store::shared::RedisSettings;
+use std::time::Duration;
+
+/// Longest a push may take before the caller goes on (the re-enqueue pushes later).
+pub const PUSH_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often an idle worker asks Redis for new jobs.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a pushed job's idempotency key refuses a duplicate.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(5);
+/// A worker that missed this many heartbeats is presumed dead and its jobs go back.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MISSED_HEARTBEATS: usize = 6;
+
+/// The two queues in Redis; clones share the connection.
+#[derive(Clone)]
+pub struct RedisQueue {
+    send: RedisStorage<SendCode>,
+    inbound: RedisStorage<ProcessInbound>,
+    conn: ConnectionManager,
+    settings: RedisSettings,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("prefix", &self.settings.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config(settings: &RedisSettings, queue: &str) -> Config {
+    Config::default()
+        .queue(settings.key(queue))
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+        .idempotency_ttl(Some(IDEMPOTENCY_TTL))
+        .emit_events(false)
+        .persist_results(false)
+}
+
+impl RedisQueue {
+    /// The queues on an open connection (see [`gatehouse_store::shared::connect`]).
+    pub fn new(conn: ConnectionManager, settings: RedisSettings) -> Self {
+        Self {
+            send: RedisStorage::new(conn.clone()).with_config(config(&settings, "jobs:send_code")),
+            inbound: RedisStorage::new(conn.clone())
+                .with_config(config(&settings, "jobs:process_inbound")),
+            conn,
+            settings,
+        }
+    }
+
+    /// The backend code-sending workers take jobs from.
+    pub(crate) fn send_backend(&self) -> RedisStorage<SendCode> {
+        self.send.clone()
+    }
+
+    /// The backend of SNS message processing.
+    pub(crate) fn inbound_backend(&self) -> RedisStorage<ProcessInbound> {
+        self.inbound.clone()
+    }
+
+    /// Drops finished jobs from Redis; answers how many. Also empties the sets of finished
+    /// job ids, which apalis-redis only ever adds to.
+    pub async fn vacuum(&self) -> Result<usize, QueueError> {
+        let mut removed = 0;
+        let mut send = self.send.clone();
+        removed += send.vacuum().await.map_err(|e| QueueError(e.to_string()))?;
+        let mut inbound = self.inbound.clone();
+        removed += inbound
+            .vacuum()
+            .await
+            .map_err(|e| QueueError(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        redis::cmd("UNLINK")
+            .arg(self.send.get_config().done_jobs_set())
+            .arg(self.send.get_config().dead_jobs_set())
+            .arg(self.inbound.get_config().done_jobs_set())
+            .arg(self.inbound.get_config().dead_jobs_set())
+            .query_async::<i64>(&mut conn)
+            .await
+            .map_err(|e| QueueError(e.to_string()))?;
+        Ok(removed)
+    }
+
+    /// Jobs waiting to be taken (both queues).
+    pub async fn waiting(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let (a, b): (u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(self.send.get_config().active_jobs_list())
+            .cmd("LLEN")
+            .arg(self.inbound.get_config().active_jobs_list())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| QueueError(e.to_string()))?;
+        Ok(a + b)
+    }
+}
+
+async fn bounded<E: std::fmt::Display>(
+    push: impl Future<Output = Result<(), E>>,
+) -> Result<(), QueueError> {
+    match tokio::time::timeout(PUSH_TIMEOUT, push).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(QueueError(e.to_string())),
+        Err(_) => Err(QueueError(format!(
+            "redis did not answer within {PUSH_TIMEOUT:?}"
+        ))),
+    }
+}
+
+impl JobQueue for RedisQueue {
+    fn push_send_code(&self, job: SendCode) -> PushFuture<'_> {
+        let key = job.delivery_id.to_string();
+        let task = TaskBuilder::new(job).idempotency_key(key).build();
+        let mut backend = self.send.clone();
+        Box::pin(async move { bounded(backend.push_task(task)).await })
+    }
+
+    fn push_process_inbound(&self, job: ProcessInbound) -> PushFuture<'_> {
+        let key = job.message_id.clone();
+        let task = TaskBuilder::new(job).idempotency_key(key).build();
+        let mut backend = self.inbound.clone();
+        Box::pin(async move { bounded(backend.push_task(task)).await })
+    }
+}
