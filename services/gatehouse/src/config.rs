@@ -412,6 +412,12 @@ pub struct WorkerTuning {
     /// Seconds a queued delivery may sit untouched before the periodic job pushes it again.
     #[arg(long, env = "GATEHOUSE_REQUEUE_AFTER_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub requeue_after_seconds: u32,
+    /// Emails sent per second at most, by all worker processes together (with Redis); 0: no limit.
+    #[arg(long, env = "GATEHOUSE_SEND_RATE_EMAIL", default_value_t = 14, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub send_rate_email: u32,
+    /// SMS sent per second at most, by all worker processes together (with Redis); 0: no limit.
+    #[arg(long, env = "GATEHOUSE_SEND_RATE_SMS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub send_rate_sms: u32,
 }
 
 /// `gatehouse worker`.

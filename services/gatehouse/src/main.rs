@@ -101,6 +101,11 @@ impl Sender {
                 let mut config = WorkerConfig::new(Arc::new(a.providers));
                 config.sms_opt_outs = Some(a.sms_opt_outs);
                 config.opt_out_sync.every = delivery.opt_out_sync();
+                // The providers' account limits; the outbox has none.
+                config.send_rates = gatehouse_workers::SendRateConfig {
+                    email_per_second: tuning.send_rate_email,
+                    sms_per_second: tuning.send_rate_sms,
+                };
                 config
             }
         };

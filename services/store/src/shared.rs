@@ -84,20 +84,20 @@ pub fn redacted(url: &str) -> String {
 
 /// Logs a Redis failure at most once every ten seconds per call site, so an outage does
 /// not flood the logs with one line per request.
-pub(crate) struct OutageLog {
+pub struct OutageLog {
     last: AtomicI64,
     what: &'static str,
 }
 
 impl OutageLog {
-    pub(crate) const fn new(what: &'static str) -> Self {
+    pub const fn new(what: &'static str) -> Self {
         Self {
             last: AtomicI64::new(0),
             what,
         }
     }
 
-    pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
+    pub fn failed(&self, error: &dyn std::fmt::Display) {
         let now = chrono::Utc::now().timestamp();
         let last = self.last.load(Ordering::Relaxed);
         if now - last >= 10

@@ -24,6 +24,7 @@ pub mod optout;
 pub mod outbox;
 pub mod provider;
 pub mod queue;
+pub mod rate;
 pub mod redis_queue;
 pub mod requeue;
 pub mod send;
@@ -33,6 +34,7 @@ pub use optout::{OptOutSyncConfig, SmsOptOutSource};
 pub use outbox::OutboxProvider;
 pub use provider::{ByChannel, Provider, ProviderError};
 pub use queue::InProcessQueue;
+pub use rate::SendRateConfig;
 pub use redis_queue::RedisQueue;
 pub use requeue::RequeueConfig;
 pub use send::{Outcome, SendDeps, SendError};
@@ -51,6 +53,8 @@ use tokio::task::JoinHandle;
 
 /// The send worker's name (in its logs and spans; with Redis, made unique per process).
 pub const SEND_WORKER: &str = "gatehouse-send-code";
+/// The send worker of the bulk lane (the rest of one tenant's burst, see [`rate`]).
+pub const BULK_WORKER: &str = "gatehouse-send-code-bulk";
 /// The worker that processes SNS messages recorded by the webhook.
 pub const INBOUND_WORKER: &str = "gatehouse-inbound";
 
@@ -76,6 +80,8 @@ pub struct WorkerConfig {
     pub subscribe_url_prefixes: Vec<String>,
     /// How long shutdown waits for sends in flight.
     pub shutdown_timeout: Duration,
+    /// Provider send rates (D8), per channel; unlimited by default (the outbox has none).
+    pub send_rates: SendRateConfig,
 }
 
 impl WorkerConfig {
@@ -92,6 +98,7 @@ impl WorkerConfig {
             opt_out_sync: OptOutSyncConfig::default(),
             subscribe_url_prefixes: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            send_rates: SendRateConfig::UNLIMITED,
         }
     }
 
@@ -218,7 +225,11 @@ struct Parts {
 }
 
 impl Parts {
-    fn new(store: &Store, config: &WorkerConfig) -> Result<Self, StartError> {
+    fn new(
+        store: &Store,
+        config: &WorkerConfig,
+        rates: rate::SendRates,
+    ) -> Result<Self, StartError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let confirmer = if config.subscribe_url_prefixes.is_empty() {
             None
@@ -234,6 +245,7 @@ impl Parts {
                 store: store.clone(),
                 provider: config.provider.clone(),
                 sms_opt_outs: config.sms_opt_outs.clone(),
+                rates,
                 retry: send::RetryPolicy {
                     retries: config.retries,
                     min: config.retry_min,
@@ -347,7 +359,7 @@ where
 /// Starts the workers in this process on an in-memory queue, attaches that queue to
 /// `store`, and starts the periodic jobs. Must be called inside a tokio runtime.
 pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, StartError> {
-    let parts = Parts::new(&store, &config)?;
+    let parts = Parts::new(&store, &config, rate::SendRates::local(config.send_rates))?;
     let queue = InProcessQueue::new();
     store.attach_queue(Arc::new(queue.clone()));
 
@@ -357,6 +369,12 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
         .backend(backend)
         .data(deps)
         .concurrency(concurrency)
+        .enable_tracing()
+        .build(send_job);
+    let bulk = WorkerBuilder::new(BULK_WORKER)
+        .backend(queue.bulk_backend())
+        .data(parts.send.clone())
+        .concurrency(rate::bulk_concurrency(concurrency))
         .enable_tracing()
         .build(send_job);
     let inbound = WorkerBuilder::new(INBOUND_WORKER)
@@ -370,6 +388,9 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
         parts
             .runtime
             .spawn(log_end(SEND_WORKER, send.run_until(stopped))),
+        parts
+            .runtime
+            .spawn(log_end(BULK_WORKER, bulk.run_until(parts.stopped()))),
         parts
             .runtime
             .spawn(log_end(INBOUND_WORKER, inbound.run_until(parts.stopped()))),
@@ -399,9 +420,33 @@ pub fn spawn_on_redis(
     config: WorkerConfig,
     queue: RedisQueue,
 ) -> Result<Workers, StartError> {
-    let parts = Parts::new(&store, &config)?;
+    let (conn, settings) = queue.redis();
+    let rates = rate::SendRates::shared(config.send_rates, conn.clone(), settings);
+    let parts = Parts::new(&store, &config, rates)?;
     store.attach_queue(Arc::new(queue.clone()));
 
+    let bulk_supervisor = {
+        let (queue, deps) = (queue.clone(), parts.send.clone());
+        let concurrency = rate::bulk_concurrency(parts.concurrency);
+        let stop = parts.stop.clone();
+        supervise(BULK_WORKER, parts.stop.subscribe(), move |name| {
+            let mut rx = stop.subscribe();
+            WorkerBuilder::new(name)
+                .backend(
+                    queue
+                        .bulk_backend()
+                        .poll_with_interval(redis_queue::POLL_INTERVAL),
+                )
+                .data(deps.clone())
+                .concurrency(concurrency)
+                .enable_tracing()
+                .build(send_job)
+                .run_until(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                    Ok::<(), std::io::Error>(())
+                })
+        })
+    };
     let send_supervisor = {
         let (queue, deps, concurrency) = (queue.clone(), parts.send.clone(), parts.concurrency);
         let stop = parts.stop.clone();
@@ -446,6 +491,7 @@ pub fn spawn_on_redis(
     };
     let workers = vec![
         parts.runtime.spawn(send_supervisor),
+        parts.runtime.spawn(bulk_supervisor),
         parts.runtime.spawn(inbound_supervisor),
     ];
     let shared: Arc<dyn JobQueue> = Arc::new(queue.clone());

@@ -6,16 +6,31 @@
 //! record: after a restart the periodic re-enqueue pushes every `queued` delivery whose
 //! code still lives. A Redis queue (apalis-redis) implements [`JobQueue`] the same way.
 
+use crate::rate::{Lane, Lanes};
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_core::backend::dequeue::VecDequeBackend;
 use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use gatehouse_store::queue::{JobQueue, PushFuture, QueueError};
 
-/// Jobs waiting in this process: code sends, and the processing of SNS messages.
-#[derive(Debug, Clone, Default)]
+/// Jobs waiting in this process: code sends (in two lanes, see [`crate::rate`]), and the
+/// processing of SNS messages.
+#[derive(Debug, Clone)]
 pub struct InProcessQueue {
     backend: VecDequeBackend<SendCode>,
+    bulk: VecDequeBackend<SendCode>,
     inbound: VecDequeBackend<ProcessInbound>,
+    lanes: Lanes,
+}
+
+impl Default for InProcessQueue {
+    fn default() -> Self {
+        Self {
+            backend: VecDequeBackend::default(),
+            bulk: VecDequeBackend::default(),
+            inbound: VecDequeBackend::default(),
+            lanes: Lanes::local(),
+        }
+    }
 }
 
 impl InProcessQueue {
@@ -29,6 +44,11 @@ impl InProcessQueue {
         self.backend.clone()
     }
 
+    /// The bulk lane: the rest of a tenant's burst.
+    pub(crate) fn bulk_backend(&self) -> VecDequeBackend<SendCode> {
+        self.bulk.clone()
+    }
+
     /// The backend of SNS message processing.
     pub(crate) fn inbound_backend(&self) -> VecDequeBackend<ProcessInbound> {
         self.inbound.clone()
@@ -40,9 +60,13 @@ impl JobQueue for InProcessQueue {
         // A job already waiting for the same delivery is not queued twice; one that already
         // ran is harmless, because a delivery is claimed at most once (see the send job).
         let key = job.delivery_id.to_string();
+        let tenant = job.tenant_id;
         let task = TaskBuilder::new(job).idempotency_key(key).build();
-        let mut backend = self.backend.clone();
         Box::pin(async move {
+            let mut backend = match self.lanes.lane(tenant).await {
+                Lane::Priority => self.backend.clone(),
+                Lane::Bulk => self.bulk.clone(),
+            };
             backend
                 .push_task(task)
                 .await

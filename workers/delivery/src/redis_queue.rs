@@ -19,6 +19,7 @@
 //!   25 times by itself, beside our own retries and re-enqueue;
 //! - finished jobs are vacuumed periodically ([`RedisQueue::vacuum`]).
 
+use crate::rate::{Lane, Lanes};
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_core::backend::Vacuum;
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
@@ -41,6 +42,8 @@ const MISSED_HEARTBEATS: usize = 6;
 #[derive(Clone)]
 pub struct RedisQueue {
     send: RedisStorage<SendCode>,
+    bulk: RedisStorage<SendCode>,
+    lanes: Lanes,
     inbound: RedisStorage<ProcessInbound>,
     conn: ConnectionManager,
     settings: RedisSettings,
@@ -69,6 +72,9 @@ impl RedisQueue {
     pub fn new(conn: ConnectionManager, settings: RedisSettings) -> Self {
         Self {
             send: RedisStorage::new(conn.clone()).with_config(config(&settings, "jobs:send_code")),
+            bulk: RedisStorage::new(conn.clone())
+                .with_config(config(&settings, "jobs:send_code:bulk")),
+            lanes: Lanes::shared(conn.clone(), settings.clone()),
             inbound: RedisStorage::new(conn.clone())
                 .with_config(config(&settings, "jobs:process_inbound")),
             conn,
@@ -81,6 +87,16 @@ impl RedisQueue {
         self.send.clone()
     }
 
+    /// The bulk lane: the rest of a tenant's burst.
+    pub(crate) fn bulk_backend(&self) -> RedisStorage<SendCode> {
+        self.bulk.clone()
+    }
+
+    /// The connection and settings the queue uses.
+    pub(crate) fn redis(&self) -> (&ConnectionManager, &RedisSettings) {
+        (&self.conn, &self.settings)
+    }
+
     /// The backend of SNS message processing.
     pub(crate) fn inbound_backend(&self) -> RedisStorage<ProcessInbound> {
         self.inbound.clone()
@@ -90,8 +106,9 @@ impl RedisQueue {
     /// job ids, which apalis-redis only ever adds to.
     pub async fn vacuum(&self) -> Result<usize, QueueError> {
         let mut removed = 0;
-        let mut send = self.send.clone();
-        removed += send.vacuum().await.map_err(|e| QueueError(e.to_string()))?;
+        for mut send in [self.send.clone(), self.bulk.clone()] {
+            removed += send.vacuum().await.map_err(|e| QueueError(e.to_string()))?;
+        }
         let mut inbound = self.inbound.clone();
         removed += inbound
             .vacuum()
@@ -101,6 +118,8 @@ impl RedisQueue {
         redis::cmd("UNLINK")
             .arg(self.send.get_config().done_jobs_set())
             .arg(self.send.get_config().dead_jobs_set())
+            .arg(self.bulk.get_config().done_jobs_set())
+            .arg(self.bulk.get_config().dead_jobs_set())
             .arg(self.inbound.get_config().done_jobs_set())
             .arg(self.inbound.get_config().dead_jobs_set())
             .query_async::<i64>(&mut conn)
@@ -112,15 +131,17 @@ impl RedisQueue {
     /// Jobs waiting to be taken (both queues).
     pub async fn waiting(&self) -> Result<u64, QueueError> {
         let mut conn = self.conn.clone();
-        let (a, b): (u64, u64) = redis::pipe()
+        let (a, b, c): (u64, u64, u64) = redis::pipe()
             .cmd("LLEN")
             .arg(self.send.get_config().active_jobs_list())
+            .cmd("LLEN")
+            .arg(self.bulk.get_config().active_jobs_list())
             .cmd("LLEN")
             .arg(self.inbound.get_config().active_jobs_list())
             .query_async(&mut conn)
             .await
             .map_err(|e| QueueError(e.to_string()))?;
-        Ok(a + b)
+        Ok(a + b + c)
     }
 }
 
@@ -139,9 +160,15 @@ async fn bounded<E: std::fmt::Display>(
 impl JobQueue for RedisQueue {
     fn push_send_code(&self, job: SendCode) -> PushFuture<'_> {
         let key = job.delivery_id.to_string();
+        let tenant = job.tenant_id;
         let task = TaskBuilder::new(job).idempotency_key(key).build();
-        let mut backend = self.send.clone();
-        Box::pin(async move { bounded(backend.push_task(task)).await })
+        Box::pin(async move {
+            let mut backend = match self.lanes.lane(tenant).await {
+                Lane::Priority => self.send.clone(),
+                Lane::Bulk => self.bulk.clone(),
+            };
+            bounded(backend.push_task(task)).await
+        })
     }
 
     fn push_process_inbound(&self, job: ProcessInbound) -> PushFuture<'_> {

@@ -29,6 +29,8 @@ pub struct SendDeps {
     pub provider: Arc<dyn Provider>,
     /// The provider's SMS opt-out list (AWS), asked about numbers used for the first time.
     pub sms_opt_outs: Option<Arc<dyn SmsOptOutSource>>,
+    /// Provider send rates (D8).
+    pub rates: crate::rate::SendRates,
     /// Immediate retries of a transient failure.
     pub retry: RetryPolicy,
 }
@@ -187,6 +189,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
     });
     drop(secret);
 
+    deps.rates.acquire(ctx.channel).await;
     match deps.provider.send(&message).await {
         Ok(provider_message_id) => {
             record_sent(&deliveries, &ctx, &provider_message_id).await?;

@@ -7,5 +7,6 @@ mod helpers;
 mod moto;
 
 mod aws;
+mod fairness;
 mod optout;
 mod send;
