@@ -40,6 +40,9 @@ pub struct SendContext {
 }
 
 /// No worker holds a live lease on the delivery.
+/// Why a delivery whose code died before it could be sent ended `failed`.
+pub const DEAD_CODE: &str = "the code expired or was replaced before it could be sent";
+
 fn unclaimed(now: DateTime<Utc>) -> sea_orm::Condition {
     sea_orm::Condition::any()
         .add(dl::Column::ClaimedUntil.is_null())
@@ -88,12 +91,7 @@ impl Deliveries<'_> {
             c.used_at.is_none() && c.superseded_at.is_none() && c.expires_at > now
         });
         let Some(c) = challenge.filter(|_| open) else {
-            self.fail(
-                id,
-                "the code expired or was replaced before it could be sent",
-                true,
-            )
-            .await?;
+            self.fail(id, DEAD_CODE, true).await?;
             return Ok(None);
         };
         let claimed = dl::Entity::update_many()
@@ -287,5 +285,50 @@ impl Store {
                 })
             })
             .collect())
+    }
+
+    /// Ends as `failed` (sealed message dropped) the queued deliveries whose code died
+    /// before anyone sent it: expired, used or replaced. Without this, a code that no job
+    /// ran for in its lifetime (its pushes lost, every worker down) would stay `queued`
+    /// forever, and support would read "queued" for a code that can no longer arrive.
+    /// Answers how many.
+    pub async fn fail_dead_deliveries(&self, limit: u64) -> Result<u64> {
+        let now = self.inner.clock.now();
+        let dead = sea_orm::Condition::any()
+            .add(ch::Column::UsedAt.is_not_null())
+            .add(ch::Column::SupersededAt.is_not_null())
+            .add(ch::Column::ExpiresAt.lte(now));
+        let ids: Vec<Uuid> = dl::Entity::find()
+            .select_only()
+            .column(dl::Column::Id)
+            .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .filter(unclaimed(now))
+            .filter(dead)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.inner.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let failed = dl::Entity::update_many()
+            .col_expr(
+                dl::Column::Status,
+                Expr::value(DeliveryStatus::Failed.as_str()),
+            )
+            .col_expr(dl::Column::Error, Expr::value(Some(DEAD_CODE)))
+            .col_expr(
+                dl::Column::PayloadSealed,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+            .filter(dl::Column::Id.is_in(ids))
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .filter(unclaimed(now))
+            .exec(&self.inner.db)
+            .await?
+            .rows_affected;
+        Ok(failed)
     }
 }

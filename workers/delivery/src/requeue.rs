@@ -30,14 +30,22 @@ impl Default for RequeueConfig {
     }
 }
 
-/// One run: pushes what is due (queued deliveries whose code lives, SNS messages not
-/// processed); answers how many were pushed.
+/// One run: ends queued deliveries whose code died unsent, then pushes what is due
+/// (queued deliveries whose code lives, SNS messages not processed); answers how many
+/// were pushed.
 pub async fn requeue_once(
     store: &Store,
     queue: &dyn JobQueue,
     config: &RequeueConfig,
 ) -> Result<usize, gatehouse_store::StoreError> {
     let idle = chrono::Duration::from_std(config.idle).unwrap_or(chrono::Duration::seconds(20));
+    let dead = store.fail_dead_deliveries(config.limit).await?;
+    if dead > 0 {
+        tracing::info!(
+            failed = dead,
+            "queued deliveries whose code died unsent are now failed"
+        );
+    }
     let due = store.deliveries_to_requeue(idle, config.limit).await?;
     let mut pushed = 0;
     for job in due {

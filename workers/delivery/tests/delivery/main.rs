@@ -9,4 +9,5 @@ mod moto;
 mod aws;
 mod fairness;
 mod optout;
+mod retries;
 mod send;
