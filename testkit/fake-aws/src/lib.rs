@@ -53,10 +53,9 @@ pub struct Counts {
     pub accepted: u32,
     /// Calls answered with an error by a rule.
     pub refused: u32,
-    /// Calls hanging now.
+    /// Calls that met [`Rule::Hang`]: never answered (whether or not the caller is
+    /// still waiting; the server does not notice a caller that went away).
     pub hanging: u32,
-    /// Hanging calls whose caller went away.
-    pub abandoned: u32,
 }
 
 #[derive(Default)]
@@ -184,26 +183,7 @@ fn accept(shared: &Shared, mut message: Accepted) -> String {
     id
 }
 
-/// Marks a hanging call abandoned when its handler is dropped (the caller went away).
-struct HangGuard {
-    shared: Shared,
-    to: String,
-}
-
-impl Drop for HangGuard {
-    fn drop(&mut self) {
-        let mut s = self.shared.lock();
-        let c = s.counts.entry(self.to.clone()).or_default();
-        c.hanging = c.hanging.saturating_sub(1);
-        c.abandoned += 1;
-    }
-}
-
-async fn hang(shared: &Shared, to: &str) -> HttpResponse {
-    let _guard = HangGuard {
-        shared: shared.clone(),
-        to: to.to_owned(),
-    };
+async fn hang() -> HttpResponse {
     std::future::pending::<()>().await;
     HttpResponse::InternalServerError().finish()
 }
@@ -239,7 +219,7 @@ async fn send_email(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse
         Some(Rule::Reject) => {
             return ses_error(400, "MessageRejected", "Email address is not valid.");
         }
-        Some(Rule::Hang) => return hang(&shared, to).await,
+        Some(Rule::Hang) => return hang().await,
         None => {}
     }
     let simple = &req["Content"]["Simple"];
@@ -319,7 +299,7 @@ async fn sns(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
                 "Invalid parameter: PhoneNumber Reason: not a valid number",
             );
         }
-        Some(Rule::Hang) => return hang(&shared, to).await,
+        Some(Rule::Hang) => return hang().await,
         None => {}
     }
     let id = accept(

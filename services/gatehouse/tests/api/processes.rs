@@ -106,6 +106,18 @@ async fn verified_sender() -> String {
 /// The configuration both processes share: one database, one Redis (under a prefix of
 /// this test's own), one key, AWS at the emulator.
 fn configured(dir: &Path, db_url: &str, prefix: &str, key: &str, from: &str) -> Command {
+    configured_at(dir, db_url, prefix, key, from, &moto_url())
+}
+
+/// [`configured`] with AWS at `aws` (moto, or the fake provider).
+fn configured_at(
+    dir: &Path,
+    db_url: &str,
+    prefix: &str,
+    key: &str,
+    from: &str,
+    aws: &str,
+) -> Command {
     let mut c = gatehouse(dir);
     c.env("GATEHOUSE_DATABASE_URL", db_url)
         .env("GATEHOUSE_SECRET_KEY", key)
@@ -114,7 +126,7 @@ fn configured(dir: &Path, db_url: &str, prefix: &str, key: &str, from: &str) -> 
         .env("GATEHOUSE_DELIVERY", "aws")
         .env("GATEHOUSE_SES_FROM", from)
         .env("GATEHOUSE_SMS_ORIGINATION_NUMBER", "+12025550100")
-        .env("AWS_ENDPOINT_URL", moto_url())
+        .env("AWS_ENDPOINT_URL", aws)
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -251,4 +263,81 @@ fn d1_worker_without_redis_refuses_to_start_and_says_why() {
         err.contains("GATEHOUSE_REDIS_URL: expected redis://"),
         "{err}"
     );
+}
+
+/// A worker killed in the middle of a send: the provider never answered it. Another worker
+/// sends the code once the killed one's claim runs out (60 s), and the provider sees
+/// exactly one successful call for that delivery: neither Redis' own re-delivery of the
+/// orphaned job nor the re-enqueue sends it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_a_worker_killed_mid_send_is_replaced_and_the_provider_gets_exactly_one_success() {
+    use gatehouse_fake_aws::{FakeAws, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
+    let key = random_key();
+    let fake = FakeAws::start().unwrap();
+    let from = "no-reply@gatehouse-test.example.com";
+    let client = reqwest::Client::new();
+    let process = |args: &[&str]| {
+        let mut c = configured_at(dir.path(), &db_url, &prefix, &key, from, &fake.url);
+        c.env("GATEHOUSE_REQUEUE_AFTER_SECONDS", "2").args(args);
+        c
+    };
+
+    let port = free_port();
+    let mut api = process(&["serve", "--no-workers", "--demo"]);
+    api.env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"));
+    let mut api = Server::spawn(api, port);
+    api.wait_ready(&client).await;
+    let mut first = Server::spawn(process(&["worker", "--no-migrate"]), 0);
+    first
+        .wait_log("gatehouse worker is ready", Duration::from_secs(20))
+        .await;
+
+    // The provider takes the first send and never answers it.
+    fake.rule(ADMIN_EMAIL, Rule::Hang, 1);
+    let flow = login_expecting_code(&client, &api.base, "admin", "Harbor-Lights-2026!").await;
+    let start = Instant::now();
+    while fake.counts(ADMIN_EMAIL).hanging == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no send reached the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    // A new worker takes over.
+    let mut second = Server::spawn(process(&["worker", "--no-migrate"]), 0);
+    second
+        .wait_log("gatehouse worker is ready", Duration::from_secs(20))
+        .await;
+    let start = Instant::now();
+    while fake.counts(ADMIN_EMAIL).accepted == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(100),
+            "the code was not sent after the worker was killed; worker log:\n{}",
+            second.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let accepted = fake.accepted_to(ADMIN_EMAIL);
+    assert_eq!(accepted.len(), 1);
+    let code = crate::helpers::code_in(&accepted[0].text);
+    let done = verify(&client, &api.base, &flow, &code).await;
+    assert_eq!(done["status"], "authenticated", "{done}");
+
+    // Redis' re-delivery of the killed worker's job (after 30 s without heartbeats) and
+    // further re-enqueue runs find the delivery sent: no second success.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = fake.counts(ADMIN_EMAIL);
+    assert_eq!(counts.accepted, 1, "{counts:?}");
+    assert_eq!(
+        counts.calls, 2,
+        "the call never answered, then one success: {counts:?}"
+    );
+    assert!(second.terminate(Duration::from_secs(15)));
+    assert!(api.terminate(Duration::from_secs(15)));
 }

@@ -9,5 +9,6 @@ mod moto;
 mod aws;
 mod fairness;
 mod optout;
+mod redis_outage;
 mod retries;
 mod send;

@@ -90,7 +90,6 @@ async fn d2_throttling_and_server_errors_are_retried_with_backoff_until_the_code
                 accepted: 1,
                 refused: failures as u32,
                 hanging: 0,
-                abandoned: 0,
             }
         );
     }
