@@ -140,7 +140,7 @@ impl Deliveries<'_> {
             .filter(self.by_id(ctx.delivery_id))
             .one(&txn)
             .await?;
-        dl::Entity::update_many()
+        let mut sent = dl::Entity::update_many()
             .col_expr(
                 dl::Column::Status,
                 Expr::value(DeliveryStatus::Sent.as_str()),
@@ -150,14 +150,21 @@ impl Deliveries<'_> {
                 Expr::value(Some(provider_message_id.to_owned())),
             )
             .col_expr(
-                dl::Column::PayloadSealed,
-                Expr::value(Option::<String>::None),
+                dl::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
             )
             .col_expr(dl::Column::Error, Expr::value(Option::<String>::None))
             .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-            .filter(self.by_id(ctx.delivery_id))
-            .exec(&txn)
-            .await?;
+            .filter(self.by_id(ctx.delivery_id));
+        // An email's sealed message is kept while its code lives, so that a transient
+        // bounce can send it again (see `inbound`); an SMS's is dropped now.
+        if ctx.channel != Channel::Email {
+            sent = sent.col_expr(
+                dl::Column::PayloadSealed,
+                Expr::value(Option::<String>::None),
+            );
+        }
+        sent.exec(&txn).await?;
         let target = d.and_then(|d| d.user_id).map(|u| Target {
             kind: "user",
             id: u.to_string(),
@@ -309,26 +316,55 @@ impl Store {
             .into_tuple()
             .all(&self.inner.db)
             .await?;
-        if ids.is_empty() {
-            return Ok(0);
+        let failed = if ids.is_empty() {
+            0
+        } else {
+            dl::Entity::update_many()
+                .col_expr(
+                    dl::Column::Status,
+                    Expr::value(DeliveryStatus::Failed.as_str()),
+                )
+                .col_expr(dl::Column::Error, Expr::value(Some(DEAD_CODE)))
+                .col_expr(
+                    dl::Column::PayloadSealed,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+                .filter(dl::Column::Id.is_in(ids))
+                .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+                .filter(unclaimed(now))
+                .exec(&self.inner.db)
+                .await?
+                .rows_affected
+        };
+        // Emails keep their sealed message after the send only while the code lives.
+        let dropped = dl::Entity::find()
+            .select_only()
+            .column(dl::Column::Id)
+            .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
+            .filter(dl::Column::Status.ne(DeliveryStatus::Queued.as_str()))
+            .filter(dl::Column::PayloadSealed.is_not_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(ch::Column::UsedAt.is_not_null())
+                    .add(ch::Column::SupersededAt.is_not_null())
+                    .add(ch::Column::ExpiresAt.lte(now)),
+            )
+            .limit(limit)
+            .into_tuple::<Uuid>()
+            .all(&self.inner.db)
+            .await?;
+        if !dropped.is_empty() {
+            dl::Entity::update_many()
+                .col_expr(
+                    dl::Column::PayloadSealed,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(dl::Column::Id.is_in(dropped))
+                .filter(dl::Column::Status.ne(DeliveryStatus::Queued.as_str()))
+                .exec(&self.inner.db)
+                .await?;
         }
-        let failed = dl::Entity::update_many()
-            .col_expr(
-                dl::Column::Status,
-                Expr::value(DeliveryStatus::Failed.as_str()),
-            )
-            .col_expr(dl::Column::Error, Expr::value(Some(DEAD_CODE)))
-            .col_expr(
-                dl::Column::PayloadSealed,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-            .filter(dl::Column::Id.is_in(ids))
-            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
-            .filter(unclaimed(now))
-            .exec(&self.inner.db)
-            .await?
-            .rows_affected;
         Ok(failed)
     }
 }

@@ -33,8 +33,9 @@ pub struct NewInbound<'a> {
 pub enum InboundOutcome {
     /// Addresses newly suppressed and deliveries marked, after a bounce or complaint.
     Suppressed { addresses: usize, deliveries: u64 },
-    /// A transient bounce: recorded on the delivery, the address stays usable.
-    TransientBounce { deliveries: u64 },
+    /// A transient bounce: recorded on the delivery, the address stays usable; `resending`
+    /// of them go back to the queue to be sent again (the code still lives).
+    TransientBounce { deliveries: u64, resending: u64 },
     /// Deliveries marked `delivered`.
     Delivered { deliveries: u64 },
     /// A number opted out (STOP) or back in (START).
@@ -56,8 +57,13 @@ impl InboundOutcome {
                 addresses,
                 deliveries,
             } => format!("suppressed {addresses} address(es), marked {deliveries} delivery(ies)"),
-            InboundOutcome::TransientBounce { deliveries } => {
-                format!("transient bounce recorded on {deliveries} delivery(ies)")
+            InboundOutcome::TransientBounce {
+                deliveries,
+                resending,
+            } => {
+                format!(
+                    "transient bounce recorded on {deliveries} delivery(ies), {resending} sent again"
+                )
             }
             InboundOutcome::Delivered { deliveries } => {
                 format!("marked {deliveries} delivery(ies) delivered")
@@ -93,8 +99,13 @@ async fn mark_deliveries(
         DeliveryStatus::Delivered => &[DeliveryStatus::Sent],
         _ => &[DeliveryStatus::Sent, DeliveryStatus::Delivered],
     };
+    // The sealed message was kept only for a resend after a transient bounce.
     let mut q = dl::Entity::update_many()
         .col_expr(dl::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            dl::Column::PayloadSealed,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(dl::Column::UpdatedAt, Expr::value(now))
         .filter(dl::Column::ProviderMessageId.eq(id))
         .filter(dl::Column::Status.is_in(from.iter().map(|s| s.as_str())));
@@ -105,6 +116,94 @@ async fn mark_deliveries(
         );
     }
     Ok(q.exec(txn).await?.rows_affected)
+}
+
+/// A delivery whose message bounced, and its code's state: id, status, sealed message,
+/// attempts, code used at, replaced at, expires at.
+type BouncedRow = (
+    uuid::Uuid,
+    String,
+    Option<String>,
+    i32,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    chrono::DateTime<chrono::Utc>,
+);
+
+/// Sends of one delivery at most, transient bounces included.
+pub const MAX_SENDS: i32 = 4;
+/// The pause before sending again after a transient bounce: 30 s, doubling per send.
+fn bounce_backoff(attempts: i32) -> Duration {
+    Duration::seconds(30 << attempts.clamp(1, 4).saturating_sub(1))
+}
+
+/// A transient bounce of the message `mail_message_id`: the deliveries that sent it go
+/// back to `queued` (not claimable until the backoff has passed) when their sealed
+/// message is still kept, their code lives and they were sent fewer than [`MAX_SENDS`]
+/// times; the others only record it. Answers (deliveries concerned, sent again).
+async fn resend_after_transient_bounce(
+    txn: &DatabaseTransaction,
+    mail_message_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(u64, u64)> {
+    use crate::entities::mfa_challenges as ch;
+    use sea_orm::RelationTrait;
+    let rows: Vec<BouncedRow> = dl::Entity::find()
+        .select_only()
+        .column(dl::Column::Id)
+        .column(dl::Column::Status)
+        .column(dl::Column::PayloadSealed)
+        .column(dl::Column::Attempts)
+        .column(ch::Column::UsedAt)
+        .column(ch::Column::SupersededAt)
+        .column(ch::Column::ExpiresAt)
+        .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
+        .filter(dl::Column::ProviderMessageId.eq(mail_message_id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let (mut concerned, mut resending) = (0, 0);
+    for (id, status, sealed, attempts, used, superseded, expires) in rows {
+        concerned += 1;
+        let alive =
+            used.is_none() && superseded.is_none() && expires > now + bounce_backoff(attempts);
+        let again = alive
+            && sealed.is_some()
+            && attempts < MAX_SENDS
+            && matches!(
+                DeliveryStatus::parse(&status),
+                Some(DeliveryStatus::Sent | DeliveryStatus::Delivered)
+            );
+        let mut q = dl::Entity::update_many()
+            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+            .filter(dl::Column::Id.eq(id))
+            .filter(dl::Column::ProviderMessageId.eq(mail_message_id));
+        if again {
+            q = q
+                .col_expr(
+                    dl::Column::Status,
+                    Expr::value(DeliveryStatus::Queued.as_str()),
+                )
+                .col_expr(
+                    dl::Column::ClaimedUntil,
+                    Expr::value(Some(now + bounce_backoff(attempts))),
+                )
+                .col_expr(
+                    dl::Column::Error,
+                    Expr::value(Some(
+                        "transient bounce reported by the mail provider; sending again",
+                    )),
+                );
+            resending += 1;
+        } else {
+            q = q.col_expr(
+                dl::Column::Error,
+                Expr::value(Some("transient bounce reported by the mail provider")),
+            );
+        }
+        q.exec(txn).await?;
+    }
+    Ok((concerned, resending))
 }
 
 async fn suppress_all(
@@ -214,23 +313,16 @@ impl Store {
                 }
             }
             InboundEvent::Ses(SesEvent::Bounce(b)) => {
-                // Recorded on the delivery; the address stays usable (the next code goes).
-                let deliveries = match b.mail_message_id.as_deref() {
-                    Some(id) => {
-                        dl::Entity::update_many()
-                            .col_expr(
-                                dl::Column::Error,
-                                Expr::value(Some("transient bounce reported by the mail provider")),
-                            )
-                            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-                            .filter(dl::Column::ProviderMessageId.eq(id))
-                            .exec(txn)
-                            .await?
-                            .rows_affected
-                    }
-                    None => 0,
+                // The address stays usable. While the code lives, the message goes out
+                // again after a pause; past a few sends, the bounce is only recorded.
+                let (deliveries, resending) = match b.mail_message_id.as_deref() {
+                    Some(id) => resend_after_transient_bounce(txn, id, now).await?,
+                    None => (0, 0),
                 };
-                InboundOutcome::TransientBounce { deliveries }
+                InboundOutcome::TransientBounce {
+                    deliveries,
+                    resending,
+                }
             }
             InboundEvent::Ses(SesEvent::Complaint(c)) => {
                 let addresses = suppress_all(txn, &c.recipients, "complaint", now).await?;

@@ -389,12 +389,12 @@ async fn m4_sms_enrollment_and_sign_in_with_codes_from_the_outbox(db: Db) {
     let r = verify(&app, &flow, "code", &code).await;
     problem(r, StatusCode::GONE, "flow_expired").await;
 
-    // The delivery was recorded as sent and keeps no sealed message.
+    // The SMS deliveries were recorded as sent and keep no sealed message.
     let rows = app
         .raw
         .query_all_raw(sea_orm::Statement::from_string(
             app.raw.get_database_backend(),
-            "SELECT status, payload_sealed FROM deliveries",
+            "SELECT status, payload_sealed FROM deliveries WHERE channel = 'sms'",
         ))
         .await
         .unwrap();
