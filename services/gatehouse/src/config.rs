@@ -415,6 +415,10 @@ pub struct WorkerTuning {
     /// Emails sent per second at most, by all worker processes together (with Redis); 0: no limit.
     #[arg(long, env = "GATEHOUSE_SEND_RATE_EMAIL", default_value_t = 14, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub send_rate_email: u32,
+    /// A practice's codes per 10 s that go to the priority lane; the rest of a burst waits
+    /// in the bulk lane, so it cannot hold back other practices' codes. 0: no lanes.
+    #[arg(long, env = "GATEHOUSE_FAIR_BURST", default_value_t = 10)]
+    pub fair_burst: u32,
     /// SMS sent per second at most, by all worker processes together (with Redis); 0: no limit.
     #[arg(long, env = "GATEHOUSE_SEND_RATE_SMS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub send_rate_sms: u32,

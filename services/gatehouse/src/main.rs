@@ -110,6 +110,7 @@ impl Sender {
             }
         };
         config.concurrency = tuning.worker_concurrency as usize;
+        config.fair_burst = tuning.fair_burst;
         let idle = std::time::Duration::from_secs(u64::from(tuning.requeue_after_seconds));
         config.requeue = RequeueConfig {
             idle,
@@ -190,9 +191,10 @@ fn start_workers(
 fn redis_queue(
     store: &Store,
     settings: Option<gatehouse_store::shared::RedisSettings>,
+    tuning: &WorkerTuning,
 ) -> Option<RedisQueue> {
     let conn = store.redis()?.clone();
-    settings.map(|s| RedisQueue::new(conn, s))
+    settings.map(|s| RedisQueue::new(conn, s).with_fair_burst(tuning.fair_burst))
 }
 
 /// Where SNS may be trusted: the configured certificate URL prefixes, or AWS's own for the
@@ -279,7 +281,7 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
         &store,
         sender,
         |s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes),
-        redis_queue(&store, redis),
+        redis_queue(&store, redis, &args.tuning),
     )?;
     tracing::info!(listen = %args.listen, "gatehouse is ready");
     let result = server.run().await;
@@ -314,7 +316,7 @@ async fn worker(args: WorkerArgs) -> Result<(), RunError> {
         &store,
         sender,
         |s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes),
-        redis_queue(&store, Some(redis)),
+        redis_queue(&store, Some(redis), &args.tuning),
     )?;
     if let Some(s) = &workers {
         tracing::info!(workers = ?s, "gatehouse worker is ready");

@@ -42,6 +42,8 @@ pub struct Accepted {
     /// The text body (SES) or the message (SNS).
     pub text: String,
     pub html: Option<String>,
+    /// When the fake accepted it.
+    pub at: std::time::Instant,
 }
 
 /// Per-destination counts.
@@ -233,6 +235,7 @@ async fn send_email(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse
             subject: text(&simple["Subject"]["Data"]),
             text: text(&simple["Body"]["Text"]["Data"]).unwrap_or_default(),
             html: text(&simple["Body"]["Html"]["Data"]),
+            at: std::time::Instant::now(),
         },
     );
     HttpResponse::Ok()
@@ -311,6 +314,7 @@ async fn sns(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
             subject: None,
             text: form.get("Message").cloned().unwrap_or_default(),
             html: None,
+            at: std::time::Instant::now(),
         },
     );
     sns_ok("Publish", &format!("<MessageId>{id}</MessageId>"))

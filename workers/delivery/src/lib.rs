@@ -82,6 +82,9 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// Provider send rates (D8), per channel; unlimited by default (the outbox has none).
     pub send_rates: SendRateConfig,
+    /// A tenant's codes per 10 s that wait in the priority lane (0: all; see [`rate`]).
+    /// In-process only: a [`RedisQueue`] is given its own.
+    pub fair_burst: u32,
 }
 
 impl WorkerConfig {
@@ -99,6 +102,7 @@ impl WorkerConfig {
             subscribe_url_prefixes: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
             send_rates: SendRateConfig::UNLIMITED,
+            fair_burst: rate::FAIR_BURST,
         }
     }
 
@@ -360,7 +364,7 @@ where
 /// `store`, and starts the periodic jobs. Must be called inside a tokio runtime.
 pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, StartError> {
     let parts = Parts::new(&store, &config, rate::SendRates::local(config.send_rates))?;
-    let queue = InProcessQueue::new();
+    let queue = InProcessQueue::with_fair_burst(config.fair_burst);
     store.attach_queue(Arc::new(queue.clone()));
 
     let (deps, concurrency) = (parts.send.clone(), parts.concurrency);

@@ -39,6 +39,14 @@ impl InProcessQueue {
         Self::default()
     }
 
+    /// An empty queue whose priority lane takes a tenant's first `burst` codes per window
+    /// (0: all of them; see [`crate::rate`]).
+    pub fn with_fair_burst(burst: u32) -> Self {
+        let mut q = Self::default();
+        q.lanes = q.lanes.with_burst(burst);
+        q
+    }
+
     /// The backend a worker takes jobs from (clones share the queue).
     pub(crate) fn backend(&self) -> VecDequeBackend<SendCode> {
         self.backend.clone()

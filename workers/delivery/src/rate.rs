@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Codes a tenant may queue in [`FAIR_WINDOW`] before the rest wait in the bulk lane.
+/// Codes a tenant may queue in [`FAIR_WINDOW`] before the rest wait in the bulk lane, by
+/// default (`GATEHOUSE_FAIR_BURST`).
 pub const FAIR_BURST: u32 = 10;
 /// The window of [`FAIR_BURST`].
 pub const FAIR_WINDOW: Duration = Duration::from_secs(10);
@@ -45,6 +46,7 @@ pub enum Lane {
 /// Counts each tenant's codes per [`FAIR_WINDOW`] (in Redis when shared) and picks a lane.
 #[derive(Clone)]
 pub struct Lanes {
+    burst: u32,
     local: Cache<Uuid, Arc<AtomicU32>>,
     shared: Option<(ConnectionManager, RedisSettings)>,
 }
@@ -68,9 +70,10 @@ static COUNT_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(COUNT));
 
 impl Lanes {
-    /// Counting in this process only.
+    /// Counting in this process only; the priority lane takes a tenant's first [`FAIR_BURST`].
     pub fn local() -> Self {
         Self {
+            burst: FAIR_BURST,
             local: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(FAIR_WINDOW)
@@ -85,6 +88,12 @@ impl Lanes {
             shared: Some((conn, settings)),
             ..Self::local()
         }
+    }
+
+    /// The priority lane takes a tenant's first `burst` codes per window (0: every code).
+    pub fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = if burst == 0 { u32::MAX } else { burst };
+        self
     }
 
     /// The lane of the next code of `tenant`.
@@ -107,7 +116,7 @@ impl Lanes {
             }
             None => self.count_here(tenant),
         };
-        if n > FAIR_BURST {
+        if n > self.burst {
             Lane::Bulk
         } else {
             Lane::Priority

@@ -82,6 +82,13 @@ impl RedisQueue {
         }
     }
 
+    /// Its priority lane takes a tenant's first `burst` codes per window (0: all of them;
+    /// see [`crate::rate`]). Set it alike in every process that pushes.
+    pub fn with_fair_burst(mut self, burst: u32) -> Self {
+        self.lanes = self.lanes.with_burst(burst);
+        self
+    }
+
     /// The backend code-sending workers take jobs from.
     pub(crate) fn send_backend(&self) -> RedisStorage<SendCode> {
         self.send.clone()

@@ -5,64 +5,17 @@
 use crate::helpers::{Db, TestStore, wait_until};
 use crate::on_both_databases;
 use gatehouse_domain::ids::{CompanyId, EmailAddress};
-use gatehouse_domain::jobs::{CodeMessage, SendCode};
 use gatehouse_domain::mfa::codes::Purpose;
 use gatehouse_store::RequestMeta;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination};
 use gatehouse_store::scope::UserRef;
 use gatehouse_store::signin::LoginInput;
 use gatehouse_workers::{SendRateConfig, rate, spawn_in_process};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use secrecy::SecretString;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 const BURST: usize = 1_000;
 const RATE: u32 = 200;
-
-/// `n` more queued deliveries like `template` (same practice, user and code), each to an
-/// address of its own with its message sealed to its own id, as the store would seal it.
-/// Written directly: issuing them through the store would (rightly) meet the per-user
-/// throttle long before a thousand.
-async fn copies(t: &TestStore, template: Uuid, tenant: Uuid, n: usize) -> Vec<SendCode> {
-    let backend = t.raw.get_database_backend();
-    let sql = if backend == DbBackend::Postgres {
-        "INSERT INTO deliveries (id, tenant_id, user_id, challenge_id, channel, destination_masked, \
-         destination_hash, purpose, status, attempts, payload_sealed, created_at, updated_at) \
-         SELECT $1, tenant_id, user_id, challenge_id, channel, destination_masked, destination_hash, \
-         purpose, status, attempts, $2, created_at, updated_at FROM deliveries WHERE id = $3"
-    } else {
-        "INSERT INTO deliveries (id, tenant_id, user_id, challenge_id, channel, destination_masked, \
-         destination_hash, purpose, status, attempts, payload_sealed, created_at, updated_at) \
-         SELECT ?, tenant_id, user_id, challenge_id, channel, destination_masked, destination_hash, \
-         purpose, status, attempts, ?, created_at, updated_at FROM deliveries WHERE id = ?"
-    };
-    let keyring = t.store.config().keyring.clone();
-    let key = keyring.current();
-    let mut jobs = Vec::with_capacity(n);
-    for i in 0..n {
-        let id = Uuid::new_v4();
-        let to = format!("burst-{i}@demo-clinic.example.com");
-        let sealed = key.seal(
-            &SendCode::seal_context(id),
-            &CodeMessage::plaintext(&to, "482913"),
-        );
-        t.raw
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [id.into(), sealed.clone().into(), template.into()],
-            ))
-            .await
-            .unwrap();
-        jobs.push(SendCode {
-            delivery_id: id,
-            tenant_id: tenant,
-            sealed,
-        });
-    }
-    jobs
-}
 
 /// A sign-in code for the operator's support admin: another practice than the burst's.
 async fn other_practice_code(t: &TestStore) -> gatehouse_store::mfa::IssuedCode {
@@ -113,7 +66,7 @@ async fn d8_a_burst_of_a_thousand_codes_does_not_hold_back_another_practices_cod
     let t = TestStore::new(db).await;
     let first = t.issue_email("admin").await;
     let mut burst = vec![first.job.clone()];
-    burst.extend(copies(&t, first.delivery_id, t.tenant.0, BURST - 1).await);
+    burst.extend(t.copies(first.delivery_id, BURST - 1).await);
     let other = other_practice_code(&t).await;
 
     let mut config = t.worker_config();

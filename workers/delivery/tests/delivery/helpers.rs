@@ -6,6 +6,7 @@ use chrono::{TimeZone, Utc};
 use gatehouse_domain::clock::FixedClock;
 use gatehouse_domain::crypto::{Keyring, SecretKey};
 use gatehouse_domain::ids::{CompanyId, EmailAddress, FlowId, PhoneE164, TenantId, UserId};
+use gatehouse_domain::jobs::{CodeMessage, SendCode};
 use gatehouse_domain::mfa::codes::Purpose;
 use gatehouse_domain::password::HashParams;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination, IssuedCode};
@@ -83,6 +84,11 @@ async fn fresh_postgres_schema() -> String {
 
 impl TestStore {
     pub async fn new(db: Db) -> Self {
+        Self::with_config(db, |_| {}).await
+    }
+
+    /// [`TestStore::new`] with the store's configuration adjusted by `tune`.
+    pub async fn with_config(db: Db, tune: impl FnOnce(&mut StoreConfig)) -> Self {
         let clock = Arc::new(FixedClock::new(
             Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0)
                 .single()
@@ -106,6 +112,7 @@ impl TestStore {
             p_cost: 1,
         };
         cfg.max_db_connections = 8;
+        tune(&mut cfg);
         let store = Store::connect(cfg, clock.clone())
             .await
             .expect("connect store");
@@ -220,6 +227,51 @@ impl TestStore {
         let email =
             EmailAddress::parse(&format!("{username}@{COMPANY}.example.com")).expect("email");
         self.issue(username, Destination::Email(email)).await
+    }
+
+    /// `n` more queued deliveries like `template` (same practice, user and code), each to an
+    /// address of its own with its message sealed to its own id, as the store would seal it.
+    /// Written directly: issuing them through the store would (rightly) meet the per-user
+    /// throttle long before a thousand.
+    pub async fn copies(&self, template: Uuid, n: usize) -> Vec<SendCode> {
+        let (t, tenant) = (self, self.tenant.0);
+        let backend = t.raw.get_database_backend();
+        let sql = if backend == DbBackend::Postgres {
+            "INSERT INTO deliveries (id, tenant_id, user_id, challenge_id, channel, destination_masked, \
+             destination_hash, purpose, status, attempts, payload_sealed, created_at, updated_at) \
+             SELECT $1, tenant_id, user_id, challenge_id, channel, destination_masked, destination_hash, \
+             purpose, status, attempts, $2, created_at, updated_at FROM deliveries WHERE id = $3"
+        } else {
+            "INSERT INTO deliveries (id, tenant_id, user_id, challenge_id, channel, destination_masked, \
+             destination_hash, purpose, status, attempts, payload_sealed, created_at, updated_at) \
+             SELECT ?, tenant_id, user_id, challenge_id, channel, destination_masked, destination_hash, \
+             purpose, status, attempts, ?, created_at, updated_at FROM deliveries WHERE id = ?"
+        };
+        let keyring = t.store.config().keyring.clone();
+        let key = keyring.current();
+        let mut jobs = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = Uuid::new_v4();
+            let to = format!("burst-{i}@demo-clinic.example.com");
+            let sealed = key.seal(
+                &SendCode::seal_context(id),
+                &CodeMessage::plaintext(&to, "482913"),
+            );
+            t.raw
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    [id.into(), sealed.clone().into(), template.into()],
+                ))
+                .await
+                .unwrap();
+            jobs.push(SendCode {
+                delivery_id: id,
+                tenant_id: tenant,
+                sealed,
+            });
+        }
+        jobs
     }
 
     /// The delivery row as the workers left it.

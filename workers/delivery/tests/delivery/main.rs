@@ -7,6 +7,7 @@ mod helpers;
 mod moto;
 
 mod aws;
+mod bench;
 mod fairness;
 mod optout;
 mod redis_outage;
