@@ -130,7 +130,8 @@ type BouncedRow = (
     chrono::DateTime<chrono::Utc>,
 );
 
-/// Sends of one delivery at most, transient bounces included.
+/// Attempts of one delivery at most (failed ones and sends after transient bounces
+/// included) for a transient bounce to send it again.
 pub const MAX_SENDS: i32 = 4;
 /// The pause before sending again after a transient bounce: 30 s, doubling per send.
 fn bounce_backoff(attempts: i32) -> Duration {

@@ -268,11 +268,7 @@ impl Parts {
 
     /// A future that ends when the workers are told to stop.
     fn stopped(&self) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-        let mut rx = self.stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-            Ok(())
-        }
+        stopped(&self.stop)
     }
 
     /// The periodic jobs of every worker process: the re-enqueue and, with SNS, the
@@ -323,6 +319,15 @@ impl Parts {
     }
 }
 
+/// A future that ends when `stop` turns true (or its sender is gone).
+fn stopped(stop: &watch::Sender<bool>) -> impl Future<Output = std::io::Result<()>> + Send + use<> {
+    let mut rx = stop.subscribe();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+        Ok(())
+    }
+}
+
 /// Runs one worker until told to stop, starting it again (after a pause that grows up to
 /// 30 s) whenever it ends on its own: its backend failed (Redis went away) or it panicked.
 async fn supervise<F, Fut>(kind: &'static str, mut stop: watch::Receiver<bool>, mut run: F)
@@ -339,6 +344,7 @@ where
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         );
+        let began = tokio::time::Instant::now();
         let ended = tokio::spawn(run(name)).await;
         if *stop.borrow() {
             return;
@@ -351,6 +357,10 @@ where
             Err(e) => {
                 tracing::error!(worker = kind, error = %e, "worker panicked; starting it again")
             }
+        }
+        // A worker that ran a good while failed afresh: start again soon.
+        if began.elapsed() > Duration::from_secs(60) {
+            pause = Duration::from_millis(500);
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
@@ -429,54 +439,24 @@ pub fn spawn_on_redis(
     let parts = Parts::new(&store, &config, rates)?;
     store.attach_queue(Arc::new(queue.clone()));
 
-    let bulk_supervisor = {
-        let (queue, deps) = (queue.clone(), parts.send.clone());
-        let concurrency = rate::bulk_concurrency(parts.concurrency);
-        let stop = parts.stop.clone();
-        supervise(BULK_WORKER, parts.stop.subscribe(), move |name| {
-            let mut rx = stop.subscribe();
-            WorkerBuilder::new(name)
-                .backend(
-                    queue
-                        .bulk_backend()
-                        .poll_with_interval(redis_queue::POLL_INTERVAL),
-                )
-                .data(deps.clone())
-                .concurrency(concurrency)
-                .enable_tracing()
-                .build(send_job)
-                .run_until(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                    Ok::<(), std::io::Error>(())
-                })
-        })
-    };
-    let send_supervisor = {
-        let (queue, deps, concurrency) = (queue.clone(), parts.send.clone(), parts.concurrency);
-        let stop = parts.stop.clone();
-        supervise(SEND_WORKER, parts.stop.subscribe(), move |name| {
-            let mut rx = stop.subscribe();
-            WorkerBuilder::new(name)
-                .backend(
-                    queue
-                        .send_backend()
-                        .poll_with_interval(redis_queue::POLL_INTERVAL),
-                )
-                .data(deps.clone())
-                .concurrency(concurrency)
-                .enable_tracing()
-                .build(send_job)
-                .run_until(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                    Ok::<(), std::io::Error>(())
-                })
-        })
-    };
+    let send_supervisor = redis_send_worker(
+        SEND_WORKER,
+        RedisQueue::send_backend,
+        &queue,
+        &parts,
+        parts.concurrency,
+    );
+    let bulk_supervisor = redis_send_worker(
+        BULK_WORKER,
+        RedisQueue::bulk_backend,
+        &queue,
+        &parts,
+        rate::bulk_concurrency(parts.concurrency),
+    );
     let inbound_supervisor = {
         let (queue, deps) = (queue.clone(), parts.inbound.clone());
         let stop = parts.stop.clone();
         supervise(INBOUND_WORKER, parts.stop.subscribe(), move |name| {
-            let mut rx = stop.subscribe();
             WorkerBuilder::new(name)
                 .backend(
                     queue
@@ -487,10 +467,7 @@ pub fn spawn_on_redis(
                 .concurrency(4)
                 .enable_tracing()
                 .build(inbound_job)
-                .run_until(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                    Ok::<(), std::io::Error>(())
-                })
+                .run_until(stopped(&stop))
         })
     };
     let workers = vec![
@@ -502,6 +479,26 @@ pub fn spawn_on_redis(
     let mut periodic = parts.periodic(&store, &config, shared.clone());
     periodic.push(parts.runtime.spawn(vacuum(queue, parts.stop.subscribe())));
     Ok(parts.into_workers(shared, workers, periodic, &config))
+}
+
+/// A supervised send worker taking jobs from one of the Redis queue's send lanes.
+fn redis_send_worker(
+    kind: &'static str,
+    lane: fn(&RedisQueue) -> apalis_redis::RedisStorage<SendCode>,
+    queue: &RedisQueue,
+    parts: &Parts,
+    concurrency: usize,
+) -> impl Future<Output = ()> + use<> {
+    let (queue, deps, stop) = (queue.clone(), parts.send.clone(), parts.stop.clone());
+    supervise(kind, parts.stop.subscribe(), move |name| {
+        WorkerBuilder::new(name)
+            .backend(lane(&queue).poll_with_interval(redis_queue::POLL_INTERVAL))
+            .data(deps.clone())
+            .concurrency(concurrency)
+            .enable_tracing()
+            .build(send_job)
+            .run_until(stopped(&stop))
+    })
 }
 
 /// Vacuums finished jobs from Redis every [`VACUUM_EVERY`] until told to stop.

@@ -9,8 +9,8 @@
 //! How apalis-redis is used here, and why:
 //! - queue names are set explicitly under the configured prefix, identically in every
 //!   process (the default would be a Rust type path);
-//! - the worker polls for new jobs every [`POLL_INTERVAL`]: without it a job pushed by
-//!   another process is only seen at the next heartbeat;
+//! - the worker polls for new jobs every [`POLL_INTERVAL`] (20 ms): without it a job
+//!   pushed by another process is only seen at the next heartbeat;
 //! - a job's idempotency key (the delivery id or the SNS message id) lives for
 //!   [`IDEMPOTENCY_TTL`]: pushes of one job by several processes at about the same time
 //!   become one, and the re-enqueue can push it again later (a duplicate that slips
@@ -30,8 +30,9 @@ use std::time::Duration;
 
 /// Longest a push may take before the caller goes on (the re-enqueue pushes later).
 pub const PUSH_TIMEOUT: Duration = Duration::from_millis(500);
-/// How often an idle worker asks Redis for new jobs.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How often an idle worker asks Redis for new jobs: the most a code waits in Redis
+/// before a free worker sees it. Each ask is one small script in Redis.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How long a pushed job's idempotency key refuses a duplicate.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(5);
 /// A worker that missed this many heartbeats is presumed dead and its jobs go back.
@@ -169,19 +170,20 @@ impl JobQueue for RedisQueue {
         let key = job.delivery_id.to_string();
         let tenant = job.tenant_id;
         let task = TaskBuilder::new(job).idempotency_key(key).build();
-        Box::pin(async move {
+        // The lane's count and the push together stay within PUSH_TIMEOUT.
+        Box::pin(bounded(async move {
             let mut backend = match self.lanes.lane(tenant).await {
                 Lane::Priority => self.send.clone(),
                 Lane::Bulk => self.bulk.clone(),
             };
-            bounded(backend.push_task(task)).await
-        })
+            backend.push_task(task).await
+        }))
     }
 
     fn push_process_inbound(&self, job: ProcessInbound) -> PushFuture<'_> {
         let key = job.message_id.clone();
         let task = TaskBuilder::new(job).idempotency_key(key).build();
         let mut backend = self.inbound.clone();
-        Box::pin(async move { bounded(backend.push_task(task)).await })
+        Box::pin(bounded(async move { backend.push_task(task).await }))
     }
 }

@@ -105,6 +105,9 @@ async fn dispatch(redis: bool) {
     };
     let mut latencies = Vec::with_capacity(LOGINS);
     for i in 0..LOGINS {
+        // Sign-ins arrive at random moments, not in step with the workers' polling.
+        let pause = rand::random::<u64>() % 50;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         // Past the per-user and per-destination limits of the previous sign-in.
         t.advance(3_660);
         t.flow("admin").await;
