@@ -39,10 +39,18 @@ pub struct SendContext {
     pub sealed: String,
 }
 
-/// No worker holds a live lease on the delivery.
 /// Why a delivery whose code died before it could be sent ended `failed`.
 pub const DEAD_CODE: &str = "the code expired or was replaced before it could be sent";
 
+/// The delivery's code can no longer be used: expired, used or replaced.
+fn code_dead(now: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(ch::Column::UsedAt.is_not_null())
+        .add(ch::Column::SupersededAt.is_not_null())
+        .add(ch::Column::ExpiresAt.lte(now))
+}
+
+/// No worker holds a live lease on the delivery.
 fn unclaimed(now: DateTime<Utc>) -> sea_orm::Condition {
     sea_orm::Condition::any()
         .add(dl::Column::ClaimedUntil.is_null())
@@ -301,17 +309,13 @@ impl Store {
     /// Answers how many.
     pub async fn fail_dead_deliveries(&self, limit: u64) -> Result<u64> {
         let now = self.inner.clock.now();
-        let dead = sea_orm::Condition::any()
-            .add(ch::Column::UsedAt.is_not_null())
-            .add(ch::Column::SupersededAt.is_not_null())
-            .add(ch::Column::ExpiresAt.lte(now));
         let ids: Vec<Uuid> = dl::Entity::find()
             .select_only()
             .column(dl::Column::Id)
             .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
             .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
             .filter(unclaimed(now))
-            .filter(dead)
+            .filter(code_dead(now))
             .limit(limit)
             .into_tuple()
             .all(&self.inner.db)
@@ -344,12 +348,7 @@ impl Store {
             .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
             .filter(dl::Column::Status.ne(DeliveryStatus::Queued.as_str()))
             .filter(dl::Column::PayloadSealed.is_not_null())
-            .filter(
-                sea_orm::Condition::any()
-                    .add(ch::Column::UsedAt.is_not_null())
-                    .add(ch::Column::SupersededAt.is_not_null())
-                    .add(ch::Column::ExpiresAt.lte(now)),
-            )
+            .filter(code_dead(now))
             .limit(limit)
             .into_tuple::<Uuid>()
             .all(&self.inner.db)

@@ -258,3 +258,41 @@ async fn record_sent(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn d4_retry_waits_double_up_to_the_cap_and_jitter_only_shortens_them() {
+        let policy = RetryPolicy {
+            retries: 6,
+            min: Duration::from_millis(250),
+            max: Duration::from_secs(10),
+        };
+        let mut rng = rand::thread_rng();
+        for (n, full) in [
+            (0, 250),
+            (1, 500),
+            (2, 1_000),
+            (3, 2_000),
+            (5, 8_000),
+            (6, 10_000),
+            (40, 10_000),
+        ] {
+            let full = Duration::from_millis(full);
+            for _ in 0..200 {
+                let w = policy.wait(n, &mut rng);
+                assert!(
+                    w <= full && w >= full / 2,
+                    "retry {n}: {w:?} outside [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+        }
+        // Two throttled sends rarely come back at the same instant.
+        let waits: std::collections::HashSet<Duration> =
+            (0..50).map(|_| policy.wait(3, &mut rng)).collect();
+        assert!(waits.len() > 40, "{}", waits.len());
+    }
+}
