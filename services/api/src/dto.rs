@@ -658,6 +658,12 @@ pub struct AuditVerifyDto {
     pub first_bad_seq: Option<i64>,
 }
 
+/// How many records a bulk action changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountDto {
+    pub count: u64,
+}
+
 /// A page of a list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListOf<T: ToSchema> {

@@ -53,6 +53,7 @@ impl Modify for BearerAuth {
         routes::users::list,
         routes::users::create,
         routes::users::get,
+        routes::users::require_password_change,
         routes::users::get_login_hours,
         routes::users::put_login_hours,
         routes::mfa::put_user_mfa,

@@ -695,4 +695,43 @@ impl Store {
         txn.commit().await?;
         Ok(windows)
     }
+
+    /// `POST .../users/require-password-change` (P3): every active user of the practice,
+    /// the caller included, must change their password at the next sign-in (a practice
+    /// moving onto Gatehouse with imported passwords). Sessions go on; one audit event
+    /// records the count. Answers how many users were newly marked.
+    pub async fn require_password_change_all(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        meta: &RequestMeta,
+    ) -> Result<u64> {
+        use sea_orm::sea_query::Expr;
+        let now = self.inner.clock.now();
+        let txn = self.inner.db.begin().await?;
+        let count = users::Entity::update_many()
+            .col_expr(users::Column::MustChangePassword, Expr::value(true))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::TenantId.eq(tenant.id.0))
+            .filter(users::Column::Active.eq(true))
+            .filter(users::Column::MustChangePassword.eq(false))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        self.tenant(tenant.id)
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserUpdated,
+                    actor_of(actor),
+                    Some(crate::tenants::tenant_target(tenant)),
+                    meta,
+                    json!({"must_change_password": true, "users": count}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(count)
+    }
 }

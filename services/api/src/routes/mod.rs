@@ -153,6 +153,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(users::list))
                 .route(web::post().to(users::create)),
         )
+        // Before `users/{user_id}`, which would otherwise take this path as a user.
+        .service(
+            resource(
+                "/v1/tenants/{company}/users/require-password-change",
+                "POST",
+            )
+            .route(web::post().to(users::require_password_change)),
+        )
         .service(
             resource("/v1/tenants/{company}/users/{user_id}", "GET")
                 .route(web::get().to(users::get)),

@@ -1,6 +1,6 @@
 //! A practice's users.
 
-use crate::dto::{CreateUserRequest, ListOf, LoginHoursDto, LoginWindowDto, UserDto};
+use crate::dto::{CountDto, CreateUserRequest, ListOf, LoginHoursDto, LoginWindowDto, UserDto};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Meta, TenantAdmin, TenantReader};
 use crate::params;
@@ -61,6 +61,24 @@ pub async fn list(
             .collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Marks every active user of the practice, the caller included, to change their
+/// password at the next sign-in (P3: a practice moving onto Gatehouse). Answers how many
+/// were newly marked.
+#[utoipa::path(post, path = "/v1/tenants/{company}/users/require-password-change", tag = "users",
+    security(("bearer" = [])), params(("company" = String, Path)),
+    responses((status = 200, body = CountDto), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn require_password_change(
+    st: web::Data<ApiState>,
+    Meta(meta): Meta,
+    t: TenantAdmin,
+) -> Result<HttpResponse, ApiError> {
+    let count = st
+        .store
+        .require_password_change_all(&t.principal, &t.tenant, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(CountDto { count }))
 }
 
 /// Creates a user with a temporary password.

@@ -70,6 +70,11 @@ fn admin_paths(company: &str, user_id: &str, username: &str) -> Vec<(Method, Str
             json!({"username": "mallory", "first_name": "Mal", "last_name": "Lory",
                    "role": "practice_admin", "password": TEMP_PASSWORD}),
         ),
+        (
+            Method::POST,
+            format!("{t}/users/require-password-change"),
+            json!({}),
+        ),
         (Method::GET, format!("{t}/users/{user_id}"), Value::Null),
         (Method::GET, format!("{t}/users/{username}"), Value::Null),
         (

@@ -18,6 +18,7 @@ on_both_databases!(
     t3_list_filters_by_active_locked_and_q_over_every_text_field,
     t3_list_pages_by_username_with_cursor_without_overlap_or_gap,
     p3_created_user_must_change_the_temporary_password_at_first_sign_in,
+    p3_require_password_change_marks_every_user_and_each_changes_at_the_next_sign_in,
 );
 
 const TEMP: &str = "Temporary-Pass-1234!";
@@ -660,4 +661,69 @@ async fn p3_created_user_must_change_the_temporary_password_at_first_sign_in(db:
         .filter(|e| e["target"]["id"] == u["id"])
         .collect();
     assert_eq!(mine.len(), 1, "{events}");
+}
+
+async fn p3_require_password_change_marks_every_user_and_each_changes_at_the_next_sign_in(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.practice("moving-clinic").await;
+    let staff = app.staff("moving-clinic", &admin, "ria").await;
+    app.staff("moving-clinic", &admin, "tom").await;
+    // Another practice is untouched.
+    let other = app.practice("staying-clinic").await;
+    app.staff("staying-clinic", &other, "zoe").await;
+
+    let path = "/v1/tenants/moving-clinic/users/require-password-change";
+    let r = app.post(path, Some(&staff), &json!({})).await;
+    problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+    let r = ok_json(app.post(path, Some(&admin), &json!({})).await).await;
+    assert_eq!(r, json!({"count": 3}), "the admin and both staff");
+    // Already marked: a second call marks nobody new.
+    let r = ok_json(app.post(path, Some(&admin), &json!({})).await).await;
+    assert_eq!(r["count"], 0);
+
+    let listed = ok_json(app.get(&users_path("moving-clinic"), Some(&admin)).await).await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(
+        items.iter().all(|u| u["must_change_password"] == true),
+        "{listed}"
+    );
+    let others = ok_json(app.get(&users_path("staying-clinic"), Some(&other)).await).await;
+    assert!(
+        others["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["must_change_password"] == false),
+        "{others}"
+    );
+    // Sessions go on; the next sign-in asks for a new password first.
+    let r = app.get("/v1/auth/session", Some(&staff)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let flow = ok_json(app.login("moving-clinic", "tom", NEW_PASSWORD).await).await;
+    assert_eq!(flow["status"], "password_change_required", "{flow}");
+
+    // One event says who did it and how many.
+    let events = ok_json(
+        app.get(
+            "/v1/tenants/moving-clinic/audit-events?action=user.updated",
+            Some(&admin),
+        )
+        .await,
+    )
+    .await;
+    let bulk: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["must_change_password"] == true)
+        .collect();
+    assert_eq!(bulk.len(), 2, "{events}");
+    assert_eq!(
+        bulk.iter()
+            .map(|e| e["details"]["users"].as_u64().unwrap())
+            .sum::<u64>(),
+        3
+    );
+    assert_eq!(bulk[0]["target"]["kind"], "tenant");
 }
