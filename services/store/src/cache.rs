@@ -85,27 +85,22 @@ impl SessionCache {
     }
 
     pub(crate) fn invalidate(&self, token_hash: &str) {
-        self.apply(&Invalidation::Token {
-            token_hash: token_hash.to_owned(),
-        });
-        self.send(Invalidation::Token {
+        self.invalidate_everywhere(Invalidation::Token {
             token_hash: token_hash.to_owned(),
         });
     }
 
     pub(crate) fn invalidate_user(&self, user: UserId) {
-        let what = Invalidation::User { user: user.0 };
-        self.apply(&what);
-        self.send(what);
+        self.invalidate_everywhere(Invalidation::User { user: user.0 });
     }
 
     pub(crate) fn invalidate_tenant(&self, tenant: TenantId) {
-        let what = Invalidation::Tenant { tenant: tenant.0 };
-        self.apply(&what);
-        self.send(what);
+        self.invalidate_everywhere(Invalidation::Tenant { tenant: tenant.0 });
     }
 
-    fn send(&self, what: Invalidation) {
+    /// Applies `what` here and, with Redis, has it published to the other processes.
+    fn invalidate_everywhere(&self, what: Invalidation) {
+        self.apply(&what);
         if let Some(tx) = &self.publish {
             // Fails only once the publisher task has ended with the runtime.
             let _ = tx.send(what);

@@ -266,11 +266,6 @@ impl Parts {
         })
     }
 
-    /// A future that ends when the workers are told to stop.
-    fn stopped(&self) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
-        stopped(&self.stop)
-    }
-
     /// The periodic jobs of every worker process: the re-enqueue and, with SNS, the
     /// opt-out sync.
     fn periodic(
@@ -378,9 +373,8 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
     store.attach_queue(Arc::new(queue.clone()));
 
     let (deps, concurrency) = (parts.send.clone(), parts.concurrency);
-    let (backend, stopped) = (queue.backend(), parts.stopped());
     let send = WorkerBuilder::new(SEND_WORKER)
-        .backend(backend)
+        .backend(queue.backend())
         .data(deps)
         .concurrency(concurrency)
         .enable_tracing()
@@ -401,13 +395,14 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
     let workers = vec![
         parts
             .runtime
-            .spawn(log_end(SEND_WORKER, send.run_until(stopped))),
+            .spawn(log_end(SEND_WORKER, send.run_until(stopped(&parts.stop)))),
         parts
             .runtime
-            .spawn(log_end(BULK_WORKER, bulk.run_until(parts.stopped()))),
-        parts
-            .runtime
-            .spawn(log_end(INBOUND_WORKER, inbound.run_until(parts.stopped()))),
+            .spawn(log_end(BULK_WORKER, bulk.run_until(stopped(&parts.stop)))),
+        parts.runtime.spawn(log_end(
+            INBOUND_WORKER,
+            inbound.run_until(stopped(&parts.stop)),
+        )),
     ];
     let queue: Arc<dyn JobQueue> = Arc::new(queue);
     let periodic = parts.periodic(&store, &config, queue.clone());
