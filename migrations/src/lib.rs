@@ -10,6 +10,7 @@ mod m20261124_000002_mfa;
 mod m20261124_000003_mfa_attempts;
 mod m20261124_000004_optouts;
 mod m20261124_000005_inbound_events;
+mod m20261124_000007_escalations;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_mfa_attempts::Migration),
             Box::new(m20261124_000004_optouts::Migration),
             Box::new(m20261124_000005_inbound_events::Migration),
+            Box::new(m20261124_000007_escalations::Migration),
         ]
     }
 }

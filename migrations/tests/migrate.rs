@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "tenants",
     "users",
     "groups",
@@ -25,6 +25,7 @@ const TABLES: [&str; 14] = [
     "deliveries",
     "remembered_devices",
     "trusted_networks",
+    "escalations",
 ];
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

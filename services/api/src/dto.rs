@@ -523,6 +523,58 @@ pub struct CreateUserRequest {
     pub groups: Vec<Uuid>,
 }
 
+/// Distinguishes a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /v1/tenants/{company}/users/{user_id}`: any subset of the fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// A new address must be verified again before codes go to it; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub email: Option<Option<String>>,
+    /// As `email`; stored in E.164.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub phone: Option<Option<String>>,
+    /// A change needs step-up (a second factor within 15 minutes).
+    pub role: Option<String>,
+    /// false deactivates (sessions and remembered devices end at once); true reactivates.
+    pub active: Option<bool>,
+}
+
+/// `POST /v1/tenants/{company}/users/{user_id}/copy`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyUserRequest {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Temporary: the copy must change it at first sign-in.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// `POST /v1/tenants/{company}/users/{user_id}/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The user must change it at the next sign-in.
+    #[schema(value_type = String, format = Password)]
+    pub temporary_password: SecretString,
+}
+
 /// `POST /v1/me/password`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -685,4 +737,76 @@ pub struct Health {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+}
+
+/// `POST /v1/escalations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEscalationRequest {
+    pub company: String,
+    /// The user's id (UUID) or username.
+    pub user_id: String,
+    /// unlock | reset_mfa | reset_password
+    pub action: String,
+    pub reason: String,
+    /// The support ticket reference.
+    pub ticket: String,
+}
+
+/// `POST /v1/escalations/{id}/execute`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteEscalationRequest {
+    /// Required for reset_password (the user must change it at the next sign-in);
+    /// refused for the other actions.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub temporary_password: Option<SecretString>,
+}
+
+/// An escalation (S2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EscalationDto {
+    pub id: Uuid,
+    pub company: String,
+    pub user_id: Uuid,
+    /// unlock | reset_mfa | reset_password
+    pub action: &'static str,
+    pub reason: String,
+    pub ticket: String,
+    /// pending | approved | denied | executed | expired
+    pub status: &'static str,
+    /// The id of the support user who asked.
+    pub requested_by: Uuid,
+    pub requested_by_username: String,
+    /// The id of the practice admin (or support admin, two-person rule) who decided.
+    pub decided_by: Option<Uuid>,
+    pub decided_by_username: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub executed_at: Option<DateTime<Utc>>,
+    /// Pending: when the request lapses undecided; approved: the end of the execution
+    /// window (one hour after the approval).
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&gatehouse_store::escalations::Escalation> for EscalationDto {
+    fn from(e: &gatehouse_store::escalations::Escalation) -> Self {
+        EscalationDto {
+            id: e.id,
+            company: e.company.clone(),
+            user_id: e.user_id,
+            action: e.action.as_str(),
+            reason: e.reason.clone(),
+            ticket: e.ticket.clone(),
+            status: e.status.as_str(),
+            requested_by: e.requested_by,
+            requested_by_username: e.requested_by_username.clone(),
+            decided_by: e.decided_by,
+            decided_by_username: e.decided_by_username.clone(),
+            decided_at: e.decided_at,
+            executed_at: e.executed_at,
+            expires_at: e.expires_at,
+            created_at: e.created_at,
+        }
+    }
 }

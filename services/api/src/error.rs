@@ -207,6 +207,12 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden(why) => ApiError::forbidden(why),
             DomainError::NotFound => ApiError::not_found(),
             DomainError::Conflict(why) => ApiError::new(S::CONFLICT, "conflict", "Conflict", why),
+            DomainError::EscalationNotApproved(why) => ApiError::new(
+                S::CONFLICT,
+                "escalation_not_approved",
+                "Escalation not approved",
+                why,
+            ),
             DomainError::FlowExpired => ApiError::new(
                 S::GONE,
                 "flow_expired",

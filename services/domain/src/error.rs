@@ -27,6 +27,9 @@ pub enum Error {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An escalation may execute only once approved and within its window (S2).
+    #[error("the escalation is not approved: {0}")]
+    EscalationNotApproved(String),
     #[error("the sign-in flow has expired")]
     FlowExpired,
     #[error("the sign-in flow is already complete")]

@@ -323,7 +323,7 @@ impl Store {
             Some(p.session_id),
             actor_of(p),
             meta,
-            "self_service",
+            crate::users::PasswordVia::SelfService,
         )
         .await
     }

@@ -9,6 +9,7 @@ mod cache;
 pub mod deliveries;
 mod entities;
 pub mod error;
+pub mod escalations;
 pub mod flow;
 pub mod hashing;
 pub mod inbound;
@@ -24,6 +25,7 @@ pub mod shared;
 pub mod signin;
 mod sql;
 pub mod tenants;
+pub mod user_admin;
 pub mod users;
 
 use gatehouse_domain::clock::Clock;

@@ -606,6 +606,17 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<()> {
         self.require_step_up(actor)?;
+        self.reset_mfa_as(actor_of(actor), tenant, user, meta).await
+    }
+
+    /// The reset itself, by `actor` (an admin, or support through an escalation).
+    pub(crate) async fn reset_mfa_as(
+        &self,
+        actor: gatehouse_domain::audit::Actor,
+        tenant: &Tenant,
+        user: &UserRef,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         let scope = self.tenant(tenant.id);
         let u = scope.users().get(user).await?;
         let mfa = scope.mfa();
@@ -620,7 +631,7 @@ impl Store {
                 &txn,
                 event(
                     Action::MfaReset,
-                    actor_of(actor),
+                    actor,
                     Some(user_target(u.id, &u.username)),
                     meta,
                     json!({

@@ -602,7 +602,7 @@ impl Store {
             None,
             actor_user(&user),
             meta,
-            "sign_in_flow",
+            crate::users::PasswordVia::SignInFlow,
         )
         .await?;
         let state = FlowState::parse(&flow)?;

@@ -49,6 +49,35 @@ pub(crate) fn user_target(id: UserId, username: &str) -> Target {
     }
 }
 
+/// Who set a password, and so whether it is temporary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordVia {
+    /// The user, at `POST /v1/me/password`.
+    SelfService,
+    /// The user, replacing a temporary password while signing in.
+    SignInFlow,
+    /// A practice admin (`POST .../users/{user_id}/password`).
+    AdminReset,
+    /// The vendor's support, through an approved escalation (S2).
+    Escalation,
+}
+
+impl PasswordVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasswordVia::SelfService => "self_service",
+            PasswordVia::SignInFlow => "sign_in_flow",
+            PasswordVia::AdminReset => "admin_reset",
+            PasswordVia::Escalation => "escalation",
+        }
+    }
+
+    /// Set by someone other than the user: it must be changed at the next sign-in.
+    pub fn temporary(self) -> bool {
+        matches!(self, PasswordVia::AdminReset | PasswordVia::Escalation)
+    }
+}
+
 /// A new user as an admin submits it.
 #[derive(Debug)]
 pub struct NewUser {
@@ -560,9 +589,9 @@ impl Users<'_> {
 }
 
 impl Store {
-    /// Stores a user's new password hash (no longer temporary), ends their sessions but
-    /// `keep` and their remembered devices, and audits `password.changed`, in one
-    /// transaction.
+    /// Stores a user's new password hash, ends their sessions but `keep` and their
+    /// remembered devices, and audits the change, in one transaction. A password set by
+    /// someone else (`via.temporary()`) must be changed at the next sign-in (P3).
     pub(crate) async fn replace_password(
         &self,
         user: (gatehouse_domain::ids::TenantId, UserId, &str),
@@ -570,7 +599,7 @@ impl Store {
         keep: Option<gatehouse_domain::ids::SessionId>,
         actor: Actor,
         meta: &RequestMeta,
-        via: &str,
+        via: PasswordVia,
     ) -> Result<()> {
         use sea_orm::sea_query::Expr;
         let scope = self.tenant(user.0);
@@ -579,14 +608,17 @@ impl Store {
         let txn = self.inner.db.begin().await?;
         users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(hash))
-            .col_expr(users::Column::MustChangePassword, Expr::value(false))
+            .col_expr(
+                users::Column::MustChangePassword,
+                Expr::value(via.temporary()),
+            )
             .col_expr(users::Column::PasswordChangedAt, Expr::value(Some(now)))
             .col_expr(users::Column::UpdatedAt, Expr::value(now))
             .filter(users::Column::Id.eq(user.0.0))
             .filter(users::Column::TenantId.eq(scope.uuid()))
             .exec(&txn)
             .await?;
-        scope.revoke_user_sessions(&txn, user.0, keep).await?;
+        let sessions = scope.revoke_user_sessions(&txn, user.0, keep).await?;
         // Remembered devices end with the password (M7): whoever knew the old one does
         // not keep skipping the second factor.
         let devices = scope.mfa().revoke_all_devices(&txn, user.0).await?;
@@ -595,11 +627,16 @@ impl Store {
             .append_in(
                 &txn,
                 event(
-                    Action::PasswordChanged,
+                    if via.temporary() {
+                        Action::PasswordReset
+                    } else {
+                        Action::PasswordChanged
+                    },
                     actor,
                     Some(user_target(user.0, user.1)),
                     meta,
-                    json!({"via": via, "devices_revoked": devices}),
+                    json!({"via": via.as_str(), "sessions_ended": sessions,
+                           "devices_revoked": devices}),
                 ),
             )
             .await?;

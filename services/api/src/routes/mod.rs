@@ -2,11 +2,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod escalations;
 pub mod flows;
 pub mod me;
 pub mod mfa;
 pub mod ops;
 pub mod tenants;
+pub mod user_admin;
 pub mod users;
 pub mod webhooks;
 
@@ -162,8 +164,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(users::require_password_change)),
         )
         .service(
-            resource("/v1/tenants/{company}/users/{user_id}", "GET")
-                .route(web::get().to(users::get)),
+            resource("/v1/tenants/{company}/users/{user_id}", "GET, PATCH")
+                .route(web::get().to(users::get))
+                .route(web::patch().to(user_admin::patch)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/users/{user_id}/copy", "POST")
+                .route(web::post().to(user_admin::copy)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/users/{user_id}/unlock", "POST")
+                .route(web::post().to(user_admin::unlock)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/users/{user_id}/password", "POST")
+                .route(web::post().to(user_admin::reset_password)),
         )
         .service(
             resource(
@@ -204,6 +219,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/tenants/{company}/audit-events/verify", "GET")
                 .route(web::get().to(audit::verify)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/escalations", "GET")
+                .route(web::get().to(escalations::tenant_list)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/escalations/{id}/approve", "POST")
+                .route(web::post().to(escalations::approve)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/escalations/{id}/deny", "POST")
+                .route(web::post().to(escalations::deny)),
+        )
+        .service(resource("/v1/escalations", "POST").route(web::post().to(escalations::create)))
+        .service(resource("/v1/escalations/{id}", "GET").route(web::get().to(escalations::get)))
+        .service(
+            resource("/v1/escalations/{id}/approve", "POST")
+                .route(web::post().to(escalations::support_approve)),
+        )
+        .service(
+            resource("/v1/escalations/{id}/execute", "POST")
+                .route(web::post().to(escalations::execute)),
         )
         .service(resource("/v1/webhooks/aws/sns", "POST").route(web::post().to(webhooks::sns)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))

@@ -97,6 +97,27 @@ fn admin_paths(company: &str, user_id: &str, username: &str) -> Vec<(Method, Str
             format!("{t}/users/{username}/login-hours"),
             hours,
         ),
+        (
+            Method::PATCH,
+            format!("{t}/users/{user_id}"),
+            json!({"first_name": "Mallory"}),
+        ),
+        (
+            Method::POST,
+            format!("{t}/users/{username}/copy"),
+            json!({"username": "mallory-copy", "first_name": "Mal", "last_name": "Lory",
+                   "password": TEMP_PASSWORD}),
+        ),
+        (
+            Method::POST,
+            format!("{t}/users/{user_id}/unlock"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("{t}/users/{username}/password"),
+            json!({"temporary_password": TEMP_PASSWORD}),
+        ),
         (Method::GET, format!("{t}/audit-events"), Value::Null),
         (
             Method::GET,

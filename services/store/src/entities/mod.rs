@@ -4,6 +4,7 @@
 pub mod audit_events;
 pub mod deliveries;
 pub mod email_suppressions;
+pub mod escalations;
 pub mod group_members;
 pub mod groups;
 pub mod inbound_events;

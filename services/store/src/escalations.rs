@@ -1,0 +1,750 @@
+//! Escalations (S2): the vendor's support changes a practice's credentials only with the
+//! practice's consent. An agent opens one for a user and an action; a practice admin of
+//! that tenant approves or denies it, or, when the practice has no other active, unlocked
+//! admin (the admin is the one locked out), a support admin who is not the requester
+//! approves it (two-person rule). An approved escalation executes once, within an hour
+//! of the approval; one left undecided or unexecuted lapses to `expired`. Every step is
+//! audited in the practice's log and in the operator's.
+
+use crate::audit::event;
+use crate::entities::{escalations as es, tenants, users};
+use crate::error::StoreError;
+use crate::records::{Page, Principal, Tenant, TenantStatus};
+use crate::scope::UserRef;
+use crate::tenants::tenant_target;
+use crate::users::{PasswordVia, actor_of, user_target};
+use crate::{RequestMeta, Result, Store};
+use chrono::{DateTime, Duration, Utc};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::{Action, Actor, Target};
+use gatehouse_domain::ids::{CompanyId, UserId};
+use gatehouse_domain::role::Role;
+use gatehouse_domain::validation::Collector;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use secrecy::SecretString;
+use serde_json::json;
+use uuid::Uuid;
+
+/// How long a request waits for a decision before it lapses.
+pub const PENDING_HOURS: i64 = 72;
+/// How long an approval stays good for execution (S2).
+pub const EXECUTION_WINDOW_MINUTES: i64 = 60;
+
+/// What support asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscalationAction {
+    Unlock,
+    ResetMfa,
+    ResetPassword,
+}
+
+impl EscalationAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationAction::Unlock => "unlock",
+            EscalationAction::ResetMfa => "reset_mfa",
+            EscalationAction::ResetPassword => "reset_password",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "unlock" => Some(EscalationAction::Unlock),
+            "reset_mfa" => Some(EscalationAction::ResetMfa),
+            "reset_password" => Some(EscalationAction::ResetPassword),
+            _ => None,
+        }
+    }
+}
+
+/// Where an escalation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscalationStatus {
+    Pending,
+    Approved,
+    Denied,
+    Executed,
+    Expired,
+}
+
+impl EscalationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationStatus::Pending => "pending",
+            EscalationStatus::Approved => "approved",
+            EscalationStatus::Denied => "denied",
+            EscalationStatus::Executed => "executed",
+            EscalationStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(EscalationStatus::Pending),
+            "approved" => Some(EscalationStatus::Approved),
+            "denied" => Some(EscalationStatus::Denied),
+            "executed" => Some(EscalationStatus::Executed),
+            "expired" => Some(EscalationStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// An escalation as both sides see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalation {
+    pub id: Uuid,
+    pub company: String,
+    pub user_id: Uuid,
+    pub action: EscalationAction,
+    pub reason: String,
+    pub ticket: String,
+    pub status: EscalationStatus,
+    pub requested_by: Uuid,
+    pub requested_by_username: String,
+    pub decided_by: Option<Uuid>,
+    pub decided_by_username: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub executed_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Escalation {
+    fn from_model(m: es::Model, company: &str) -> Result<Self> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("escalation {}: {what}", m.id));
+        Ok(Escalation {
+            action: EscalationAction::parse(&m.action).ok_or_else(|| corrupt("action"))?,
+            status: EscalationStatus::parse(&m.status).ok_or_else(|| corrupt("status"))?,
+            id: m.id,
+            company: company.to_owned(),
+            user_id: m.user_id,
+            reason: m.reason,
+            ticket: m.ticket,
+            requested_by: m.requested_by,
+            requested_by_username: m.requested_by_username,
+            decided_by: m.decided_by,
+            decided_by_username: m.decided_by_username,
+            decided_at: m.decided_at,
+            executed_at: m.executed_at,
+            expires_at: m.expires_at,
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// `POST /v1/escalations` as support submits it.
+#[derive(Debug, Default)]
+pub struct NewEscalation {
+    pub company: String,
+    /// UUID or username.
+    pub user_id: String,
+    pub action: String,
+    pub reason: String,
+    pub ticket: String,
+}
+
+fn checked_text(
+    c: &mut Collector,
+    field: &str,
+    value: &str,
+    max: usize,
+    newlines: bool,
+) -> Option<String> {
+    let v = value.trim();
+    let bad_char = v
+        .chars()
+        .any(|ch| ch.is_control() && !(newlines && (ch == '\n' || ch == '\r' || ch == '\t')));
+    if v.is_empty() || v.chars().count() > max || bad_char {
+        c.push(gatehouse_domain::FieldError::new(
+            field,
+            format!("required, at most {max} characters, without control characters"),
+        ));
+        None
+    } else {
+        Some(v.to_owned())
+    }
+}
+
+fn escalation_target(e: &es::Model, username: &str) -> Option<Target> {
+    Some(user_target(UserId(e.user_id), username))
+}
+
+/// The names an escalation's audit events carry.
+struct AuditContext {
+    tenant: Tenant,
+    username: String,
+    operator: gatehouse_domain::ids::TenantId,
+}
+
+/// Conditions of an escalation still open (pending or approved).
+fn open() -> Condition {
+    Condition::any()
+        .add(es::Column::Status.eq(EscalationStatus::Pending.as_str()))
+        .add(es::Column::Status.eq(EscalationStatus::Approved.as_str()))
+}
+
+impl Store {
+    async fn tenant_by_id(&self, id: Uuid) -> Result<Tenant> {
+        tenants::Entity::find_by_id(id)
+            .one(&self.inner.db)
+            .await?
+            .ok_or(DomainError::NotFound)
+            .map_err(StoreError::from)
+            .and_then(Tenant::try_from)
+    }
+
+    async fn operator_tenant_id(&self) -> Result<Uuid> {
+        let id: Option<Uuid> = tenants::Entity::find()
+            .select_only()
+            .column(tenants::Column::Id)
+            .filter(tenants::Column::IsOperator.eq(true))
+            .into_tuple()
+            .one(&self.inner.db)
+            .await?;
+        id.ok_or_else(|| StoreError::Internal("no operator tenant".into()))
+    }
+
+    async fn username_of(&self, tenant: Uuid, user: Uuid) -> Result<String> {
+        let name: Option<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Username)
+            .filter(users::Column::TenantId.eq(tenant))
+            .filter(users::Column::Id.eq(user))
+            .into_tuple()
+            .one(&self.inner.db)
+            .await?;
+        Ok(name.unwrap_or_default())
+    }
+
+    /// What the audit events of an escalation name, read before its transaction begins.
+    async fn audit_context(&self, e: &es::Model) -> Result<AuditContext> {
+        Ok(AuditContext {
+            username: self.username_of(e.tenant_id, e.user_id).await?,
+            tenant: self.tenant_by_id(e.tenant_id).await?,
+            operator: gatehouse_domain::ids::TenantId(self.operator_tenant_id().await?),
+        })
+    }
+
+    /// Appends one step of an escalation to the practice's log and the operator's, in
+    /// that order (always the same order, so two steps never wait on each other's chains).
+    async fn audit_both(
+        &self,
+        txn: &DatabaseTransaction,
+        (e, cx): (&es::Model, &AuditContext),
+        action: Action,
+        actor: Actor,
+        meta: &RequestMeta,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let mut details = details;
+        details["escalation_id"] = json!(e.id.to_string());
+        details["action"] = json!(e.action);
+        details["ticket"] = json!(e.ticket);
+        self.tenant(cx.tenant.id)
+            .audit()
+            .append_in(
+                txn,
+                event(
+                    action,
+                    actor.clone(),
+                    escalation_target(e, &cx.username),
+                    meta,
+                    details.clone(),
+                ),
+            )
+            .await?;
+        details["company"] = json!(cx.tenant.company.as_str());
+        details["user"] = json!(cx.username);
+        self.tenant(cx.operator)
+            .audit()
+            .append_in(
+                txn,
+                event(
+                    action,
+                    actor,
+                    Some(tenant_target(&cx.tenant)),
+                    meta,
+                    details,
+                ),
+            )
+            .await
+    }
+
+    /// Marks open escalations whose time is up as `expired` (each audited in both logs).
+    /// Runs before any read or step, so nobody sees or acts on a stale one.
+    async fn expire_stale(&self, scope: Condition) -> Result<()> {
+        let now = self.inner.clock.now();
+        let stale = es::Entity::find()
+            .filter(scope)
+            .filter(open())
+            .filter(es::Column::ExpiresAt.lte(now))
+            .all(&self.inner.db)
+            .await?;
+        for e in stale {
+            let cx = self.audit_context(&e).await?;
+            let txn = self.inner.db.begin().await?;
+            let done = es::Entity::update_many()
+                .col_expr(
+                    es::Column::Status,
+                    Expr::value(EscalationStatus::Expired.as_str()),
+                )
+                .col_expr(es::Column::UpdatedAt, Expr::value(now))
+                .filter(es::Column::Id.eq(e.id))
+                .filter(es::Column::Status.eq(e.status.as_str()))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if done == 1 {
+                self.audit_both(
+                    &txn,
+                    (&e, &cx),
+                    Action::EscalationExpired,
+                    Actor::system(),
+                    &RequestMeta::default(),
+                    json!({"was": e.status}),
+                )
+                .await?;
+            }
+            txn.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn escalation_model(&self, id: Uuid, tenant: Option<Uuid>) -> Result<es::Model> {
+        let mut scope = Condition::all().add(es::Column::Id.eq(id));
+        if let Some(t) = tenant {
+            scope = scope.add(es::Column::TenantId.eq(t));
+        }
+        self.expire_stale(scope.clone()).await?;
+        Ok(es::Entity::find()
+            .filter(scope)
+            .one(&self.inner.db)
+            .await?
+            .ok_or(DomainError::NotFound)?)
+    }
+
+    async fn escalation_view(&self, m: es::Model) -> Result<Escalation> {
+        let tenant = self.tenant_by_id(m.tenant_id).await?;
+        Escalation::from_model(m, tenant.company.as_str())
+    }
+
+    /// `POST /v1/escalations` (support staff): opens a request; one open request per user
+    /// and action at a time.
+    pub async fn open_escalation(
+        &self,
+        p: &Principal,
+        new: NewEscalation,
+        meta: &RequestMeta,
+    ) -> Result<Escalation> {
+        let mut c = Collector::new();
+        let company = c.take(
+            CompanyId::parse(new.company.trim())
+                .map_err(|_| DomainError::field("company", "not a company id")),
+        );
+        let action = EscalationAction::parse(new.action.trim());
+        if action.is_none() {
+            c.push(gatehouse_domain::FieldError::new(
+                "action",
+                "one of unlock, reset_mfa, reset_password",
+            ));
+        }
+        let user = UserRef::parse(new.user_id.trim());
+        if user.is_none() {
+            c.push(gatehouse_domain::FieldError::new(
+                "user_id",
+                "a user id (UUID) or username",
+            ));
+        }
+        let reason = checked_text(&mut c, "reason", &new.reason, 1000, true);
+        let ticket = checked_text(&mut c, "ticket", &new.ticket, 100, false);
+        c.finish()?;
+        let (Some(company), Some(action), Some(user), Some(reason), Some(ticket)) =
+            (company, action, user, reason, ticket)
+        else {
+            return Err(StoreError::Internal(
+                "validation passed with missing fields".into(),
+            ));
+        };
+        let tenant = self
+            .find_tenant(&company)
+            .await?
+            .filter(|t| !t.is_operator)
+            .ok_or_else(|| DomainError::field("company", "no such practice"))?;
+        let target = self
+            .tenant(tenant.id)
+            .users()
+            .find_model(&self.inner.db, &user)
+            .await?
+            .ok_or_else(|| DomainError::field("user_id", "no such user in this practice"))?;
+        self.expire_stale(Condition::all().add(es::Column::UserId.eq(target.id)))
+            .await?;
+        let already = es::Entity::find()
+            .filter(es::Column::TenantId.eq(tenant.id.0))
+            .filter(es::Column::UserId.eq(target.id))
+            .filter(es::Column::Action.eq(action.as_str()))
+            .filter(open())
+            .count(&self.inner.db)
+            .await?;
+        if already > 0 {
+            return Err(DomainError::Conflict(format!(
+                "an open {} escalation for this user already exists",
+                action.as_str()
+            ))
+            .into());
+        }
+        let now = self.inner.clock.now();
+        let row = es::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(tenant.id.0),
+            user_id: Set(target.id),
+            action: Set(action.as_str().to_owned()),
+            reason: Set(reason),
+            ticket: Set(ticket),
+            status: Set(EscalationStatus::Pending.as_str().to_owned()),
+            requested_by: Set(p.user.id.0),
+            requested_by_username: Set(p.user.username.clone()),
+            decided_by: Set(None),
+            decided_by_username: Set(None),
+            decided_at: Set(None),
+            executed_by: Set(None),
+            executed_at: Set(None),
+            expires_at: Set(now + Duration::hours(PENDING_HOURS)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let cx = AuditContext {
+            username: target.username.clone(),
+            tenant: tenant.clone(),
+            operator: p.tenant.id,
+        };
+        let txn = self.inner.db.begin().await?;
+        let m = es::Entity::insert(row).exec_with_returning(&txn).await?;
+        self.audit_both(
+            &txn,
+            (&m, &cx),
+            Action::EscalationRequested,
+            actor_of(p),
+            meta,
+            json!({"reason": m.reason}),
+        )
+        .await?;
+        txn.commit().await?;
+        Escalation::from_model(m, tenant.company.as_str())
+    }
+
+    /// `GET /v1/escalations/{id}` (support staff).
+    pub async fn escalation(&self, id: Uuid) -> Result<Escalation> {
+        let m = self.escalation_model(id, None).await?;
+        self.escalation_view(m).await
+    }
+
+    /// `GET /v1/tenants/{company}/escalations`: the practice's escalations, newest first;
+    /// the cursor is the id of the last one on the previous page.
+    pub async fn tenant_escalations(
+        &self,
+        tenant: &Tenant,
+        status: Option<EscalationStatus>,
+        limit: u64,
+        cursor: Option<Uuid>,
+    ) -> Result<Page<Escalation>> {
+        let scope = Condition::all().add(es::Column::TenantId.eq(tenant.id.0));
+        self.expire_stale(scope.clone()).await?;
+        let mut cond = scope;
+        if let Some(s) = status {
+            cond = cond.add(es::Column::Status.eq(s.as_str()));
+        }
+        if let Some(after) = cursor {
+            let last = es::Entity::find()
+                .filter(es::Column::TenantId.eq(tenant.id.0))
+                .filter(es::Column::Id.eq(after))
+                .one(&self.inner.db)
+                .await?
+                .ok_or_else(|| DomainError::field("cursor", "not a cursor of this list"))?;
+            cond = cond.add(
+                Condition::any()
+                    .add(es::Column::CreatedAt.lt(last.created_at))
+                    .add(
+                        Condition::all()
+                            .add(es::Column::CreatedAt.eq(last.created_at))
+                            .add(es::Column::Id.lt(last.id)),
+                    ),
+            );
+        }
+        let mut rows = es::Entity::find()
+            .filter(cond)
+            .order_by_desc(es::Column::CreatedAt)
+            .order_by_desc(es::Column::Id)
+            .limit(limit + 1)
+            .all(&self.inner.db)
+            .await?;
+        let next_cursor = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(|m| Escalation::from_model(m, tenant.company.as_str()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Records a decision on a pending escalation.
+    async fn decide(
+        &self,
+        e: &es::Model,
+        decider: &Principal,
+        approve: bool,
+        meta: &RequestMeta,
+        details: serde_json::Value,
+    ) -> Result<Escalation> {
+        let now = self.inner.clock.now();
+        let (status, action, expires_at) = if approve {
+            (
+                EscalationStatus::Approved,
+                Action::EscalationApproved,
+                now + Duration::minutes(EXECUTION_WINDOW_MINUTES),
+            )
+        } else {
+            (
+                EscalationStatus::Denied,
+                Action::EscalationDenied,
+                e.expires_at,
+            )
+        };
+        let cx = self.audit_context(e).await?;
+        let txn = self.inner.db.begin().await?;
+        let done = es::Entity::update_many()
+            .col_expr(es::Column::Status, Expr::value(status.as_str()))
+            .col_expr(es::Column::DecidedBy, Expr::value(Some(decider.user.id.0)))
+            .col_expr(
+                es::Column::DecidedByUsername,
+                Expr::value(Some(decider.user.username.clone())),
+            )
+            .col_expr(es::Column::DecidedAt, Expr::value(Some(now)))
+            .col_expr(es::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(es::Column::UpdatedAt, Expr::value(now))
+            .filter(es::Column::Id.eq(e.id))
+            .filter(es::Column::Status.eq(EscalationStatus::Pending.as_str()))
+            .filter(es::Column::ExpiresAt.gt(now))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if done != 1 {
+            return Err(
+                DomainError::Conflict("the escalation was decided meanwhile".into()).into(),
+            );
+        }
+        self.audit_both(&txn, (e, &cx), action, actor_of(decider), meta, details)
+            .await?;
+        txn.commit().await?;
+        let m = self.escalation_model(e.id, None).await?;
+        self.escalation_view(m).await
+    }
+
+    fn ensure_pending(e: &es::Model) -> Result<()> {
+        if e.status == EscalationStatus::Pending.as_str() {
+            Ok(())
+        } else {
+            Err(DomainError::Conflict(format!("the escalation is already {}", e.status)).into())
+        }
+    }
+
+    /// `POST /v1/tenants/{company}/escalations/{id}/approve|deny`: a practice admin of the
+    /// escalation's tenant decides (approving is a credential action: step-up). Nobody
+    /// decides an escalation about themselves.
+    pub async fn practice_decides(
+        &self,
+        admin: &Principal,
+        tenant: &Tenant,
+        id: Uuid,
+        approve: bool,
+        meta: &RequestMeta,
+    ) -> Result<Escalation> {
+        let e = self.escalation_model(id, Some(tenant.id.0)).await?;
+        if approve {
+            self.require_step_up(admin)?;
+        }
+        if e.user_id == admin.user.id.0 {
+            return Err(DomainError::Forbidden(
+                "Another administrator must decide an escalation about you.".into(),
+            )
+            .into());
+        }
+        Self::ensure_pending(&e)?;
+        self.decide(&e, admin, approve, meta, json!({"by": "practice_admin"}))
+            .await
+    }
+
+    /// Active, unlocked practice admins of the tenant other than `except`.
+    async fn other_admins(&self, tenant: Uuid, except: Uuid) -> Result<u64> {
+        Ok(users::Entity::find()
+            .filter(users::Column::TenantId.eq(tenant))
+            .filter(users::Column::Role.eq(Role::PracticeAdmin.as_str()))
+            .filter(users::Column::Active.eq(true))
+            .filter(users::Column::Locked.eq(false))
+            .filter(users::Column::Id.ne(except))
+            .count(&self.inner.db)
+            .await?)
+    }
+
+    /// `POST /v1/escalations/{id}/approve` (support admin, two-person rule): only when
+    /// the practice has no other active, unlocked admin who could decide, and never by
+    /// the support user who asked.
+    pub async fn support_approves(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<Escalation> {
+        let e = self.escalation_model(id, None).await?;
+        if e.requested_by == p.user.id.0 {
+            return Err(DomainError::Forbidden(
+                "Two-person rule: someone other than the requester must approve.".into(),
+            )
+            .into());
+        }
+        Self::ensure_pending(&e)?;
+        let others = self.other_admins(e.tenant_id, e.user_id).await?;
+        if others > 0 {
+            return Err(DomainError::Conflict(
+                "The practice has an administrator who can decide; they must approve it.".into(),
+            )
+            .into());
+        }
+        self.decide(
+            &e,
+            p,
+            true,
+            meta,
+            json!({"by": "support_admin", "two_person_rule": true}),
+        )
+        .await
+    }
+
+    /// `POST /v1/escalations/{id}/execute` (support staff): does the approved action,
+    /// once, within the window. `reset_password` takes the temporary password (the user
+    /// must change it at the next sign-in); the other actions take none.
+    pub async fn execute_escalation(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        temporary_password: Option<SecretString>,
+        meta: &RequestMeta,
+    ) -> Result<Escalation> {
+        let e = self.escalation_model(id, None).await?;
+        if e.status != EscalationStatus::Approved.as_str() {
+            return Err(DomainError::EscalationNotApproved(format!(
+                "This escalation is {}; only an approved escalation can be executed, once, within {EXECUTION_WINDOW_MINUTES} minutes of its approval.",
+                e.status
+            ))
+            .into());
+        }
+        let action = EscalationAction::parse(&e.action)
+            .ok_or_else(|| StoreError::Corrupt(format!("escalation {}: action", e.id)))?;
+        match (action, &temporary_password) {
+            (EscalationAction::ResetPassword, None) => {
+                return Err(DomainError::field(
+                    "temporary_password",
+                    "required to reset a password",
+                )
+                .into());
+            }
+            (EscalationAction::Unlock | EscalationAction::ResetMfa, Some(_)) => {
+                return Err(
+                    DomainError::field("temporary_password", "only for reset_password").into(),
+                );
+            }
+            _ => {}
+        }
+        let tenant = self.tenant_by_id(e.tenant_id).await?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(DomainError::Conflict("the practice is suspended".into()).into());
+        }
+        // Claim the execution first: of two concurrent calls, one wins.
+        let now = self.inner.clock.now();
+        let claimed = es::Entity::update_many()
+            .col_expr(
+                es::Column::Status,
+                Expr::value(EscalationStatus::Executed.as_str()),
+            )
+            .col_expr(es::Column::ExecutedBy, Expr::value(Some(p.user.id.0)))
+            .col_expr(es::Column::ExecutedAt, Expr::value(Some(now)))
+            .col_expr(es::Column::UpdatedAt, Expr::value(now))
+            .filter(es::Column::Id.eq(e.id))
+            .filter(es::Column::Status.eq(EscalationStatus::Approved.as_str()))
+            .filter(es::Column::ExpiresAt.gt(now))
+            .exec(&self.inner.db)
+            .await?
+            .rows_affected;
+        if claimed != 1 {
+            return Err(DomainError::EscalationNotApproved(
+                "This escalation was executed or expired meanwhile.".into(),
+            )
+            .into());
+        }
+        let user = UserRef::Id(e.user_id);
+        let actor = actor_of(p);
+        let done = match action {
+            EscalationAction::Unlock => self
+                .unlock_as(actor.clone(), &tenant, &user, meta, Some(e.id))
+                .await
+                .map(|_| ()),
+            EscalationAction::ResetMfa => {
+                self.reset_mfa_as(actor.clone(), &tenant, &user, meta).await
+            }
+            EscalationAction::ResetPassword => match temporary_password {
+                Some(pw) => {
+                    self.set_temporary_password(
+                        actor.clone(),
+                        &tenant,
+                        &user,
+                        pw,
+                        meta,
+                        PasswordVia::Escalation,
+                    )
+                    .await
+                }
+                None => Err(StoreError::Internal("checked above".into())),
+            },
+        };
+        if let Err(err) = done {
+            // Not done: the approval stands for another try within its window.
+            es::Entity::update_many()
+                .col_expr(
+                    es::Column::Status,
+                    Expr::value(EscalationStatus::Approved.as_str()),
+                )
+                .col_expr(es::Column::ExecutedBy, Expr::value(Option::<Uuid>::None))
+                .col_expr(
+                    es::Column::ExecutedAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(es::Column::Id.eq(e.id))
+                .filter(es::Column::Status.eq(EscalationStatus::Executed.as_str()))
+                .exec(&self.inner.db)
+                .await?;
+            return Err(err);
+        }
+        let cx = self.audit_context(&e).await?;
+        let txn = self.inner.db.begin().await?;
+        self.audit_both(
+            &txn,
+            (&e, &cx),
+            Action::EscalationExecuted,
+            actor,
+            meta,
+            json!({}),
+        )
+        .await?;
+        txn.commit().await?;
+        let m = self.escalation_model(e.id, None).await?;
+        self.escalation_view(m).await
+    }
+}
