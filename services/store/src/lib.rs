@@ -10,6 +10,7 @@ pub mod deliveries;
 mod entities;
 pub mod error;
 pub mod flow;
+pub mod groups;
 pub mod hashing;
 pub mod inbound;
 pub mod mfa;
@@ -39,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::StoreError;
-pub use records::{Page, Principal, Tenant, TenantStatus, User};
+pub use records::{Group, Page, Principal, Tenant, TenantStatus, User};
 pub use sea_orm::DbErr;
 
 /// Result of store operations.

@@ -8,6 +8,7 @@ mod audit;
 mod bad_input;
 mod cli;
 mod delivery_rules;
+mod groups;
 mod isolation;
 mod login_hours;
 mod mfa_flow;
