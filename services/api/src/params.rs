@@ -73,6 +73,21 @@ pub fn user_cursor(v: Option<&str>) -> Result<Option<String>, FieldError> {
         .transpose()
 }
 
+/// The cursor of the group list: the last group name of the previous page, lower-cased.
+/// Lower-casing may lengthen a name, so the bound is looser than a name's own.
+pub fn group_cursor(v: Option<&str>) -> Result<Option<String>, FieldError> {
+    let max = 4 * gatehouse_domain::names::GROUP_NAME_MAX;
+    v.filter(|s| !s.is_empty())
+        .map(|c| {
+            if c.chars().count() > max || c.chars().any(char::is_control) {
+                Err(not_a_cursor())
+            } else {
+                Ok(c.to_owned())
+            }
+        })
+        .transpose()
+}
+
 /// The cursor of the tenant list: the last company id of the previous page.
 pub fn company_cursor(v: Option<&str>) -> Result<Option<String>, FieldError> {
     v.filter(|s| !s.is_empty())
@@ -135,6 +150,12 @@ mod tests {
         assert_eq!(user_cursor(Some("Jane.Doe")), Ok(Some("jane.doe".into())));
         assert!(user_cursor(Some("\0")).is_err());
         assert!(company_cursor(Some("Not Valid")).is_err());
+        assert_eq!(
+            group_cursor(Some("front desk")),
+            Ok(Some("front desk".into()))
+        );
+        assert!(group_cursor(Some("front\0desk")).is_err());
+        assert!(group_cursor(Some(&"x".repeat(401))).is_err());
         assert!(seq_cursor(Some("x")).is_err());
         assert_eq!(
             action(Some("signin.failed")),

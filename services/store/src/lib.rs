@@ -11,6 +11,7 @@ mod entities;
 pub mod error;
 pub mod escalations;
 pub mod flow;
+pub mod groups;
 pub mod hashing;
 pub mod inbound;
 pub mod mfa;
@@ -41,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::StoreError;
-pub use records::{Page, Principal, Tenant, TenantStatus, User};
+pub use records::{Group, Page, Principal, Tenant, TenantStatus, User};
 pub use sea_orm::DbErr;
 
 /// Result of store operations.

@@ -71,6 +71,16 @@ pub struct GroupRef {
     pub name: String,
 }
 
+/// A group of a practice's users (T5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: GroupId,
+    pub name: String,
+    /// How many users belong to it, active or not.
+    pub members: u64,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A user as admins and the user see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {

@@ -163,6 +163,8 @@ pub struct UserFilter {
     pub active: Option<bool>,
     pub locked: Option<bool>,
     pub q: Option<String>,
+    /// Only members of this group (of the same tenant).
+    pub group: Option<GroupId>,
 }
 
 /// One tenant's users.
@@ -429,6 +431,19 @@ impl Users<'_> {
                     .add(like(C::LastName))
                     .add(like(C::Email))
                     .add(like(C::Phone)),
+            );
+        }
+        if let Some(g) = filter.group {
+            use sea_orm::sea_query::Query;
+            cond = cond.add(
+                C::Id.in_subquery(
+                    Query::select()
+                        .column(group_members::Column::UserId)
+                        .from(group_members::Entity)
+                        .and_where(group_members::Column::TenantId.eq(self.scope.uuid()))
+                        .and_where(group_members::Column::GroupId.eq(g.0))
+                        .to_owned(),
+                ),
             );
         }
         if let Some(c) = cursor {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod escalations;
 pub mod flows;
+pub mod groups;
 pub mod me;
 pub mod mfa;
 pub mod ops;
@@ -203,6 +204,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 "DELETE",
             )
             .route(web::delete().to(mfa::revoke_user_device)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/groups", "GET, POST")
+                .route(web::get().to(groups::list))
+                .route(web::post().to(groups::create)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/groups/{group_id}", "PATCH, DELETE")
+                .route(web::patch().to(groups::rename))
+                .route(web::delete().to(groups::delete)),
+        )
+        .service(
+            resource(
+                "/v1/tenants/{company}/groups/{group_id}/members",
+                "GET, POST",
+            )
+            .route(web::get().to(groups::members))
+            .route(web::post().to(groups::add_members)),
+        )
+        .service(
+            resource(
+                "/v1/tenants/{company}/groups/{group_id}/members/{user_id}",
+                "PUT, DELETE",
+            )
+            .route(web::put().to(groups::add_member))
+            .route(web::delete().to(groups::remove_member)),
         )
         .service(
             resource("/v1/tenants/{company}/trusted-networks", "GET, POST")

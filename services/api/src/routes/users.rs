@@ -44,6 +44,7 @@ pub async fn list(
         active: errors.take(params::flag("active", q.active.as_deref())),
         locked: errors.take(params::flag("locked", q.locked.as_deref())),
         q: errors.take(params::text("q", q.q.as_deref(), 100)),
+        group: None,
     };
     let cursor = errors.take(params::user_cursor(q.cursor.as_deref()));
     errors.finish()?;

@@ -52,9 +52,29 @@ async fn create_user(
     r.json().await.unwrap()
 }
 
+/// Creates a group and returns its id.
+async fn create_group(app: &TestApp, company: &str, admin: &str, name: &str) -> String {
+    let r = app
+        .post(
+            &format!("/v1/tenants/{company}/groups"),
+            Some(admin),
+            &json!({"name": name}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let g: Value = r.json().await.unwrap();
+    g["id"].as_str().unwrap().to_owned()
+}
+
 /// Every tenant-scoped path that exists, with a body that would succeed for the tenant's admin.
-fn admin_paths(company: &str, user_id: &str, username: &str) -> Vec<(Method, String, Value)> {
+fn admin_paths(
+    company: &str,
+    user_id: &str,
+    username: &str,
+    group_id: &str,
+) -> Vec<(Method, String, Value)> {
     let t = format!("/v1/tenants/{company}");
+    let g = format!("{t}/groups/{group_id}");
     let hours = json!([{"weekday": "monday", "start": "00:00", "end": "00:01"}]);
     vec![
         (Method::GET, t.clone(), Value::Null),
@@ -125,6 +145,33 @@ fn admin_paths(company: &str, user_id: &str, username: &str) -> Vec<(Method, Str
             Value::Null,
         ),
         (Method::GET, format!("{t}/audit-events/verify"), Value::Null),
+        (Method::GET, format!("{t}/groups"), Value::Null),
+        (
+            Method::POST,
+            format!("{t}/groups"),
+            json!({"name": "Planted"}),
+        ),
+        (Method::PATCH, g.clone(), json!({"name": "Renamed"})),
+        (Method::GET, format!("{g}/members"), Value::Null),
+        (Method::POST, format!("{g}/members"), json!({"all": true})),
+        (
+            Method::POST,
+            format!("{g}/members"),
+            json!({"user_ids": [user_id]}),
+        ),
+        (Method::PUT, format!("{g}/members/{user_id}"), Value::Null),
+        (Method::PUT, format!("{g}/members/{username}"), Value::Null),
+        (
+            Method::DELETE,
+            format!("{g}/members/{user_id}"),
+            Value::Null,
+        ),
+        (
+            Method::DELETE,
+            format!("{g}/members/{username}"),
+            Value::Null,
+        ),
+        (Method::DELETE, g, Value::Null),
     ]
 }
 
@@ -142,13 +189,15 @@ async fn all_events(app: &TestApp, company: &str, token: &str) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
-/// What the tenant's own admin sees of the tenant: settings, users, a user's hours, the log.
+/// What the tenant's own admin sees of the tenant: settings, users (with their groups), a
+/// user's hours, the groups (with member counts), the log.
 async fn snapshot(app: &TestApp, company: &str, admin: &str, username: &str) -> Value {
     let t = format!("/v1/tenants/{company}");
     json!({
         "tenant": ok_json(app.get(&t, Some(admin)).await).await,
         "users": ok_json(app.get(&format!("{t}/users"), Some(admin)).await).await,
         "hours": ok_json(app.get(&format!("{t}/users/{username}/login-hours"), Some(admin)).await).await,
+        "groups": ok_json(app.get(&format!("{t}/groups"), Some(admin)).await).await,
         "audit": all_events(app, company, admin).await,
     })
 }
@@ -159,17 +208,27 @@ async fn t1_admin_of_a_gets_404_on_every_path_of_b_and_b_is_unchanged(db: Db) {
     let b_admin = app.practice("iso-b").await;
     let bob = create_user(&app, "iso-b", &b_admin, "bob", "staff").await;
     let bob_id = bob["id"].as_str().unwrap();
+    let group = create_group(&app, "iso-b", &b_admin, "Nurses").await;
+    let r = app
+        .put(
+            &format!("/v1/tenants/iso-b/groups/{group}/members/bob"),
+            Some(&b_admin),
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let before = snapshot(&app, "iso-b", &b_admin, "bob").await;
     assert_eq!(before["tenant"]["settings"]["lockout_threshold"], 5);
+    assert_eq!(before["groups"]["items"][0]["members"], 1);
 
-    let paths = admin_paths("iso-b", bob_id, "bob");
+    let paths = admin_paths("iso-b", bob_id, "bob", &group);
     // The B admin's own user, by id and by name, too.
     let b_admin_user = ok_json(app.get("/v1/me", Some(&b_admin)).await).await;
     let b_admin_id = b_admin_user["id"].as_str().unwrap();
     let paths = paths
         .into_iter()
         .chain(
-            admin_paths("iso-b", b_admin_id, "iso-b-admin")
+            admin_paths("iso-b", b_admin_id, "iso-b-admin", &group)
                 .into_iter()
                 .skip(4),
         )
@@ -264,14 +323,16 @@ async fn t2_staff_gets_403_on_own_admin_paths_and_404_on_other_tenants(db: Db) {
         .as_str()
         .unwrap()
         .to_owned();
+    let group_a = create_group(&app, "staff-a", &a_admin, "Nurses").await;
+    let group_b = create_group(&app, "staff-b", &b_admin, "Nurses").await;
     let before_a = snapshot(&app, "staff-a", &a_admin, "sam").await;
     let before_b = snapshot(&app, "staff-b", &b_admin, "staff-b-admin").await;
 
-    for (method, path, body) in admin_paths("staff-a", &sam_id, "sam") {
+    for (method, path, body) in admin_paths("staff-a", &sam_id, "sam", &group_a) {
         let r = call(&app, &method, &path, Some(&staff), &body).await;
         problem(r, StatusCode::FORBIDDEN, "forbidden").await;
     }
-    for (method, path, body) in admin_paths("staff-b", &sam_id, "staff-b-admin") {
+    for (method, path, body) in admin_paths("staff-b", &sam_id, "staff-b-admin", &group_b) {
         let r = call(&app, &method, &path, Some(&staff), &body).await;
         problem(r, StatusCode::NOT_FOUND, "not_found").await;
     }
@@ -446,17 +507,19 @@ async fn s1_support_cannot_change_b_settings_users_or_login_hours(db: Db) {
     let b_admin = app.practice("write-b").await;
     let bob = create_user(&app, "write-b", &b_admin, "bob", "staff").await;
     let bob_id = bob["id"].as_str().unwrap();
+    let group = create_group(&app, "write-b", &b_admin, "Nurses").await;
     let root = app.support_token().await;
     let (agent, _) = support_agent(&app, &root, "agent.jones").await;
     let before = snapshot(&app, "write-b", &b_admin, "bob").await;
     let seq_before = before["audit"][0]["seq"].as_i64().unwrap();
 
     for token in [&agent, &root] {
-        for (method, path, body) in admin_paths("write-b", bob_id, "bob") {
-            // Reads of the tenant, its users and its audit events are S1's audited exception;
-            // every other path of B is hidden from support.
+        for (method, path, body) in admin_paths("write-b", bob_id, "bob", &group) {
+            // Reads of the tenant, its users, its groups and its audit events are S1's
+            // audited exception; every other path of B is hidden from support.
             let readable = method == Method::GET
                 && (path.contains("/audit-events")
+                    || path.contains("/groups")
                     || path.ends_with("/users")
                     || path.ends_with(bob_id)
                     || path.ends_with("/bob")
@@ -484,6 +547,7 @@ async fn s1_support_cannot_change_b_settings_users_or_login_hours(db: Db) {
     assert_eq!(before["tenant"], after["tenant"]);
     assert_eq!(before["users"], after["users"]);
     assert_eq!(before["hours"], after["hours"]);
+    assert_eq!(before["groups"], after["groups"]);
     assert_eq!(after["tenant"]["settings"]["lockout_threshold"], 5);
     assert_eq!(
         after["tenant"]["settings"]["mfa_policy"], "off",
@@ -511,6 +575,7 @@ async fn t1_unauthenticated_requests_get_401_with_bearer_challenge(db: Db) {
         .as_str()
         .unwrap()
         .to_owned();
+    let group = create_group(&app, "anon-a", &admin, "Nurses").await;
     let before = snapshot(&app, "anon-a", &admin, "anon-a-admin").await;
     // A second session of the same admin, ended: its token is as good as none.
     let ended = app.token("anon-a", "anon-a-admin", NEW_PASSWORD).await;
@@ -541,8 +606,13 @@ async fn t1_unauthenticated_requests_get_401_with_bearer_challenge(db: Db) {
                    "last_name": "Y", "email": "x@anon.example.com", "password": TEMP_PASSWORD}}),
         ),
     ];
-    paths.extend(admin_paths("anon-a", &admin_id, "anon-a-admin"));
-    paths.extend(admin_paths("no-such-clinic", &admin_id, "anon-a-admin"));
+    paths.extend(admin_paths("anon-a", &admin_id, "anon-a-admin", &group));
+    paths.extend(admin_paths(
+        "no-such-clinic",
+        &admin_id,
+        "anon-a-admin",
+        &group,
+    ));
     for (method, path, body) in &paths {
         for token in [None, Some(ended.as_str())] {
             let r = call(&app, method, path, token, body).await;
@@ -563,6 +633,7 @@ async fn t1_unauthenticated_requests_get_401_with_bearer_challenge(db: Db) {
     assert_eq!(before["tenant"], after["tenant"]);
     assert_eq!(after["users"]["items"].as_array().unwrap().len(), 1);
     assert_eq!(before["hours"], after["hours"]);
+    assert_eq!(before["groups"], after["groups"]);
     let late: Vec<&Value> = after["audit"]
         .as_array()
         .unwrap()

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod delivery_rules;
 mod escalations;
+mod groups;
 mod isolation;
 mod login_hours;
 mod mfa_flow;

@@ -1,0 +1,307 @@
+//! Who belongs to a group: adding and removing members, one or many at once (T5).
+
+use super::{Groups, group_target};
+use crate::audit::event;
+use crate::entities::{group_members, users};
+use crate::records::{Principal, Tenant};
+use crate::scope::UserRef;
+use crate::users::actor_of;
+use crate::{RequestMeta, Result, Store};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::Action;
+use gatehouse_domain::ids::{GroupId, UserId};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::json;
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// The most user ids one bulk add may name.
+pub const MAX_USER_IDS: usize = 500;
+
+/// Rows per insert statement: well under SQLite's and PostgreSQL's bind limits.
+const INSERT_CHUNK: usize = 500;
+
+/// A change of one user's membership.
+#[derive(Debug, Clone, Copy)]
+enum OneMember {
+    Add,
+    Remove,
+}
+
+/// Whom a bulk add puts into a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewMembers {
+    /// Every active user of the tenant ("assign all users", T5).
+    AllActive,
+    /// These users of the tenant, active or not.
+    Users(Vec<Uuid>),
+}
+
+impl NewMembers {
+    /// Reads the two forms of `POST .../members`: exactly one of `all: true` or `user_ids`.
+    pub fn parse(all: Option<bool>, user_ids: Option<Vec<Uuid>>) -> Result<Self, DomainError> {
+        match (all, user_ids) {
+            (Some(true), None) => Ok(NewMembers::AllActive),
+            (None, Some(ids)) if ids.len() > MAX_USER_IDS => Err(DomainError::field(
+                "user_ids",
+                format!("at most {MAX_USER_IDS} users per call"),
+            )),
+            (None, Some(ids)) => {
+                let mut seen = HashSet::new();
+                Ok(NewMembers::Users(
+                    ids.into_iter().filter(|id| seen.insert(*id)).collect(),
+                ))
+            }
+            (Some(false), None) => Err(DomainError::field(
+                "all",
+                "must be true; to add chosen users send user_ids instead",
+            )),
+            (Some(_), Some(_)) => Err(DomainError::field(
+                "body",
+                "send either \"all\": true or \"user_ids\", not both",
+            )),
+            (None, None) => Err(DomainError::field(
+                "body",
+                "send either \"all\": true or \"user_ids\"",
+            )),
+        }
+    }
+}
+
+impl Groups<'_> {
+    /// Ids of the group's members.
+    async fn member_ids<C: ConnectionTrait>(&self, conn: &C, id: GroupId) -> Result<HashSet<Uuid>> {
+        let ids: Vec<Uuid> = group_members::Entity::find()
+            .select_only()
+            .column(group_members::Column::UserId)
+            .filter(self.members_filter(id))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Adds those of `users` (of this tenant) who are not members yet; answers them.
+    async fn add_missing(
+        &self,
+        txn: &DatabaseTransaction,
+        id: GroupId,
+        users: Vec<Uuid>,
+    ) -> Result<Vec<Uuid>> {
+        let existing = self.member_ids(txn, id).await?;
+        let added: Vec<Uuid> = users
+            .into_iter()
+            .filter(|u| !existing.contains(u))
+            .collect();
+        let now = self.scope.inner.clock.now();
+        for chunk in added.chunks(INSERT_CHUNK) {
+            let rows = chunk.iter().map(|u| group_members::ActiveModel {
+                group_id: Set(id.0),
+                user_id: Set(*u),
+                tenant_id: Set(self.scope.uuid()),
+                added_at: Set(now),
+            });
+            group_members::Entity::insert_many(rows)
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(added)
+    }
+
+    /// Ids of the users a bulk add names, all of this tenant, in username order for
+    /// `AllActive`; an id of no user of this tenant is a validation error on `user_ids`.
+    async fn resolve<C: ConnectionTrait>(&self, conn: &C, who: NewMembers) -> Result<Vec<Uuid>> {
+        let tenant = users::Column::TenantId.eq(self.scope.uuid());
+        match who {
+            NewMembers::AllActive => Ok(users::Entity::find()
+                .select_only()
+                .column(users::Column::Id)
+                .filter(tenant)
+                .filter(users::Column::Active.eq(true))
+                .order_by_asc(users::Column::UsernameLower)
+                .into_tuple()
+                .all(conn)
+                .await?),
+            NewMembers::Users(ids) => {
+                if ids.is_empty() {
+                    return Ok(ids);
+                }
+                let found: HashSet<Uuid> = users::Entity::find()
+                    .select_only()
+                    .column(users::Column::Id)
+                    .filter(tenant)
+                    .filter(users::Column::Id.is_in(ids.iter().copied()))
+                    .into_tuple::<Uuid>()
+                    .all(conn)
+                    .await?
+                    .into_iter()
+                    .collect();
+                if let Some(missing) = ids.iter().find(|u| !found.contains(u)) {
+                    // The same answer for a user of another practice as for no user at all.
+                    return Err(DomainError::field(
+                        "user_ids",
+                        format!("no user {missing} in this practice"),
+                    )
+                    .into());
+                }
+                Ok(ids)
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Adds one user (by id or username) to a group; a member already is left as is.
+    pub async fn add_group_member(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        id: GroupId,
+        user: &UserRef,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.change_member(actor, tenant, id, user, meta, OneMember::Add)
+            .await
+    }
+
+    /// Removes one user (by id or username) from a group; a non-member is left as is.
+    pub async fn remove_group_member(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        id: GroupId,
+        user: &UserRef,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.change_member(actor, tenant, id, user, meta, OneMember::Remove)
+            .await
+    }
+
+    /// Puts one user into a group or takes them out; audits only a real change.
+    async fn change_member(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        id: GroupId,
+        user: &UserRef,
+        meta: &RequestMeta,
+        change: OneMember,
+    ) -> Result<()> {
+        let scope = self.tenant(tenant.id);
+        let txn = self.inner.db.begin().await?;
+        let g = scope.groups().take(&txn, id).await?;
+        let u = scope
+            .users()
+            .find_model(&txn, user)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let (changed, how) = match change {
+            OneMember::Add => {
+                let added = scope.groups().add_missing(&txn, id, vec![u.id]).await?;
+                (!added.is_empty(), "added")
+            }
+            OneMember::Remove => {
+                let removed = group_members::Entity::delete_many()
+                    .filter(scope.groups().members_filter(id))
+                    .filter(group_members::Column::UserId.eq(u.id))
+                    .exec(&txn)
+                    .await?
+                    .rows_affected;
+                (removed > 0, "removed")
+            }
+        };
+        if changed {
+            scope
+                .audit()
+                .append_in(
+                    &txn,
+                    event(
+                        Action::GroupMembersChanged,
+                        actor_of(actor),
+                        Some(group_target(g.id, &g.name)),
+                        meta,
+                        json!({how: 1, "user_ids": [u.id]}),
+                    ),
+                )
+                .await?;
+        }
+        txn.commit().await?;
+        if changed {
+            // Sessions carry their user's groups.
+            self.inner.cache.invalidate_user(UserId(u.id));
+        }
+        Ok(())
+    }
+
+    /// Adds many users to a group at once; answers how many were not members before.
+    /// Either all of it happens or, when a named user is not of this tenant, none.
+    pub async fn add_group_members(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        id: GroupId,
+        who: NewMembers,
+        meta: &RequestMeta,
+    ) -> Result<u64> {
+        let scope = self.tenant(tenant.id);
+        let all = who == NewMembers::AllActive;
+        let txn = self.inner.db.begin().await?;
+        let g = scope.groups().take(&txn, id).await?;
+        let users = scope.groups().resolve(&txn, who).await?;
+        let added = scope.groups().add_missing(&txn, id, users).await?;
+        if !added.is_empty() {
+            scope
+                .audit()
+                .append_in(
+                    &txn,
+                    event(
+                        Action::GroupMembersChanged,
+                        actor_of(actor),
+                        Some(group_target(g.id, &g.name)),
+                        meta,
+                        json!({"added": added.len(), "all": all, "user_ids": added}),
+                    ),
+                )
+                .await?;
+        }
+        txn.commit().await?;
+        if !added.is_empty() {
+            // Sessions carry their user's groups; many users changed.
+            self.inner.cache.invalidate_tenant(tenant.id);
+        }
+        Ok(added.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t5_a_bulk_add_takes_exactly_one_form() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            NewMembers::parse(Some(true), None),
+            Ok(NewMembers::AllActive)
+        );
+        assert_eq!(
+            NewMembers::parse(None, Some(vec![id, id])),
+            Ok(NewMembers::Users(vec![id])),
+            "duplicates count once"
+        );
+        let field = |r: Result<NewMembers, DomainError>| match r {
+            Err(DomainError::Validation(v)) => v[0].field.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(NewMembers::parse(None, None)), "body");
+        assert_eq!(field(NewMembers::parse(Some(true), Some(vec![id]))), "body");
+        assert_eq!(field(NewMembers::parse(Some(false), None)), "all");
+        assert_eq!(
+            field(NewMembers::parse(None, Some(vec![id; MAX_USER_IDS + 1]))),
+            "user_ids"
+        );
+    }
+}
