@@ -2,7 +2,7 @@
 
 use crate::dto::{CreateEscalationRequest, EscalationDto, ExecuteEscalationRequest, ListOf};
 use crate::error::{ApiError, Problem};
-use crate::extract::{Meta, Support, SupportAdmin, TenantAdmin, TenantReader};
+use crate::extract::{Meta, Support, SupportAdmin, TenantAdmin};
 use crate::params;
 use crate::routes::optional_body;
 use crate::state::ApiState;
@@ -116,14 +116,14 @@ pub async fn execute(
     Ok(HttpResponse::Ok().json(EscalationDto::from(&e)))
 }
 
-/// The practice's escalations, newest first (its admins; support staff read, audited).
+/// The practice's escalations, newest first (its admins; support reads one by id).
 #[utoipa::path(get, path = "/v1/tenants/{company}/escalations", tag = "escalations", security(("bearer" = [])),
     params(("company" = String, Path), EscalationQuery),
     responses((status = 200, body = ListOf<EscalationDto>), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn tenant_list(
     st: web::Data<ApiState>,
-    t: TenantReader,
+    t: TenantAdmin,
     q: web::Query<EscalationQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();

@@ -2,7 +2,7 @@
 
 use crate::dto::{AddMembersRequest, AddedDto, GroupDto, GroupRequest, ListOf, PageQuery, UserDto};
 use crate::error::{ApiError, Problem};
-use crate::extract::{Meta, TenantAdmin, TenantReader};
+use crate::extract::{Meta, TenantAdmin};
 use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
@@ -26,7 +26,7 @@ fn group_id(segment: &str) -> Result<GroupId, ApiError> {
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     st: web::Data<ApiState>,
-    t: TenantReader,
+    t: TenantAdmin,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let cursor =
@@ -110,7 +110,7 @@ pub async fn delete(
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn members(
     st: web::Data<ApiState>,
-    t: TenantReader,
+    t: TenantAdmin,
     path: web::Path<(String, String)>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
