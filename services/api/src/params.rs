@@ -95,6 +95,14 @@ pub fn seq_cursor(v: Option<&str>) -> Result<Option<String>, FieldError> {
         .transpose()
 }
 
+/// The cursor of a list paged by record id (deliveries, support's user search): the id
+/// of the previous page's last item.
+pub fn id_cursor(v: Option<&str>) -> Result<Option<uuid::Uuid>, FieldError> {
+    v.filter(|s| !s.is_empty())
+        .map(|c| uuid::Uuid::parse_str(c).map_err(|_| not_a_cursor()))
+        .transpose()
+}
+
 /// Collects the errors of several parses and fails with all of them.
 #[derive(Default)]
 pub struct Errors(Vec<FieldError>);
@@ -136,6 +144,8 @@ mod tests {
         assert!(user_cursor(Some("\0")).is_err());
         assert!(company_cursor(Some("Not Valid")).is_err());
         assert!(seq_cursor(Some("x")).is_err());
+        assert!(id_cursor(Some("x")).is_err());
+        assert_eq!(id_cursor(Some("")), Ok(None));
         assert_eq!(
             action(Some("signin.failed")),
             Ok(Some("signin.failed".into()))

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod audit;
 mod cache;
 pub mod deliveries;
+pub mod delivery_log;
 mod entities;
 pub mod error;
 pub mod flow;
@@ -23,6 +24,7 @@ pub mod sessions;
 pub mod shared;
 pub mod signin;
 mod sql;
+pub mod support;
 pub mod tenants;
 pub mod users;
 

@@ -6,6 +6,7 @@ pub mod flows;
 pub mod me;
 pub mod mfa;
 pub mod ops;
+pub mod support;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;
@@ -183,6 +184,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(mfa::user_devices)),
         )
         .service(
+            resource("/v1/tenants/{company}/users/{user_id}/deliveries", "GET")
+                .route(web::get().to(users::deliveries)),
+        )
+        .service(
             resource(
                 "/v1/tenants/{company}/users/{user_id}/devices/{device_id}",
                 "DELETE",
@@ -204,6 +209,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/tenants/{company}/audit-events/verify", "GET")
                 .route(web::get().to(audit::verify)),
+        )
+        .service(resource("/v1/support/users", "GET").route(web::get().to(support::users)))
+        .service(
+            resource("/v1/support/deliveries", "GET").route(web::get().to(support::deliveries)),
+        )
+        .service(
+            resource("/v1/support/phone-opt-outs/{e164}", "GET")
+                .route(web::get().to(support::phone_opt_out)),
+        )
+        .service(
+            resource("/v1/support/email-suppressions/{email}", "DELETE")
+                .route(web::delete().to(support::lift_email_suppression)),
         )
         .service(resource("/v1/webhooks/aws/sns", "POST").route(web::post().to(webhooks::sns)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))

@@ -17,5 +17,6 @@ mod processes;
 mod settings;
 mod shared_state;
 mod signin;
+mod support;
 mod users;
 mod webhook;
