@@ -50,6 +50,8 @@ impl Modify for BearerAuth {
         routes::tenants::create,
         routes::tenants::get,
         routes::tenants::patch_settings,
+        routes::tenants::suspend,
+        routes::tenants::reactivate,
         routes::users::list,
         routes::users::create,
         routes::users::get,

@@ -25,6 +25,7 @@ pub mod shared;
 pub mod signin;
 mod sql;
 pub mod support;
+pub mod suspension;
 pub mod tenants;
 pub mod users;
 

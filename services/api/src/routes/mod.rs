@@ -150,6 +150,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(tenants::patch_settings)),
         )
         .service(
+            resource("/v1/tenants/{company}/suspend", "POST")
+                .route(web::post().to(tenants::suspend)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/reactivate", "POST")
+                .route(web::post().to(tenants::reactivate)),
+        )
+        .service(
             resource("/v1/tenants/{company}/users", "GET, POST")
                 .route(web::get().to(users::list))
                 .route(web::post().to(users::create)),

@@ -1,13 +1,16 @@
 //! The vendor's support desk (S1, S3, D3, D4, D5): a user's deliveries, finding users and
 //! deliveries across practices (each read audited in the practice's own log), a number's
-//! opt-out state and lifting a suppression.
+//! opt-out state, lifting a suppression, and suspending and reactivating a practice.
 
-use crate::helpers::{Db, NEW_PASSWORD, SUPPORT_USER, TestApp, error_fields, ok_json, problem};
+use crate::helpers::{
+    Db, NEW_PASSWORD, Options, SUPPORT_USER, TestApp, error_fields, ok_json, problem,
+};
 use crate::isolation::{create_user, support_agent};
 use crate::on_both_databases;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_store::optouts::OptOutSource;
 use reqwest::{Method, StatusCode};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,9 @@ on_both_databases!(
     d3_support_reads_a_numbers_opt_out_state,
     d4_support_lifts_a_suppression_and_the_operator_log_records_it_masked,
     s1_vendor_support_paths_refuse_practice_users_and_wrong_methods,
+    s3_suspension_ends_sessions_at_once_refuses_sign_in_and_reactivation_restores_it,
+    s3_only_a_support_admin_suspends_and_never_the_operator_tenant,
+    s3_suspension_through_one_process_ends_sessions_cached_in_another,
 );
 
 const TEMP_PASSWORD: &str = "Temporary-Pass-1234!";
@@ -654,6 +660,225 @@ async fn s1_vendor_support_paths_refuse_practice_users_and_wrong_methods(db: Db)
         events(&app, "nosy-clinic", &admin, "support.read").await,
         Vec::<Value>::new()
     );
+}
+
+/// Signs in at `company` as `user`; answers the refusal's problem, or the session token.
+async fn sign_in(app: &TestApp, company: &str, user: &str) -> Result<String, Value> {
+    let r = app.login(company, user, NEW_PASSWORD).await;
+    if r.status() == StatusCode::OK {
+        let flow: Value = r.json().await.unwrap();
+        assert_eq!(flow["status"], "authenticated", "{flow}");
+        return Ok(flow["session"]["token"].as_str().unwrap().to_owned());
+    }
+    Err(problem(r, StatusCode::FORBIDDEN, "tenant_suspended").await)
+}
+
+async fn s3_suspension_ends_sessions_at_once_refuses_sign_in_and_reactivation_restores_it(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.practice("sus-a").await;
+    let staff = app.staff("sus-a", &admin, "sam").await;
+    let other = app.practice("sus-b").await;
+    let root = app.support_token().await;
+    // Both sessions are live and cached.
+    for t in [&admin, &staff, &other] {
+        assert_eq!(
+            app.get("/v1/auth/session", Some(t)).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    let t = ok_json(
+        app.post("/v1/tenants/sus-a/suspend", Some(&root), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(t["company"], "sus-a");
+    assert_eq!(t["status"], "suspended");
+    // Every session of the practice ends at once; another practice's does not.
+    for t in [&admin, &staff] {
+        let r = app.get("/v1/auth/session", Some(t)).await;
+        problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    assert_eq!(
+        app.get("/v1/auth/session", Some(&other)).await.status(),
+        StatusCode::OK
+    );
+    // Revoked in the database too, not only forgotten by the cache.
+    let live: i64 = app
+        .raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM sessions s JOIN tenants t ON t.id = s.tenant_id \
+             WHERE t.company = 'sus-a' AND s.revoked_at IS NULL"
+                .to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(live, 0);
+    // Nobody signs in; a second suspension conflicts.
+    let p = sign_in(&app, "sus-a", "sam").await.unwrap_err();
+    assert_eq!(p["code"], "tenant_suspended");
+    sign_in(&app, "sus-a", "sus-a-admin").await.unwrap_err();
+    let r = app
+        .post("/v1/tenants/sus-a/suspend", Some(&root), &json!({}))
+        .await;
+    problem(r, StatusCode::CONFLICT, "conflict").await;
+    // Support still sees the practice, as suspended.
+    let seen = ok_json(app.get("/v1/tenants/sus-a", Some(&root)).await).await;
+    assert_eq!(seen["status"], "suspended");
+
+    let t = ok_json(
+        app.post("/v1/tenants/sus-a/reactivate", Some(&root), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(t["status"], "active");
+    let r = app
+        .post("/v1/tenants/sus-a/reactivate", Some(&root), &json!({}))
+        .await;
+    problem(r, StatusCode::CONFLICT, "conflict").await;
+    // Sign-in works again; the sessions ended by the suspension stay ended.
+    let fresh = sign_in(&app, "sus-a", "sam").await.unwrap();
+    assert_eq!(
+        app.get("/v1/auth/session", Some(&fresh)).await.status(),
+        StatusCode::OK
+    );
+    let r = app.get("/v1/auth/session", Some(&staff)).await;
+    problem(r, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let admin = sign_in(&app, "sus-a", "sus-a-admin").await.unwrap();
+
+    // Both logs record both changes, by the support admin.
+    for (company, token) in [("sus-a", &admin), ("operator", &root)] {
+        for (action, status, ended) in [
+            ("tenant.suspended", "suspended", 2),
+            ("tenant.reactivated", "active", 0),
+        ] {
+            let e = events(&app, company, token, action).await;
+            assert_eq!(e.len(), 1, "{company} {action}: {e:?}");
+            assert_eq!(e[0]["actor"]["username"], SUPPORT_USER);
+            assert_eq!(e[0]["actor"]["kind"], "support");
+            assert_eq!(e[0]["target"]["kind"], "tenant");
+            assert_eq!(e[0]["target"]["label"], "sus-a");
+            assert_eq!(e[0]["details"]["status"], status);
+            assert_eq!(e[0]["details"]["sessions_ended"], ended);
+        }
+    }
+    // The refused sign-ins are in the practice's log as well.
+    let refused = events(&app, "sus-a", &admin, "signin.refused").await;
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        events(&app, "sus-b", &other, "tenant.suspended")
+            .await
+            .is_empty()
+    );
+}
+
+async fn s3_only_a_support_admin_suspends_and_never_the_operator_tenant(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.practice("own-clinic").await;
+    let root = app.support_token().await;
+    let (agent, _) = support_agent(&app, &root, "agent.nope").await;
+    for token in [&agent, &admin] {
+        for action in ["suspend", "reactivate"] {
+            let r = app
+                .post(
+                    &format!("/v1/tenants/own-clinic/{action}"),
+                    Some(token),
+                    &json!({}),
+                )
+                .await;
+            problem(r, StatusCode::FORBIDDEN, "forbidden").await;
+        }
+    }
+    assert_eq!(
+        app.get("/v1/auth/session", Some(&admin)).await.status(),
+        StatusCode::OK
+    );
+    for action in ["suspend", "reactivate"] {
+        let r = app
+            .post(
+                &format!("/v1/tenants/no-such-clinic/{action}"),
+                Some(&root),
+                &json!({}),
+            )
+            .await;
+        problem(r, StatusCode::NOT_FOUND, "not_found").await;
+        let r = app
+            .post(
+                &format!("/v1/tenants/Not%20A%20Company/{action}"),
+                Some(&root),
+                &json!({}),
+            )
+            .await;
+        problem(r, StatusCode::NOT_FOUND, "not_found").await;
+        // The operator tenant: its own staff would be locked out.
+        let r = app
+            .post(
+                &format!("/v1/tenants/operator/{action}"),
+                Some(&root),
+                &json!({}),
+            )
+            .await;
+        problem(r, StatusCode::CONFLICT, "conflict").await;
+        let r = app
+            .get(&format!("/v1/tenants/own-clinic/{action}"), Some(&root))
+            .await;
+        problem(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_supported").await;
+    }
+    // Nothing changed: the practice is active, the support session lives.
+    let t = ok_json(app.get("/v1/tenants/own-clinic", Some(&admin)).await).await;
+    assert_eq!(t["status"], "active");
+    assert_eq!(
+        app.get("/v1/auth/session", Some(&root)).await.status(),
+        StatusCode::OK
+    );
+    assert!(
+        events(&app, "own-clinic", &admin, "tenant.suspended")
+            .await
+            .is_empty()
+    );
+}
+
+async fn s3_suspension_through_one_process_ends_sessions_cached_in_another(db: Db) {
+    let opts = || Options {
+        redis: true,
+        ..Options::default()
+    };
+    let a = TestApp::spawn_with(db, opts()).await;
+    let b = a.sibling(opts()).await;
+    let admin = a.practice("far-clinic").await;
+    let staff = a.staff("far-clinic", &admin, "sam").await;
+    // Process b has both sessions cached.
+    for t in [&admin, &staff] {
+        assert_eq!(
+            b.get("/v1/auth/session", Some(t)).await.status(),
+            StatusCode::OK
+        );
+    }
+    let root = a.support_token().await;
+    let r = a
+        .post("/v1/tenants/far-clinic/suspend", Some(&root), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Refused by b within moments, not when its cache entries expire a minute later.
+    let start = Instant::now();
+    for t in [&admin, &staff] {
+        loop {
+            let r = b.get("/v1/auth/session", Some(t)).await;
+            if r.status() == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert_eq!(r.status(), StatusCode::OK);
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "process b still accepts a suspended practice's session"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// Percent-encodes a query value.
