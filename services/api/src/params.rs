@@ -110,6 +110,14 @@ pub fn seq_cursor(v: Option<&str>) -> Result<Option<String>, FieldError> {
         .transpose()
 }
 
+/// The cursor of a list paged by record id (deliveries, support's user search): the id
+/// of the previous page's last item.
+pub fn id_cursor(v: Option<&str>) -> Result<Option<uuid::Uuid>, FieldError> {
+    v.filter(|s| !s.is_empty())
+        .map(|c| uuid::Uuid::parse_str(c).map_err(|_| not_a_cursor()))
+        .transpose()
+}
+
 /// Collects the errors of several parses and fails with all of them.
 #[derive(Default)]
 pub struct Errors(Vec<FieldError>);
@@ -157,6 +165,8 @@ mod tests {
         assert!(group_cursor(Some("front\0desk")).is_err());
         assert!(group_cursor(Some(&"x".repeat(401))).is_err());
         assert!(seq_cursor(Some("x")).is_err());
+        assert!(id_cursor(Some("x")).is_err());
+        assert_eq!(id_cursor(Some("")), Ok(None));
         assert_eq!(
             action(Some("signin.failed")),
             Ok(Some("signin.failed".into()))

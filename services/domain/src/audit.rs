@@ -74,6 +74,7 @@ actions! {
     TenantSuspended => "tenant.suspended",
     TenantReactivated => "tenant.reactivated",
     SupportRead => "support.read",
+    EmailSuppressionLifted => "email_suppression.lifted",
     SessionEnded => "session.ended",
     EscalationRequested => "escalation.requested",
     EscalationApproved => "escalation.approved",

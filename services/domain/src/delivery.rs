@@ -83,6 +83,66 @@ pub fn inbound_keyword(body: &str) -> Option<Keyword> {
 /// (D7): one number cannot be used to flood someone.
 pub const DESTINATION_MAX_PER_HOUR: u64 = 10;
 
+/// Masks the email addresses and phone numbers inside a provider's error text (D5): a
+/// provider may name the address it refused ("... failed the check: jane@example.com"),
+/// and a delivery is shown with its destination masked only.
+pub fn redact_destinations(text: &str) -> String {
+    let separator = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                ',' | ';' | '<' | '>' | '"' | '\'' | '[' | ']' | '(' | ')' | '='
+            )
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(&redact_word(word));
+        word.clear();
+    };
+    for c in text.chars() {
+        if separator(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// One word of an error text, masked when it is an email address or a phone number.
+fn redact_word(word: &str) -> String {
+    use crate::ids::{EmailAddress, PhoneE164};
+    // Trailing punctuation ("jane@example.com." or "+12025550147:") is not part of it.
+    let core = word.trim_end_matches(['.', ':', '!', '?']);
+    let rest = &word[core.len()..];
+    if core.contains('@') {
+        if let Ok(e) = EmailAddress::parse(core) {
+            return format!("{}{rest}", e.masked());
+        }
+        if let Some((_, domain)) = core.rsplit_once('@') {
+            return format!("•••@{domain}{rest}");
+        }
+    }
+    // A number as providers write it: E.164 (+ and 7 to 15 digits), or 10 to 15 bare digits.
+    let (plus, digits) = match core.strip_prefix('+') {
+        Some(d) => (true, d),
+        None => (false, core),
+    };
+    let n = digits.len();
+    let phone =
+        digits.bytes().all(|b| b.is_ascii_digit()) && n <= 15 && n >= if plus { 7 } else { 10 };
+    if phone {
+        let masked = PhoneE164::parse(core)
+            .map(|p| p.masked())
+            .unwrap_or_else(|_| format!("•••-•••-{}", &digits[n - 4..]));
+        return format!("{masked}{rest}");
+    }
+    word.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +166,30 @@ mod tests {
         for w in ["please stop", "STOP IT", "", "no", "halt"] {
             assert_eq!(inbound_keyword(w), None, "{w:?}");
         }
+    }
+
+    #[test]
+    fn d5_destinations_inside_provider_errors_are_masked() {
+        assert_eq!(
+            redact_destinations(
+                "MessageRejected: identities failed the check in region US-EAST-1: Jane@Example.com."
+            ),
+            "MessageRejected: identities failed the check in region US-EAST-1: J•••@example.com."
+        );
+        assert_eq!(
+            redact_destinations("InvalidParameter: PhoneNumber=+12025550147 is opted out"),
+            "InvalidParameter: PhoneNumber=•••-•••-0147 is opted out"
+        );
+        assert_eq!(
+            redact_destinations("<bob@localhost> refused, retry 3 of 5 after 120 s"),
+            "<•••@localhost> refused, retry 3 of 5 after 120 s"
+        );
+        let plain = "the code expired or was replaced before it could be sent";
+        assert_eq!(redact_destinations(plain), plain);
+        assert_eq!(
+            redact_destinations("throttled 2026-11-24"),
+            "throttled 2026-11-24"
+        );
     }
 
     #[test]

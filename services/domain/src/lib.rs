@@ -13,6 +13,7 @@ pub mod ids;
 pub mod inbound;
 pub mod jobs;
 pub mod login_hours;
+pub mod lookup;
 pub mod mfa;
 pub mod names;
 pub mod networks;

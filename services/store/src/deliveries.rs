@@ -59,7 +59,20 @@ fn unclaimed(now: DateTime<Utc>) -> sea_orm::Condition {
 
 /// One tenant's deliveries.
 pub struct Deliveries<'a> {
-    scope: TenantScope<'a>,
+    pub(crate) scope: TenantScope<'a>,
+}
+
+/// The keyed hash stored with a delivery, by which support finds the deliveries to a
+/// destination without the destination being stored (D5). Case and surrounding space
+/// do not matter.
+pub(crate) fn destination_mac(
+    key: &gatehouse_domain::crypto::SecretKey,
+    destination: &str,
+) -> String {
+    key.mac(
+        "destination",
+        &[destination.trim().to_lowercase().as_bytes()],
+    )
 }
 
 impl<'a> TenantScope<'a> {

@@ -4,12 +4,20 @@
 //! before any provider call; only the user (START) or support (lifting a suppression)
 //! undoes them, never a practice.
 
+use crate::audit::event;
 use crate::entities::{email_suppressions as es, phone_opt_outs as po};
-use crate::{Result, Store};
+use crate::records::Principal;
+use crate::users::actor_of;
+use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::{Action, Target};
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde_json::json;
 
 /// Where an opt-out state came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +263,52 @@ impl Store {
             self.inner.clock.now(),
         )
         .await
+    }
+
+    /// Lifts a suppression for the vendor's support staff once the mailbox is fixed (D4):
+    /// `NotFound` when the address is not suppressed. Audited in the support member's own
+    /// (operator) log with the address masked: a suppression belongs to no practice.
+    pub async fn support_lift_email_suppression(
+        &self,
+        actor: &Principal,
+        email: &EmailAddress,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let txn = self.inner.db.begin().await?;
+        let existing = es::Entity::find_by_id(email_key(email))
+            .one(&txn)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let lifted = es::Entity::delete_many()
+            .filter(es::Column::Email.eq(existing.email.clone()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        if lifted == 0 {
+            // Lifted by someone else since the read.
+            return Err(DomainError::NotFound.into());
+        }
+        let masked = email.masked();
+        self.tenant(actor.tenant.id)
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::EmailSuppressionLifted,
+                    actor_of(actor),
+                    Some(Target {
+                        kind: "email",
+                        id: masked.clone(),
+                        label: None,
+                    }),
+                    meta,
+                    json!({"email": masked, "reason": existing.reason, "since": existing.created_at}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        tracing::info!(to = %masked, "email suppression lifted by support");
+        Ok(())
     }
 
     /// Lifts a suppression once the mailbox is fixed (support); answers whether one existed.

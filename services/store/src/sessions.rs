@@ -90,6 +90,21 @@ impl TenantScope<'_> {
         }
         Ok(q.exec(conn).await?.rows_affected)
     }
+
+    /// Ends every live session of this tenant (suspension), in the database.
+    pub(crate) async fn revoke_all_sessions<C: ConnectionTrait>(&self, conn: &C) -> Result<u64> {
+        let now = self.inner.clock.now();
+        Ok(sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::RevokedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(sessions::Column::TenantId.eq(self.uuid()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(conn)
+            .await?
+            .rows_affected)
+    }
 }
 
 impl Store {
@@ -242,5 +257,11 @@ impl Store {
     /// Drops cached sessions of a user after their sessions were revoked.
     pub(crate) fn forget_user_sessions(&self, user: UserId) {
         self.inner.cache.invalidate_user(user);
+    }
+
+    /// Drops cached sessions of a whole tenant, in every process sharing invalidations,
+    /// after its sessions were revoked or its state changed.
+    pub(crate) fn forget_tenant_sessions(&self, tenant: gatehouse_domain::ids::TenantId) {
+        self.inner.cache.invalidate_tenant(tenant);
     }
 }

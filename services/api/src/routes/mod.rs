@@ -8,6 +8,7 @@ pub mod groups;
 pub mod me;
 pub mod mfa;
 pub mod ops;
+pub mod support;
 pub mod tenants;
 pub mod user_admin;
 pub mod users;
@@ -152,6 +153,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(tenants::patch_settings)),
         )
         .service(
+            resource("/v1/tenants/{company}/suspend", "POST")
+                .route(web::post().to(tenants::suspend)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/reactivate", "POST")
+                .route(web::post().to(tenants::reactivate)),
+        )
+        .service(
             resource("/v1/tenants/{company}/users", "GET, POST")
                 .route(web::get().to(users::list))
                 .route(web::post().to(users::create)),
@@ -197,6 +206,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/tenants/{company}/users/{user_id}/devices", "GET")
                 .route(web::get().to(mfa::user_devices)),
+        )
+        .service(
+            resource("/v1/tenants/{company}/users/{user_id}/deliveries", "GET")
+                .route(web::get().to(users::deliveries)),
         )
         .service(
             resource(
@@ -268,6 +281,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/escalations/{id}/execute", "POST")
                 .route(web::post().to(escalations::execute)),
+        )
+        .service(resource("/v1/support/users", "GET").route(web::get().to(support::users)))
+        .service(
+            resource("/v1/support/deliveries", "GET").route(web::get().to(support::deliveries)),
+        )
+        .service(
+            resource("/v1/support/phone-opt-outs/{e164}", "GET")
+                .route(web::get().to(support::phone_opt_out)),
+        )
+        .service(
+            resource("/v1/support/email-suppressions/{email}", "DELETE")
+                .route(web::delete().to(support::lift_email_suppression)),
         )
         .service(resource("/v1/webhooks/aws/sns", "POST").route(web::post().to(webhooks::sns)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))

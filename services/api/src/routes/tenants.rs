@@ -8,6 +8,7 @@ use crate::extract::{Meta, Support, SupportAdmin, TenantAdmin, TenantReader};
 use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
+use gatehouse_store::TenantStatus;
 use gatehouse_store::tenants::NewTenant;
 use gatehouse_store::users::NewUser;
 
@@ -92,6 +93,52 @@ pub async fn patch_settings(
     let tenant = st
         .store
         .update_settings(&t.principal, &t.tenant, body.into_inner().into(), &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(TenantDto::from(&tenant)))
+}
+
+/// The company id of `/v1/tenants/{company}/...`; a malformed one is no tenant (404).
+fn company_of(path: &str) -> Result<gatehouse_domain::ids::CompanyId, ApiError> {
+    gatehouse_domain::ids::CompanyId::parse(path).map_err(|_| ApiError::not_found())
+}
+
+/// Suspends a practice (support_admin, S3): its users cannot sign in and every session
+/// of it ends at once. The operator tenant cannot be suspended (409).
+#[utoipa::path(post, path = "/v1/tenants/{company}/suspend", tag = "tenants", security(("bearer" = [])),
+    params(("company" = String, Path)),
+    responses((status = 200, body = TenantDto), (status = 401, body = Problem),
+        (status = 403, description = "forbidden: not a support admin", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "conflict: already suspended, or the operator tenant", body = Problem)))]
+pub async fn suspend(
+    st: web::Data<ApiState>,
+    Meta(meta): Meta,
+    SupportAdmin(p): SupportAdmin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = st
+        .store
+        .set_tenant_status(&p, &company_of(&path)?, TenantStatus::Suspended, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(TenantDto::from(&tenant)))
+}
+
+/// Reactivates a suspended practice (support_admin, S3): its users may sign in again.
+#[utoipa::path(post, path = "/v1/tenants/{company}/reactivate", tag = "tenants", security(("bearer" = [])),
+    params(("company" = String, Path)),
+    responses((status = 200, body = TenantDto), (status = 401, body = Problem),
+        (status = 403, description = "forbidden: not a support admin", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "conflict: not suspended, or the operator tenant", body = Problem)))]
+pub async fn reactivate(
+    st: web::Data<ApiState>,
+    Meta(meta): Meta,
+    SupportAdmin(p): SupportAdmin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = st
+        .store
+        .set_tenant_status(&p, &company_of(&path)?, TenantStatus::Active, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TenantDto::from(&tenant)))
 }

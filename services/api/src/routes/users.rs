@@ -1,6 +1,9 @@
 //! A practice's users.
 
-use crate::dto::{CountDto, CreateUserRequest, ListOf, LoginHoursDto, LoginWindowDto, UserDto};
+use crate::dto::{
+    CountDto, CreateUserRequest, DeliveryDto, ListOf, LoginHoursDto, LoginWindowDto, PageQuery,
+    UserDto,
+};
 use crate::error::{ApiError, Problem};
 use crate::extract::{Meta, TenantAdmin, TenantReader};
 use crate::params;
@@ -202,4 +205,32 @@ pub async fn put_login_hours(
         .set_login_hours(&t.principal, &t.tenant, &user, windows, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(hours_dto(t.tenant.timezone.name(), saved)))
+}
+
+/// A user's deliveries (D5), newest first, each destination masked: what support and the
+/// practice read to answer "why didn't my code arrive?".
+#[utoipa::path(get, path = "/v1/tenants/{company}/users/{user_id}/deliveries", tag = "users",
+    security(("bearer" = [])),
+    params(("company" = String, Path), ("user_id" = String, Path, description = "UUID or username"), PageQuery),
+    responses((status = 200, body = ListOf<DeliveryDto>), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, description = "validation_failed: cursor", body = Problem)))]
+pub async fn deliveries(
+    st: web::Data<ApiState>,
+    t: TenantReader,
+    path: web::Path<(String, String)>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user_ref(&path)?;
+    let cursor =
+        params::id_cursor(q.cursor.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
+    let page = st
+        .store
+        .tenant(t.tenant.id)
+        .deliveries()
+        .for_user(&user, params::limit(q.limit), cursor)
+        .await?;
+    Ok(HttpResponse::Ok().json(ListOf {
+        items: page.items.into_iter().map(DeliveryDto::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }

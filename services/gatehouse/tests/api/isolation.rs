@@ -33,7 +33,7 @@ async fn call(
 }
 
 /// Creates a user (temporary password) and returns the User.
-async fn create_user(
+pub(crate) async fn create_user(
     app: &TestApp,
     company: &str,
     admin: &str,
@@ -137,6 +137,16 @@ fn admin_paths(
             Method::POST,
             format!("{t}/users/{username}/password"),
             json!({"temporary_password": TEMP_PASSWORD}),
+        ),
+        (
+            Method::GET,
+            format!("{t}/users/{user_id}/deliveries"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("{t}/users/{username}/deliveries"),
+            Value::Null,
         ),
         (Method::GET, format!("{t}/audit-events"), Value::Null),
         (
@@ -378,7 +388,7 @@ async fn t2_practice_admin_and_staff_get_403_on_vendor_tenant_list_and_create(db
 }
 
 /// A support agent in the operator tenant; returns (token, user id).
-async fn support_agent(app: &TestApp, root: &str, username: &str) -> (String, String) {
+pub(crate) async fn support_agent(app: &TestApp, root: &str, username: &str) -> (String, String) {
     let agent = create_user(app, "operator", root, username, "support_agent").await;
     let token = app
         .finish_password_change("operator", username, TEMP_PASSWORD, NEW_PASSWORD)
@@ -519,6 +529,7 @@ async fn s1_support_cannot_change_b_settings_users_or_login_hours(db: Db) {
             // exception; every other path of B (its groups included) is hidden from support.
             let readable = method == Method::GET
                 && (path.contains("/audit-events")
+                    || path.ends_with("/deliveries")
                     || path.ends_with("/users")
                     || path.ends_with(bob_id)
                     || path.ends_with("/bob")

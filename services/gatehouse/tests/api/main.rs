@@ -19,6 +19,7 @@ mod processes;
 mod settings;
 mod shared_state;
 mod signin;
+mod support;
 mod user_admin;
 mod users;
 mod webhook;

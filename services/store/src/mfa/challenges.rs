@@ -263,10 +263,7 @@ impl Mfa<'_> {
 
     /// The keyed hash by which support finds deliveries to a destination without storing it.
     pub fn destination_hash(&self, destination: &str) -> String {
-        self.scope.inner.config.keyring.current().mac(
-            "destination",
-            &[destination.trim().to_lowercase().as_bytes()],
-        )
+        crate::deliveries::destination_mac(self.scope.inner.config.keyring.current(), destination)
     }
 
     /// Issues a code if the throttle allows (else `RateLimited` with the seconds to wait);
