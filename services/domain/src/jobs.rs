@@ -34,13 +34,31 @@ pub struct ProcessInbound {
 pub struct CodeMessage {
     /// Full destination: E.164 number or email address.
     pub to: String,
+    /// Empty for a notice.
     pub code: SecretString,
+    /// A notice's words (purpose `notice`): sent as they are, with no code.
+    #[serde(default)]
+    pub notice: Option<NoticeText>,
+}
+
+/// The words of a notice to a practice's admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeText {
+    pub subject: String,
+    pub body: String,
 }
 
 impl CodeMessage {
     /// The plaintext to seal.
     pub fn plaintext(to: &str, code: &str) -> Vec<u8> {
         serde_json::json!({"to": to, "code": code})
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The plaintext of a notice to seal.
+    pub fn notice_plaintext(to: &str, notice: &NoticeText) -> Vec<u8> {
+        serde_json::json!({"to": to, "code": "", "notice": notice})
             .to_string()
             .into_bytes()
     }

@@ -42,6 +42,25 @@ pub struct SendContext {
 /// Why a delivery whose code died before it could be sent ended `failed`.
 pub const DEAD_CODE: &str = "the code expired or was replaced before it could be sent";
 
+/// How long a notice (no code, purpose `notice`) may wait to be sent.
+pub const NOTICE_HOURS: i64 = 24;
+
+/// Why a notice that could not be sent within [`NOTICE_HOURS`] ended `failed`.
+pub const DEAD_NOTICE: &str = "the notice could not be sent within a day";
+
+/// A queued notice that may still be sent, or (`alive: false`) may not.
+fn notice(now: DateTime<Utc>, alive: bool) -> sea_orm::Condition {
+    let since = now - Duration::hours(NOTICE_HOURS);
+    sea_orm::Condition::all()
+        .add(dl::Column::ChallengeId.is_null())
+        .add(dl::Column::Purpose.eq(Purpose::Notice.as_str()))
+        .add(if alive {
+            dl::Column::CreatedAt.gt(since)
+        } else {
+            dl::Column::CreatedAt.lte(since)
+        })
+}
+
 /// The delivery's code can no longer be used: expired, used or replaced.
 fn code_dead(now: DateTime<Utc>) -> sea_orm::Condition {
     sea_orm::Condition::any()
@@ -97,23 +116,38 @@ impl Deliveries<'_> {
         let Some(d) = dl::Entity::find().filter(self.by_id(id)).one(db).await? else {
             return Ok(None);
         };
-        let (Some(sealed), Some(challenge_id)) = (d.payload_sealed.clone(), d.challenge_id) else {
+        let Some(sealed) = d.payload_sealed.clone() else {
             return Ok(None);
         };
         if DeliveryStatus::parse(&d.status) != Some(DeliveryStatus::Queued) {
             return Ok(None);
         }
-        let challenge = ch::Entity::find()
-            .filter(ch::Column::TenantId.eq(self.scope.uuid()))
-            .filter(ch::Column::Id.eq(challenge_id))
-            .one(db)
-            .await?;
-        let open = challenge.as_ref().is_some_and(|c| {
-            c.used_at.is_none() && c.superseded_at.is_none() && c.expires_at > now
-        });
-        let Some(c) = challenge.filter(|_| open) else {
-            self.fail(id, DEAD_CODE, true).await?;
-            return Ok(None);
+        let expires_at = match d.challenge_id {
+            Some(challenge_id) => {
+                let challenge = ch::Entity::find()
+                    .filter(ch::Column::TenantId.eq(self.scope.uuid()))
+                    .filter(ch::Column::Id.eq(challenge_id))
+                    .one(db)
+                    .await?;
+                let open = challenge.as_ref().is_some_and(|c| {
+                    c.used_at.is_none() && c.superseded_at.is_none() && c.expires_at > now
+                });
+                let Some(c) = challenge.filter(|_| open) else {
+                    self.fail(id, DEAD_CODE, true).await?;
+                    return Ok(None);
+                };
+                c.expires_at
+            }
+            // A notice has no code: it lives a day.
+            None if d.purpose == Purpose::Notice.as_str() => {
+                let until = d.created_at + Duration::hours(NOTICE_HOURS);
+                if until <= now {
+                    self.fail(id, DEAD_NOTICE, true).await?;
+                    return Ok(None);
+                }
+                until
+            }
+            None => return Ok(None),
         };
         let claimed = dl::Entity::update_many()
             .col_expr(dl::Column::Attempts, Expr::col(dl::Column::Attempts).add(1))
@@ -147,7 +181,7 @@ impl Deliveries<'_> {
             company,
             company_name,
             to_masked: d.destination_masked,
-            expires_at: c.expires_at,
+            expires_at,
             attempt: u32::try_from(d.attempts + 1).unwrap_or(u32::MAX),
             sealed,
         }))
@@ -178,14 +212,19 @@ impl Deliveries<'_> {
             .col_expr(dl::Column::UpdatedAt, Expr::value(now))
             .filter(self.by_id(ctx.delivery_id));
         // An email's sealed message is kept while its code lives, so that a transient
-        // bounce can send it again (see `inbound`); an SMS's is dropped now.
-        if ctx.channel != Channel::Email {
+        // bounce can send it again (see `inbound`); an SMS's, and a notice's, is dropped now.
+        if ctx.channel != Channel::Email || ctx.purpose == Purpose::Notice {
             sent = sent.col_expr(
                 dl::Column::PayloadSealed,
                 Expr::value(Option::<String>::None),
             );
         }
         sent.exec(&txn).await?;
+        if ctx.purpose == Purpose::Notice {
+            // Not a code: the delivery row is the record (the escalation is audited).
+            txn.commit().await?;
+            return Ok(());
+        }
         let target = d.and_then(|d| d.user_id).map(|u| Target {
             kind: "user",
             id: u.to_string(),
@@ -290,14 +329,22 @@ impl Store {
             .column(dl::Column::Id)
             .column(dl::Column::TenantId)
             .column(dl::Column::PayloadSealed)
-            .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
+            .join(sea_orm::JoinType::LeftJoin, dl::Relation::Challenge.def())
             .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
             .filter(dl::Column::PayloadSealed.is_not_null())
             .filter(dl::Column::UpdatedAt.lt(now - idle))
             .filter(unclaimed(now))
-            .filter(ch::Column::UsedAt.is_null())
-            .filter(ch::Column::SupersededAt.is_null())
-            .filter(ch::Column::ExpiresAt.gt(now))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(dl::Column::ChallengeId.is_not_null())
+                            .add(ch::Column::UsedAt.is_null())
+                            .add(ch::Column::SupersededAt.is_null())
+                            .add(ch::Column::ExpiresAt.gt(now)),
+                    )
+                    .add(notice(now, true)),
+            )
             .order_by_asc(dl::Column::CreatedAt)
             .limit(limit)
             .into_tuple()
@@ -315,6 +362,42 @@ impl Store {
             .collect())
     }
 
+    /// Ends as `failed` with `error` (sealed message dropped) up to `limit` unclaimed
+    /// queued deliveries matching `which`; answers how many.
+    async fn fail_queued(&self, which: sea_orm::Condition, error: &str, limit: u64) -> Result<u64> {
+        let now = self.inner.clock.now();
+        let ids: Vec<Uuid> = dl::Entity::find()
+            .select_only()
+            .column(dl::Column::Id)
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .filter(unclaimed(now))
+            .filter(which)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.inner.db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(dl::Entity::update_many()
+            .col_expr(
+                dl::Column::Status,
+                Expr::value(DeliveryStatus::Failed.as_str()),
+            )
+            .col_expr(dl::Column::Error, Expr::value(Some(error)))
+            .col_expr(
+                dl::Column::PayloadSealed,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+            .filter(dl::Column::Id.is_in(ids))
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .filter(unclaimed(now))
+            .exec(&self.inner.db)
+            .await?
+            .rows_affected)
+    }
+
     /// Ends as `failed` (sealed message dropped) the queued deliveries whose code died
     /// before anyone sent it: expired, used or replaced. Without this, a code that no job
     /// ran for in its lifetime (its pushes lost, every worker down) would stay `queued`
@@ -322,6 +405,9 @@ impl Store {
     /// Answers how many.
     pub async fn fail_dead_deliveries(&self, limit: u64) -> Result<u64> {
         let now = self.inner.clock.now();
+        let mut failed = self
+            .fail_queued(notice(now, false), DEAD_NOTICE, limit)
+            .await?;
         let ids: Vec<Uuid> = dl::Entity::find()
             .select_only()
             .column(dl::Column::Id)
@@ -333,7 +419,7 @@ impl Store {
             .into_tuple()
             .all(&self.inner.db)
             .await?;
-        let failed = if ids.is_empty() {
+        failed += if ids.is_empty() {
             0
         } else {
             dl::Entity::update_many()

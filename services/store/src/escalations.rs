@@ -424,17 +424,112 @@ impl Store {
         };
         let txn = self.inner.db.begin().await?;
         let m = es::Entity::insert(row).exec_with_returning(&txn).await?;
+        let notices = self.notify_admins(&txn, &tenant, &m, &cx, now).await?;
         self.audit_both(
             &txn,
             (&m, &cx),
             Action::EscalationRequested,
             actor_of(p),
             meta,
-            json!({"reason": m.reason}),
+            json!({"reason": m.reason, "admins_notified": notices.len()}),
         )
         .await?;
         txn.commit().await?;
+        for job in notices {
+            self.enqueue_send(job).await;
+        }
         Escalation::from_model(m, tenant.company.as_str())
+    }
+
+    /// Queues, in the escalation's transaction, an email notice to each active practice
+    /// admin of the tenant who has an address: a request awaits their decision. The
+    /// deliveries are recorded like codes' (masked, sealed) and sent by the workers.
+    async fn notify_admins(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &Tenant,
+        e: &es::Model,
+        cx: &AuditContext,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<gatehouse_domain::jobs::SendCode>> {
+        use crate::entities::deliveries as dl;
+        use gatehouse_domain::delivery::DeliveryStatus;
+        use gatehouse_domain::ids::EmailAddress;
+        use gatehouse_domain::jobs::{CodeMessage, NoticeText, SendCode};
+        use gatehouse_domain::mfa::codes::{Channel, Purpose};
+        let admins: Vec<(Uuid, Option<String>)> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .column(users::Column::Email)
+            .filter(users::Column::TenantId.eq(tenant.id.0))
+            .filter(users::Column::Role.eq(Role::PracticeAdmin.as_str()))
+            .filter(users::Column::Active.eq(true))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        let what = match EscalationAction::parse(&e.action) {
+            Some(EscalationAction::Unlock) => "unlock the account of",
+            Some(EscalationAction::ResetMfa) => "reset the second factor of",
+            Some(EscalationAction::ResetPassword) => "set a temporary password for",
+            None => "act on the account of",
+        };
+        let notice = NoticeText {
+            subject: format!("support asks to {what} {}", cx.username),
+            body: format!(
+                "Hello,\n\n\
+                 The vendor's support ({requester}) asks to {what} {user} in {company}.\n\n\
+                 Ticket: {ticket}\nReason: {reason}\n\n\
+                 Nothing happens unless an administrator of your practice approves it. \
+                 Approve or deny it in Gatehouse (escalation {id}); it lapses undecided after \
+                 {PENDING_HOURS} hours. An approved request can be carried out once, within \
+                 {EXECUTION_WINDOW_MINUTES} minutes.\n\n\
+                 If you did not expect this, deny it and contact the vendor.\n",
+                requester = e.requested_by_username,
+                user = cx.username,
+                company = tenant.name,
+                ticket = e.ticket,
+                reason = e.reason,
+                id = e.id,
+            ),
+        };
+        let key = self.inner.config.keyring.current();
+        let mut jobs = Vec::new();
+        for (admin, email) in admins {
+            let Some(email) = email.and_then(|a| EmailAddress::parse(&a).ok()) else {
+                continue;
+            };
+            let delivery_id = Uuid::new_v4();
+            let sealed = key.seal(
+                &SendCode::seal_context(delivery_id),
+                &CodeMessage::notice_plaintext(email.as_str(), &notice),
+            );
+            dl::Entity::insert(dl::ActiveModel {
+                id: Set(delivery_id),
+                tenant_id: Set(tenant.id.0),
+                user_id: Set(Some(admin)),
+                challenge_id: Set(None),
+                channel: Set(Channel::Email.as_str().to_owned()),
+                destination_masked: Set(email.masked()),
+                destination_hash: Set(crate::deliveries::destination_mac(key, email.as_str())),
+                purpose: Set(Purpose::Notice.as_str().to_owned()),
+                status: Set(DeliveryStatus::Queued.as_str().to_owned()),
+                attempts: Set(0),
+                provider_message_id: Set(None),
+                error: Set(None),
+                payload_sealed: Set(Some(sealed.clone())),
+                claimed_until: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(txn)
+            .await?;
+            jobs.push(SendCode {
+                delivery_id,
+                tenant_id: tenant.id.0,
+                sealed,
+            });
+        }
+        Ok(jobs)
     }
 
     /// `GET /v1/escalations/{id}` (support staff).

@@ -2,6 +2,7 @@
 //! [`Message`]; it never composes text itself, so every provider sends the same words.
 
 use chrono::{DateTime, Utc};
+use gatehouse_domain::jobs::NoticeText;
 use gatehouse_domain::mfa::codes::{Channel, Purpose};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -48,6 +49,8 @@ pub struct Compose<'a> {
     pub company_name: &'a str,
     pub to: &'a str,
     pub code: &'a SecretString,
+    /// A notice's words (purpose `notice`): sent instead of a code message.
+    pub notice: Option<&'a NoticeText>,
     pub expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
@@ -93,6 +96,7 @@ fn what_for(purpose: Purpose, channel: Channel) -> &'static str {
         (Purpose::Contact, Channel::Email) => "code to confirm this email address",
         (Purpose::Contact, Channel::Sms) => "code to confirm this phone number",
         (Purpose::StepUp, _) => "code to confirm a sensitive change",
+        (Purpose::Notice, _) => "notice",
     }
 }
 
@@ -105,7 +109,9 @@ fn if_not_you(purpose: Purpose) -> &'static str {
         Purpose::Enroll | Purpose::StepUp => {
             "If you did not ask for this, tell your practice administrator."
         }
-        Purpose::Contact => "If you did not ask for this, you can ignore this message.",
+        Purpose::Contact | Purpose::Notice => {
+            "If you did not ask for this, you can ignore this message."
+        }
     }
 }
 
@@ -157,6 +163,9 @@ fn email_html(
 /// code as a word of its own, and says how long the code lives. Email also gets the same
 /// words as HTML.
 pub fn compose(c: &Compose<'_>) -> Message {
+    if let Some(n) = c.notice {
+        return notice(c, n);
+    }
     let code = c.code.expose_secret();
     let minutes = minutes_left(c.expires_at, c.now);
     let what = what_for(c.purpose, c.channel);
@@ -197,6 +206,30 @@ pub fn compose(c: &Compose<'_>) -> Message {
     }
 }
 
+/// A notice: its own subject (headed by the practice's name) and words, as plain text
+/// and the same text escaped in a simple HTML document.
+fn notice(c: &Compose<'_>, n: &NoticeText) -> Message {
+    let name = clean_name(c.company_name, 200);
+    let subject = format!("{name}: {}", clean_name(&n.subject, 200));
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{}</title></head>\n\
+         <body style=\"margin:0;padding:24px;font-family:Arial,Helvetica,sans-serif;font-size:16px;line-height:1.5;color:#1f2933;\">\n\
+         <pre style=\"font-family:inherit;white-space:pre-wrap;\">{}</pre>\n</body>\n</html>\n",
+        escape_html(&subject),
+        escape_html(&n.body)
+    );
+    Message {
+        delivery_id: c.delivery_id,
+        channel: c.channel,
+        purpose: c.purpose,
+        company: c.company.to_owned(),
+        to: c.to.to_owned(),
+        subject,
+        body: SecretString::from(n.body.clone()),
+        html: (c.channel == Channel::Email).then(|| SecretString::from(html)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -220,9 +253,40 @@ mod tests {
             company_name: name,
             to: "+12025550147",
             code: &SecretString::from("042917".to_owned()),
+            notice: None,
             expires_at: now + ttl,
             now,
         })
+    }
+
+    #[test]
+    fn s2_a_notice_is_sent_as_written_under_the_practice_name_with_its_html_escaped() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+        let n = NoticeText {
+            subject: "support asks to unlock <sam>".into(),
+            body: "Ticket SUP-1 & reason: \"locked out\".".into(),
+        };
+        let m = compose(&Compose {
+            delivery_id: Uuid::new_v4(),
+            channel: Channel::Email,
+            purpose: Purpose::Notice,
+            company: "demo-clinic",
+            company_name: "Demo\nClinic",
+            to: "admin@demo.example.com",
+            code: &SecretString::from(String::new()),
+            notice: Some(&n),
+            expires_at: now,
+            now,
+        });
+        assert_eq!(m.subject, "Demo Clinic: support asks to unlock <sam>");
+        assert_eq!(m.body.expose_secret(), n.body);
+        let html = m.html.as_ref().unwrap().expose_secret();
+        assert!(
+            html.contains("Ticket SUP-1 &amp; reason: &quot;locked out&quot;."),
+            "{html}"
+        );
+        assert!(html.contains("unlock &lt;sam&gt;"), "{html}");
+        assert!(!html.contains("<sam>"));
     }
 
     fn words(s: &str) -> Vec<&str> {

@@ -184,6 +184,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
         company_name: &ctx.company_name,
         to: &secret.to,
         code: &secret.code,
+        notice: secret.notice.as_ref(),
         expires_at: ctx.expires_at,
         now,
     });

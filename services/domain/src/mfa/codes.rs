@@ -38,6 +38,9 @@ pub enum Purpose {
     Contact,
     /// A fresh second factor for a sensitive operation (M11).
     StepUp,
+    /// Not a code: a notice to a practice's admins (an escalation awaits their decision,
+    /// S2), delivered by the same workers and recorded as a delivery like a code.
+    Notice,
 }
 
 macro_rules! names {
@@ -57,7 +60,7 @@ macro_rules! names {
 }
 
 names!(Channel { Email => "email", Sms => "sms" });
-names!(Purpose { SignIn => "sign_in", Enroll => "enroll", Contact => "contact", StepUp => "step_up" });
+names!(Purpose { SignIn => "sign_in", Enroll => "enroll", Contact => "contact", StepUp => "step_up", Notice => "notice" });
 
 /// A six-digit code as a user typed it (spaces and dashes ignored).
 #[derive(Debug, Clone)]
@@ -298,6 +301,7 @@ mod tests {
             Purpose::Enroll,
             Purpose::Contact,
             Purpose::StepUp,
+            Purpose::Notice,
         ] {
             assert_eq!(Purpose::parse(p.as_str()), Some(p));
         }

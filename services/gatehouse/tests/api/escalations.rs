@@ -58,6 +58,23 @@ async fn open(app: &TestApp, token: &str, company: &str, user: &str, action: &st
     r.json().await.unwrap()
 }
 
+/// Waits (up to 10 s) for a notice to `to` after outbox line `mark`.
+async fn notice_after(app: &TestApp, mark: usize, to: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = app
+            .outbox_lines()
+            .into_iter()
+            .skip(mark)
+            .find(|l| l["to"] == to && l["purpose"] == "notice");
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no notice to {to}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A new session (sessions idle out while a test moves its clock by hours).
 async fn sign_in(app: &TestApp, company: &str, user: &str, password: &str, email: &str) -> String {
     let mark = app.outbox_mark();
@@ -235,7 +252,44 @@ async fn s2_the_practice_decides_when_it_has_an_admin_and_execution_needs_its_ap
     let r = app.login("desk-clinic", "sam", NEW_PASSWORD).await;
     problem(r, StatusCode::LOCKED, "account_locked").await;
 
+    let mark = app.outbox_mark();
     let e = open(&app, &smith, "desk-clinic", "sam", "unlock").await;
+    // The practice's admin is told by email, through the delivery workers.
+    let notice = notice_after(&app, mark, "admin@desk-clinic.example.com").await;
+    assert_eq!(notice["purpose"], "notice");
+    assert_eq!(notice["channel"], "email");
+    let subject = notice["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("unlock") && subject.contains("sam"),
+        "{subject}"
+    );
+    let body = notice["body"].as_str().unwrap();
+    for needle in [
+        "agent.smith",
+        "SUP-1042",
+        e["id"].as_str().unwrap(),
+        "approves",
+    ] {
+        assert!(body.contains(needle), "{needle} in {body}");
+    }
+    let admin_id = ok_json(app.get("/v1/me", Some(&admin)).await).await["id"].clone();
+    // Recorded as a delivery of the admin's (masked), sent once the outbox has it.
+    let deliveries_path = format!(
+        "/v1/tenants/desk-clinic/users/{}/deliveries",
+        admin_id.as_str().unwrap()
+    );
+    let mut deliveries = ok_json(app.get(&deliveries_path, Some(&admin)).await).await;
+    for _ in 0..250 {
+        if deliveries["items"][0]["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        deliveries = ok_json(app.get(&deliveries_path, Some(&admin)).await).await;
+    }
+    let d = &deliveries["items"][0];
+    assert_eq!(d["purpose"], "notice");
+    assert_eq!(d["status"], "sent");
+    assert_ne!(d["to"], "admin@desk-clinic.example.com", "masked");
     // A duplicate while this one is open.
     let r = app
         .post(
