@@ -456,7 +456,16 @@ async fn s2_approvals_lapse_after_an_hour_and_undecided_requests_expire(db: Db) 
     let root = app.support_token().await;
     let smith = agent(&app, &root, "agent.smith", "support_agent").await;
 
+    let mark = app.outbox_mark();
     let e = open(&app, &smith, "late-clinic", "sam", "unlock").await;
+    notice_after(&app, mark, "admin@late-clinic.example.com").await;
+    // Pretend its job was lost before the send (the row queued again, message sealed):
+    // the re-enqueue finds it while it lives, and it ends failed after a day unsent.
+    app.exec(
+        "UPDATE deliveries SET status = 'queued', payload_sealed = 'sealed-message', \
+         claimed_until = NULL, provider_message_id = NULL WHERE purpose = 'notice'",
+    )
+    .await;
     let approved = ok_json(
         app.post(&practice_path(&e, "approve"), Some(&admin), &json!({}))
             .await,
@@ -467,6 +476,13 @@ async fn s2_approvals_lapse_after_an_hour_and_undecided_requests_expire(db: Db) 
         - chrono::DateTime::parse_from_rfc3339(approved["decided_at"].as_str().unwrap()).unwrap();
     assert_eq!(window, Duration::hours(1));
     clock.advance(Duration::minutes(61));
+    let lost = app
+        .store
+        .deliveries_to_requeue(Duration::seconds(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(lost.len(), 1, "the lost notice is queued again");
+    assert_eq!(lost[0].sealed, "sealed-message");
     let smith_email = "agent.smith@operator.example.com";
     let smith = sign_in(&app, "operator", "agent.smith", NEW_PASSWORD, smith_email).await;
     let r = execute(&app, &smith, &e, json!({})).await;
@@ -476,6 +492,15 @@ async fn s2_approvals_lapse_after_an_hour_and_undecided_requests_expire(db: Db) 
     // Undecided for longer than the request's life: expired, and no longer decidable.
     let e2 = open(&app, &smith, "late-clinic", "sam", "reset_mfa").await;
     clock.advance(Duration::hours(73));
+    // A day later the lost notice is not sent any more: it ends failed, saying why.
+    assert!(
+        app.store
+            .deliveries_to_requeue(Duration::seconds(60), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(app.store.fail_dead_deliveries(100).await.unwrap() >= 1);
     let admin_email = "admin@late-clinic.example.com";
     let admin = sign_in(
         &app,
@@ -517,6 +542,27 @@ async fn s2_approvals_lapse_after_an_hour_and_undecided_requests_expire(db: Db) 
         let last = steps(&app, "operator", &root, id).await;
         assert_eq!(last.last().map(String::as_str), Some("escalation.expired"));
     }
+    let admin_id = ok_json(app.get("/v1/me", Some(&admin)).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let notices = ok_json(
+        app.get(
+            &format!("/v1/tenants/late-clinic/users/{admin_id}/deliveries"),
+            Some(&admin),
+        )
+        .await,
+    )
+    .await;
+    // Newest first: the lost one is the oldest notice.
+    let first = notices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|d| d["purpose"] == "notice")
+        .unwrap();
+    assert_eq!(first["status"], "failed", "{notices}");
+    assert_eq!(first["error"], "the notice could not be sent within a day");
     // An expired request no longer blocks a new one.
     open(&app, &smith, "late-clinic", "sam", "reset_mfa").await;
 }
