@@ -22,6 +22,12 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub(crate) struct SessionCache {
     by_token_hash: Cache<String, Principal>,
+    /// Counts invalidations applied here. A session read from the database is cached only
+    /// if none was applied since the read began: otherwise an invalidation landing between
+    /// the read and the insert would be undone by the insert (moka invalidates only the
+    /// entries present when it is called), and a revoked session would live on for up to
+    /// a minute.
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Where this process's invalidations go to be published; `None` without Redis.
     publish: Option<mpsc::UnboundedSender<Invalidation>>,
 }
@@ -54,6 +60,7 @@ impl SessionCache {
                 .time_to_live(Duration::from_secs(60))
                 .support_invalidation_closures()
                 .build(),
+            epoch: Default::default(),
             publish: None,
         }
     }
@@ -79,9 +86,25 @@ impl SessionCache {
         self.by_token_hash.get(token_hash)
     }
 
-    pub(crate) fn insert(&self, principal: Principal) {
-        self.by_token_hash
-            .insert(principal.token_hash.clone(), principal);
+    /// Where invalidations stand now; pass it to [`SessionCache::insert`] with what was
+    /// read after it.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Caches a session read from the database after `epoch` was taken, unless an
+    /// invalidation was applied in between. The check is repeated after the insert: an
+    /// invalidation applied between the first check and the insert removes the entry
+    /// here, and one applied after the second check finds the entry in place.
+    pub(crate) fn insert(&self, principal: Principal, epoch: u64) {
+        if self.epoch() != epoch {
+            return;
+        }
+        let key = principal.token_hash.clone();
+        self.by_token_hash.insert(key.clone(), principal);
+        if self.epoch() != epoch {
+            self.by_token_hash.invalidate(&key);
+        }
     }
 
     pub(crate) fn invalidate(&self, token_hash: &str) {
@@ -109,6 +132,8 @@ impl SessionCache {
 
     /// Applies an invalidation to this process's cache only.
     fn apply(&self, what: &Invalidation) {
+        // Before invalidating: an insert that checks after this sees the change.
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let done = match what {
             Invalidation::Token { token_hash } => {
                 self.by_token_hash.invalidate(token_hash);
@@ -202,7 +227,83 @@ async fn subscribe(client: redis::Client, channel: String, origin: Uuid, cache: 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::records::{PrincipalData, Tenant, TenantStatus, User};
+    use chrono::Utc;
+    use gatehouse_domain::ids::{CompanyId, SessionId};
+    use gatehouse_domain::mfa::{Enrollment, UserMethod};
+    use gatehouse_domain::role::Role;
+
+    fn principal(token_hash: &str, user: UserId, tenant: TenantId) -> Principal {
+        let now = Utc::now();
+        Principal(std::sync::Arc::new(PrincipalData {
+            session_id: SessionId(Uuid::new_v4()),
+            token_hash: token_hash.to_owned(),
+            user: User {
+                id: user,
+                tenant_id: tenant,
+                username: "sam".into(),
+                first_name: "Sam".into(),
+                last_name: "Staff".into(),
+                email: None,
+                email_verified: false,
+                phone: None,
+                phone_verified: false,
+                role: Role::Staff,
+                active: true,
+                locked: false,
+                must_change_password: false,
+                failed_logins: 0,
+                mfa_method: UserMethod::None,
+                mfa_enrollment: Enrollment::NextLogin,
+                totp_enrolled: false,
+                recovery_codes_remaining: 0,
+                groups: Vec::new(),
+                created_at: now,
+                updated_at: now,
+                last_login_at: None,
+            },
+            tenant: Tenant {
+                id: tenant,
+                company: CompanyId::parse("race-clinic").unwrap(),
+                name: "Race clinic".into(),
+                timezone: chrono_tz::America::New_York,
+                status: TenantStatus::Active,
+                settings: Default::default(),
+                is_operator: false,
+                created_at: now,
+                updated_at: now,
+            },
+            expires_at: now,
+            mfa_verified_at: None,
+            last_seen: std::sync::atomic::AtomicI64::new(now.timestamp()),
+        }))
+    }
+
+    #[test]
+    fn t3_a_session_read_before_an_invalidation_is_not_cached_after_it() {
+        let cache = SessionCache::new();
+        let (user, tenant) = (UserId(Uuid::new_v4()), TenantId(Uuid::new_v4()));
+        // Read from the database, then the user is deactivated elsewhere in this process,
+        // then the read would be cached: it is not.
+        let epoch = cache.epoch();
+        cache.invalidate_user(user);
+        cache.insert(principal("stale", user, tenant), epoch);
+        assert!(cache.get("stale").is_none());
+        // A suspension of the tenant in between: the same.
+        let epoch = cache.epoch();
+        cache.invalidate_tenant(tenant);
+        cache.insert(principal("stale", user, tenant), epoch);
+        assert!(cache.get("stale").is_none());
+        // With nothing in between, the session is cached, and a later invalidation
+        // removes it.
+        let epoch = cache.epoch();
+        cache.insert(principal("fresh", user, tenant), epoch);
+        assert!(cache.get("fresh").is_some());
+        cache.invalidate_user(user);
+        assert!(cache.get("fresh").is_none());
+    }
 
     #[test]
     fn invalidations_travel_as_tagged_json() {

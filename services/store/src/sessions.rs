@@ -121,6 +121,7 @@ impl Store {
             self.inner.cache.invalidate(&hash);
             return Err(DomainError::Unauthenticated.into());
         }
+        let epoch = self.inner.cache.epoch();
         let p = self
             .load_session(&hash)
             .await?
@@ -129,7 +130,7 @@ impl Store {
             return Err(DomainError::Unauthenticated.into());
         }
         self.touch(&p, now);
-        self.inner.cache.insert(p.clone());
+        self.inner.cache.insert(p.clone(), epoch);
         Ok(p)
     }
 
