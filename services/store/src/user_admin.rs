@@ -4,7 +4,7 @@
 //! reach the same operations through `*_as` without it, with support as the actor.
 
 use crate::audit::event;
-use crate::entities::{login_hours, trusted_networks, users};
+use crate::entities::{trusted_networks, users};
 use crate::records::{Principal, Tenant, User};
 use crate::scope::UserRef;
 use crate::users::{NewUser, PasswordVia, actor_of, user_target};
@@ -419,18 +419,7 @@ impl Store {
             .users()
             .add_to_groups(&txn, m.id, &new.groups, now)
             .await?;
-        if !windows.is_empty() {
-            login_hours::Entity::insert_many(windows.iter().map(|w| login_hours::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                tenant_id: Set(tenant.id.0),
-                user_id: Set(m.id),
-                weekday: Set(w.weekday.index()),
-                start_minute: Set(i32::from(w.start_minute)),
-                end_minute: Set(i32::from(w.end_minute)),
-            }))
-            .exec_without_returning(&txn)
-            .await?;
-        }
+        scope.users().insert_windows(&txn, m.id, &windows).await?;
         if !networks.is_empty() {
             trusted_networks::Entity::insert_many(networks.iter().map(|n| {
                 trusted_networks::ActiveModel {

@@ -578,6 +578,30 @@ impl Users<'_> {
         self.windows_of(db, m.id).await
     }
 
+    /// Adds login-hours windows to a user of this tenant.
+    pub(crate) async fn insert_windows<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: Uuid,
+        windows: &[LoginWindow],
+    ) -> Result<()> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let rows = windows.iter().map(|w| login_hours::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(self.scope.uuid()),
+            user_id: Set(user),
+            weekday: Set(w.weekday.index()),
+            start_minute: Set(i32::from(w.start_minute)),
+            end_minute: Set(i32::from(w.end_minute)),
+        });
+        login_hours::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn windows_of<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -717,19 +741,7 @@ impl Store {
             .filter(login_hours::Column::UserId.eq(m.id))
             .exec(&txn)
             .await?;
-        if !windows.is_empty() {
-            let rows = windows.iter().map(|w| login_hours::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                tenant_id: Set(tenant.id.0),
-                user_id: Set(m.id),
-                weekday: Set(w.weekday.index()),
-                start_minute: Set(i32::from(w.start_minute)),
-                end_minute: Set(i32::from(w.end_minute)),
-            });
-            login_hours::Entity::insert_many(rows)
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        scope.users().insert_windows(&txn, m.id, &windows).await?;
         let text: Vec<_> = windows.iter().map(|w| w.to_text()).collect();
         scope
             .audit()

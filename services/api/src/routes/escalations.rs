@@ -137,13 +137,10 @@ pub async fn tenant_list(
             None
         }),
     };
-    let cursor = match q.cursor.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(c) => Uuid::parse_str(c).ok().or_else(|| {
-            errors.push(FieldError::new("cursor", "not a cursor of this list"));
-            None
-        }),
-    };
+    let cursor = params::id_cursor(q.cursor.as_deref().map(str::trim)).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
