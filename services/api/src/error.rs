@@ -65,6 +65,11 @@ impl ApiError {
         self.detail = detail.into();
     }
 
+    /// The problem's `code`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The HTTP status of this answer.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -89,7 +89,9 @@ impl FromRequest for Auth {
         Box::pin(async move {
             let st = st?;
             let token = token.ok_or_else(ApiError::unauthenticated)?;
-            Ok(Auth(st.store.authenticate(&token).await?))
+            let p = st.store.authenticate(&token).await?;
+            gatehouse_store::telemetry::record_tenant(p.tenant.id);
+            Ok(Auth(p))
         })
     }
 }
@@ -193,6 +195,8 @@ async fn resolve(
             .find_tenant(&company)
             .await?
             .ok_or_else(ApiError::not_found)?;
+        // The practice read, not the operator's own tenant.
+        gatehouse_store::telemetry::record_tenant(tenant.id);
         let meta = meta_of(req, &st);
         st.store
             .record_support_read(&p, &tenant, req.path(), req.query_string(), &meta)

@@ -8,10 +8,12 @@ pub mod params;
 pub mod routes;
 pub mod sns;
 pub mod state;
+pub mod telemetry;
 
 use actix_web::web;
 
 pub use state::ApiState;
+pub use telemetry::{MetricsText, RequestTelemetry};
 
 /// Largest JSON body accepted; every request body of the API is far smaller.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;

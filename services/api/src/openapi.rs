@@ -94,6 +94,7 @@ impl Modify for BearerAuth {
         routes::webhooks::sns,
         routes::ops::healthz,
         routes::ops::readyz,
+        routes::ops::metrics,
     )
 )]
 pub struct ApiDoc;

@@ -12,4 +12,6 @@ pub struct ApiState {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     /// Verifies SNS webhook messages (GATEHOUSE_SNS_CERT_URL_PREFIXES).
     pub sns: crate::sns::Verifier,
+    /// What `GET /metrics` serves; `None`: 404.
+    pub metrics: Option<Arc<dyn crate::telemetry::MetricsText>>,
 }

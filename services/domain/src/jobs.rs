@@ -13,9 +13,27 @@ pub struct SendCode {
     pub tenant_id: Uuid,
     /// `CodeMessage` as JSON, sealed under the context [`SendCode::seal_context`].
     pub sealed: String,
+    /// The W3C trace context of the request that queued it, so that its trace goes on
+    /// in the worker (A2). Absent when tracing is off, and in jobs queued before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// When it was queued, for the job-wait metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl SendCode {
+    /// A job for `delivery_id`, not yet stamped with a trace or a queue time.
+    pub fn new(delivery_id: Uuid, tenant_id: Uuid, sealed: String) -> Self {
+        Self {
+            delivery_id,
+            tenant_id,
+            sealed,
+            traceparent: None,
+            queued_at: None,
+        }
+    }
+
     /// The sealing context of a delivery's message.
     pub fn seal_context(delivery_id: Uuid) -> Vec<u8> {
         [b"send-code:".as_slice(), delivery_id.as_bytes()].concat()
@@ -27,6 +45,19 @@ impl SendCode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInbound {
     pub message_id: String,
+    /// The trace context of the webhook request that recorded it (A2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl ProcessInbound {
+    /// A job for `message_id`, not yet stamped with a trace.
+    pub fn new(message_id: String) -> Self {
+        Self {
+            message_id,
+            traceparent: None,
+        }
+    }
 }
 
 /// What the sealed part of a `SendCode` holds.
@@ -78,11 +109,7 @@ mod tests {
             &SendCode::seal_context(id),
             &CodeMessage::plaintext("+12025550147", "493817"),
         );
-        let job = SendCode {
-            delivery_id: id,
-            tenant_id: Uuid::new_v4(),
-            sealed,
-        };
+        let job = SendCode::new(id, Uuid::new_v4(), sealed);
         let wire = serde_json::to_string(&job).unwrap_or_default();
         assert!(!wire.contains("493817") && !wire.contains("2025550147"));
         let opened = ring

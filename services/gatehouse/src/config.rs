@@ -28,6 +28,46 @@ pub enum Command {
     Migrate(CommonArgs),
     /// Create the operator tenant and its first support_admin (exit 0 if already there).
     Bootstrap(BootstrapArgs),
+    /// Write scale data for load tests: many practices and users, in bulk (never on a
+    /// production database: every user gets the given password).
+    SeedScale(SeedScaleArgs),
+}
+
+/// An MFA policy for `seed-scale`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ScalePolicy {
+    Off,
+    Suggest,
+    Require,
+}
+
+/// `gatehouse seed-scale`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedScaleArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Company ids are PREFIX-00001, PREFIX-00002, ...
+    #[arg(long, default_value = "load")]
+    pub prefix: String,
+    /// How many practices.
+    #[arg(long, default_value = "10000")]
+    pub tenants: u32,
+    /// Users per practice: user-0000 (its practice admin), user-0001, ... (staff).
+    #[arg(long, default_value = "50")]
+    pub users_per_tenant: u32,
+    /// Every user's password (hashed once with the service's Argon2id parameters).
+    #[arg(long, env = "GATEHOUSE_SCALE_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Every practice's MFA policy.
+    #[arg(long, value_enum, default_value = "off")]
+    pub mfa_policy: ScalePolicy,
+    /// Verified email and phone for every user, and second factors: user numbers 0 and 1
+    /// of every 4 by email, 2 by SMS, 3 none yet (they enroll an authenticator).
+    #[arg(long)]
+    pub mfa_methods: bool,
+    /// Do not apply migrations first.
+    #[arg(long)]
+    pub no_migrate: bool,
 }
 
 /// Log output format.
@@ -439,6 +479,10 @@ pub struct WorkerArgs {
     /// certificate URL allow-list); default: https://sns.<AWS_REGION>.amazonaws.com/
     #[arg(long, env = "GATEHOUSE_SNS_CERT_URL_PREFIXES", value_delimiter = ',', value_parser = parse_sns_prefix)]
     pub sns_cert_url_prefixes: Vec<gatehouse_api::sns::CertUrlPrefix>,
+    /// Where this worker serves GET /healthz and GET /metrics (Prometheus text); unset:
+    /// no HTTP at all.
+    #[arg(long, env = "GATEHOUSE_WORKER_LISTEN", value_parser = parse_listen)]
+    pub listen: Option<SocketAddr>,
     /// Do not apply migrations at start.
     #[arg(long)]
     pub no_migrate: bool,

@@ -2,7 +2,7 @@
 
 mod config;
 
-use actix_web::{App, HttpServer, middleware};
+use actix_web::{App, HttpServer};
 use clap::Parser;
 use config::{
     Cli, Command, CommonArgs, Delivery, DeliveryArgs, LogFormat, ServeArgs, WorkerArgs,
@@ -31,21 +31,36 @@ enum RunError {
     Config(String),
 }
 
-fn init_logging(format: Option<LogFormat>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// `GET /metrics` from the process's meter provider.
+#[derive(Debug)]
+struct Metrics(gatehouse_telemetry::PrometheusText);
+
+impl gatehouse_api::MetricsText for Metrics {
+    fn render(&self) -> Result<String, String> {
+        self.0.render().map_err(|e| e.to_string())
+    }
+}
+
+/// Logs, traces and metrics for this process (A2). `otlp`: whether the OTEL_* variables
+/// are read (not for one-shot commands).
+fn init_telemetry(
+    format: Option<LogFormat>,
+    service: &str,
+    process: &str,
+    otlp: bool,
+) -> Result<gatehouse_telemetry::Telemetry, gatehouse_telemetry::TelemetryError> {
     let json = match format {
         Some(f) => f == LogFormat::Json,
         None => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
+    let format = if json {
+        gatehouse_telemetry::LogFormat::Json
     } else {
-        builder.init();
-    }
+        gatehouse_telemetry::LogFormat::Pretty
+    };
+    let mut settings = gatehouse_telemetry::Settings::from_env(service, process, format);
+    settings.otlp_from_env = otlp;
+    gatehouse_telemetry::init(settings)
 }
 
 async fn open_store(
@@ -225,7 +240,10 @@ fn sns_verifier(
         .map_err(|e| RunError::Config(format!("SNS certificate fetcher: {e}")))
 }
 
-async fn serve(args: ServeArgs) -> Result<(), RunError> {
+async fn serve(
+    args: ServeArgs,
+    metrics: gatehouse_telemetry::PrometheusText,
+) -> Result<(), RunError> {
     let sender = delivery_provider(&args.delivery, args.no_workers).await?;
     let redis = args.redis.settings();
     let store = open_store(&args.common, |c| {
@@ -256,22 +274,14 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
         store: store.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
         sns: sns_verifier(prefixes)?,
+        metrics: Some(Arc::new(Metrics(metrics))),
     };
     let configure = gatehouse_api::configure(state);
     let server = HttpServer::new(move || {
         App::new()
-            // The route template, not the path: a flow id in a path lets its holder finish
-            // that sign-in, so it must not reach the logs.
-            .wrap(
-                middleware::Logger::new("%a \"%{route}xi\" %s %b %Dms")
-                    .custom_request_replace("route", |req| {
-                        let route = req
-                            .match_pattern()
-                            .unwrap_or_else(|| "(unmatched)".to_owned());
-                        format!("{} {route}", req.method())
-                    })
-                    .log_target("gatehouse::http"),
-            )
+            // A span per request (route template, status, tenant), its duration, and the
+            // access log line.
+            .wrap(gatehouse_api::RequestTelemetry)
             .configure(configure.clone())
     })
     .bind(args.listen)?
@@ -291,8 +301,60 @@ async fn serve(args: ServeArgs) -> Result<(), RunError> {
     Ok(())
 }
 
+/// The worker's own small HTTP server (`GATEHOUSE_WORKER_LISTEN`): `/healthz` for the
+/// orchestrator, `/metrics` for Prometheus. Stopped by the returned handle.
+fn worker_probe(
+    addr: std::net::SocketAddr,
+    metrics: gatehouse_telemetry::PrometheusText,
+) -> Result<actix_web::dev::ServerHandle, RunError> {
+    use actix_web::{HttpResponse, web};
+    let server = HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .route(
+                "/healthz",
+                web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(r#"{"status":"ok"}"#)
+                }),
+            )
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let text = metrics.render();
+                    async move {
+                        match text {
+                            Ok(t) => HttpResponse::Ok()
+                                .content_type(gatehouse_telemetry::prometheus::CONTENT_TYPE)
+                                .body(t),
+                            Err(e) => {
+                                tracing::error!(error = %e, "metrics could not be read");
+                                HttpResponse::InternalServerError().finish()
+                            }
+                        }
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    // SIGTERM is the worker's own to handle: it finishes the sends in flight first.
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(addr)
+    .map_err(|e| RunError::Config(format!("GATEHOUSE_WORKER_LISTEN {addr}: {e}")))?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    tracing::info!(listen = %addr, "worker serves /healthz and /metrics");
+    Ok(handle)
+}
+
 /// `gatehouse worker`: the delivery workers alone, on Redis, until SIGTERM or Ctrl-C.
-async fn worker(args: WorkerArgs) -> Result<(), RunError> {
+async fn worker(
+    args: WorkerArgs,
+    metrics: gatehouse_telemetry::PrometheusText,
+) -> Result<(), RunError> {
     let Some(redis) = args.redis.settings() else {
         return Err(RunError::Config(
             "gatehouse worker takes its jobs from Redis: set GATEHOUSE_REDIS_URL (the embedded default runs the workers inside `gatehouse serve`)".into(),
@@ -312,6 +374,11 @@ async fn worker(args: WorkerArgs) -> Result<(), RunError> {
         .iter()
         .map(|p| p.as_str().to_owned())
         .collect();
+    // Bound before the workers start: a taken port stops start-up with nothing running.
+    let probe = args
+        .listen
+        .map(|addr| worker_probe(addr, metrics))
+        .transpose()?;
     let workers = start_workers(
         &store,
         sender,
@@ -324,6 +391,41 @@ async fn worker(args: WorkerArgs) -> Result<(), RunError> {
     shutdown_signal().await?;
     tracing::info!("stopping: finishing the sends in flight");
     stop_workers(workers).await;
+    if let Some(p) = probe {
+        p.stop(true).await;
+    }
+    Ok(())
+}
+
+/// `gatehouse seed-scale`: scale data for the load tests.
+async fn seed_scale(args: config::SeedScaleArgs) -> Result<(), RunError> {
+    use gatehouse_domain::settings::MfaPolicy;
+    let store = open_store(&args.common, |_| {}).await?;
+    if !args.no_migrate {
+        store.migrate().await?;
+    }
+    let spec = gatehouse_store::scale::ScaleSpec {
+        prefix: args.prefix.clone(),
+        tenants: args.tenants,
+        users_per_tenant: args.users_per_tenant,
+        password: SecretString::from(args.password),
+        mfa_policy: match args.mfa_policy {
+            config::ScalePolicy::Off => MfaPolicy::Off,
+            config::ScalePolicy::Suggest => MfaPolicy::Suggest,
+            config::ScalePolicy::Require => MfaPolicy::Require,
+        },
+        mfa_methods: args.mfa_methods,
+    };
+    let done = store.seed_scale(&spec).await?;
+    println!(
+        "wrote {} practices ({} to {}) and {} users in {:.1} s (one Argon2id hash: {} ms)",
+        done.tenants,
+        gatehouse_store::scale::scale_company(&args.prefix, 1),
+        gatehouse_store::scale::scale_company(&args.prefix, args.tenants),
+        done.users,
+        done.writing.as_secs_f64(),
+        done.hashing.as_millis()
+    );
     Ok(())
 }
 
@@ -384,16 +486,24 @@ fn print_demo(
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let format = match &cli.command {
-        Command::Serve(a) => a.common.log_format,
-        Command::Worker(a) => a.common.log_format,
-        Command::Migrate(a) => a.log_format,
-        Command::Bootstrap(a) => a.common.log_format,
+    let (format, service, process, otlp) = match &cli.command {
+        Command::Serve(a) => (a.common.log_format, "gatehouse-api", "api", true),
+        Command::Worker(a) => (a.common.log_format, "gatehouse-worker", "worker", true),
+        Command::Migrate(a) => (a.log_format, "gatehouse", "migrate", false),
+        Command::Bootstrap(a) => (a.common.log_format, "gatehouse", "bootstrap", false),
+        Command::SeedScale(a) => (a.common.log_format, "gatehouse", "seed-scale", false),
     };
-    init_logging(format);
+    let telemetry = match init_telemetry(format, service, process, otlp) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: telemetry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry.log_configuration();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
-        Command::Worker(args) => worker(args).await,
+        Command::Serve(args) => serve(args, telemetry.prometheus()).await,
+        Command::Worker(args) => worker(args, telemetry.prometheus()).await,
         Command::Migrate(common) => {
             async {
                 let store = open_store(&common, |_| {}).await?;
@@ -429,7 +539,10 @@ async fn main() -> ExitCode {
             }
             .await
         }
+        Command::SeedScale(args) => seed_scale(args).await,
     };
+    // What is still buffered goes out before the process ends.
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,7 +13,7 @@ use gatehouse_domain::ids::{CompanyId, EmailAddress, PhoneE164, UserId};
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::password::{Verified, check_policy};
 use gatehouse_domain::{Error as DomainError, FieldError};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -53,7 +53,7 @@ impl Store {
         if let Some(t) = self.find_tenant(company).await? {
             return Ok((t, false));
         }
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let t = self
             .insert_tenant(
                 &txn,
@@ -81,7 +81,7 @@ impl Store {
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let m = scope
             .users()
             .insert(&txn, &parsed, hash, false, now)

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use gatehouse_domain::audit::{Action, Actor, ChainVerifier, ChainedEvent, NewEvent, Target};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -144,7 +144,7 @@ impl AuditLog<'_> {
 
     /// Appends an event in a transaction of its own.
     pub async fn record(&self, event: NewEvent) -> Result<()> {
-        let txn = self.scope.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.scope.inner.db).await?;
         self.append_in(&txn, event).await?;
         txn.commit().await?;
         Ok(())

@@ -13,9 +13,7 @@ use gatehouse_domain::delivery::DeliveryStatus;
 use gatehouse_domain::jobs::SendCode;
 use gatehouse_domain::mfa::codes::{Channel, Purpose};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -190,7 +188,7 @@ impl Deliveries<'_> {
     /// Records a successful send: the sealed message is dropped and `mfa.code_sent` audited.
     pub async fn mark_sent(&self, ctx: &SendContext, provider_message_id: &str) -> Result<()> {
         let now = self.scope.inner.clock.now();
-        let txn = self.scope.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.scope.inner.db).await?;
         let d = dl::Entity::find()
             .filter(self.by_id(ctx.delivery_id))
             .one(&txn)
@@ -353,11 +351,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|(delivery_id, tenant_id, sealed)| {
-                sealed.map(|sealed| SendCode {
-                    delivery_id,
-                    tenant_id,
-                    sealed,
-                })
+                sealed.map(|sealed| SendCode::new(delivery_id, tenant_id, sealed))
             })
             .collect())
     }
@@ -396,6 +390,36 @@ impl Store {
             .exec(&self.inner.db)
             .await?
             .rows_affected)
+    }
+
+    /// Deliveries waiting to be sent, per channel: the queue-depth gauge (A2). Counted
+    /// in the database, which holds every queued delivery whichever queue carries its
+    /// job; the status index answers it.
+    pub async fn queued_by_channel(&self) -> Result<Vec<(Channel, u64)>> {
+        let rows: Vec<(String, i64)> = dl::Entity::find()
+            .select_only()
+            .column(dl::Column::Channel)
+            .column_as(
+                sea_orm::sea_query::SimpleExpr::from(sea_orm::sea_query::Func::count(Expr::col(
+                    dl::Column::Id,
+                ))),
+                "queued",
+            )
+            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+            .group_by(dl::Column::Channel)
+            .into_tuple()
+            .all(&self.inner.db)
+            .await?;
+        Ok([Channel::Email, Channel::Sms]
+            .into_iter()
+            .map(|c| {
+                let n = rows
+                    .iter()
+                    .find(|(name, _)| name == c.as_str())
+                    .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0));
+                (c, n)
+            })
+            .collect())
     }
 
     /// Ends as `failed` (sealed message dropped) the queued deliveries whose code died

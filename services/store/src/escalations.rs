@@ -23,7 +23,7 @@ use gatehouse_domain::validation::Collector;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -287,7 +287,7 @@ impl Store {
             .await?;
         for e in stale {
             let cx = self.audit_context(&e).await?;
-            let txn = self.inner.db.begin().await?;
+            let txn = crate::begin_write(&self.inner.db).await?;
             let done = es::Entity::update_many()
                 .col_expr(
                     es::Column::Status,
@@ -422,7 +422,7 @@ impl Store {
             tenant: tenant.clone(),
             operator: p.tenant.id,
         };
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let m = es::Entity::insert(row).exec_with_returning(&txn).await?;
         let notices = self.notify_admins(&txn, &tenant, &m, &cx, now).await?;
         self.audit_both(
@@ -523,11 +523,7 @@ impl Store {
             })
             .exec_without_returning(txn)
             .await?;
-            jobs.push(SendCode {
-                delivery_id,
-                tenant_id: tenant.id.0,
-                sealed,
-            });
+            jobs.push(SendCode::new(delivery_id, tenant.id.0, sealed));
         }
         Ok(jobs)
     }
@@ -614,7 +610,7 @@ impl Store {
             )
         };
         let cx = self.audit_context(e).await?;
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let done = es::Entity::update_many()
             .col_expr(es::Column::Status, Expr::value(status.as_str()))
             .col_expr(es::Column::DecidedBy, Expr::value(Some(decider.user.id.0)))
@@ -828,7 +824,7 @@ impl Store {
             return Err(err);
         }
         let cx = self.audit_context(&e).await?;
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         self.audit_both(
             &txn,
             (&e, &cx),

@@ -23,7 +23,7 @@ use gatehouse_domain::names::GroupName;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -198,7 +198,7 @@ impl Store {
     ) -> Result<Group> {
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let row = groups::ActiveModel {
             id: Set(Uuid::new_v4()),
             tenant_id: Set(tenant.id.0),
@@ -246,7 +246,7 @@ impl Store {
     ) -> Result<Group> {
         let scope = self.tenant(tenant.id);
         let groups = scope.groups();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let old = groups.take(&txn, id).await?;
         if old.name == name.as_str() {
             let g = groups.with_count(&txn, old).await?;
@@ -300,7 +300,7 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<()> {
         let scope = self.tenant(tenant.id);
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let m = scope.groups().take(&txn, id).await?;
         let members = group_members::Entity::delete_many()
             .filter(scope.groups().members_filter(id))

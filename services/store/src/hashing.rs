@@ -4,18 +4,20 @@
 //! instead of growing with every thread that ever hashed.
 
 use crate::error::StoreError;
+use crate::telemetry::{label, metrics, secs};
 use gatehouse_domain::password::{
     HashError, HashParams, Verified, Workspace, hash_password_in, verify_password_in,
 };
 use secrecy::SecretString;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Jobs waiting beyond this are refused (429) rather than queued without end.
 const QUEUE_LIMIT: usize = 4096;
 
-enum Job {
+enum Work {
     Verify {
         stored: String,
         password: SecretString,
@@ -25,6 +27,25 @@ enum Job {
         password: SecretString,
         reply: oneshot::Sender<Result<String, HashError>>,
     },
+}
+
+/// One computation and how it is traced: `waiting` is the span of its wait for a thread
+/// (it ends when a thread takes the job); the computation's own span is a child of
+/// `parent`, the caller's span.
+struct Job {
+    work: Work,
+    queued: Instant,
+    waiting: tracing::Span,
+    parent: tracing::Span,
+}
+
+impl Work {
+    fn operation(&self) -> &'static str {
+        match self {
+            Work::Verify { .. } => "verify",
+            Work::Hash { .. } => "hash",
+        }
+    }
 }
 
 /// The bounded Argon2id executor. Cheap to clone; the threads end with the last clone.
@@ -41,19 +62,36 @@ fn work(jobs: Arc<Mutex<Receiver<Job>>>, params: HashParams) {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        match job {
-            Ok(Job::Verify {
+        let Ok(Job {
+            work,
+            queued,
+            waiting,
+            parent,
+        }) = job
+        else {
+            return; // every sender is gone
+        };
+        let op = [label("operation", work.operation())];
+        metrics().argon2_queue.record(secs(queued.elapsed()), &op);
+        drop(waiting);
+        let span = tracing::info_span!(parent: &parent, "argon2", operation = work.operation());
+        let _entered = span.enter();
+        let started = Instant::now();
+        match work {
+            Work::Verify {
                 stored,
                 password,
                 reply,
-            }) => {
+            } => {
                 let _ = reply.send(verify_password_in(&mut ws, params, &stored, &password));
             }
-            Ok(Job::Hash { password, reply }) => {
+            Work::Hash { password, reply } => {
                 let _ = reply.send(hash_password_in(&mut ws, params, &password));
             }
-            Err(_) => return, // every sender is gone
         }
+        metrics()
+            .argon2_duration
+            .record(secs(started.elapsed()), &op);
     }
 }
 
@@ -72,7 +110,13 @@ impl PasswordPool {
         Ok(Self { jobs: tx })
     }
 
-    fn submit(&self, job: Job) -> Result<(), StoreError> {
+    fn submit(&self, work: Work) -> Result<(), StoreError> {
+        let job = Job {
+            waiting: tracing::info_span!("argon2.queue", operation = work.operation()),
+            parent: tracing::Span::current(),
+            queued: Instant::now(),
+            work,
+        };
         self.jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => {
                 tracing::warn!("password hashing queue is full; refusing");
@@ -92,7 +136,7 @@ impl PasswordPool {
         password: SecretString,
     ) -> Result<Verified, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Verify {
+        self.submit(Work::Verify {
             stored,
             password,
             reply,
@@ -105,7 +149,7 @@ impl PasswordPool {
     /// Hashes a new password.
     pub async fn hash(&self, password: SecretString) -> Result<String, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Hash { password, reply })?;
+        self.submit(Work::Hash { password, reply })?;
         answer
             .await
             .map_err(|_| StoreError::Internal("hashing thread dropped a job".into()))?

@@ -15,7 +15,7 @@ use gatehouse_domain::inbound::{BounceType, InboundEvent, SesEvent, recognise};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 
 /// A verified SNS message as the webhook records it.
@@ -253,7 +253,7 @@ impl Store {
     /// unknown). The row is marked in the same transaction as the effects.
     pub async fn process_inbound(&self, message_id: &str) -> Result<Option<InboundOutcome>> {
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let claimed = ie::Entity::update_many()
             .col_expr(ie::Column::ProcessedAt, Expr::value(Some(now)))
             .filter(ie::Column::MessageId.eq(message_id))

@@ -21,6 +21,7 @@ pub mod optouts;
 pub mod queue;
 pub mod ratelimit;
 pub mod records;
+pub mod scale;
 pub mod scope;
 pub mod sessions;
 pub mod shared;
@@ -28,6 +29,7 @@ pub mod signin;
 mod sql;
 pub mod support;
 pub mod suspension;
+pub mod telemetry;
 pub mod tenants;
 pub mod user_admin;
 pub mod users;
@@ -140,6 +142,22 @@ impl std::fmt::Debug for Store {
             .field("backend", &self.inner.db.get_database_backend())
             .finish()
     }
+}
+
+/// Starts a transaction that writes. On SQLite it takes the write lock at `BEGIN`
+/// (`IMMEDIATE`), waiting its turn within the busy timeout: a deferred transaction that
+/// reads and then writes after another writer committed fails at once with SQLITE_BUSY
+/// ("database is locked"), whatever the timeout, which under load lost the record of
+/// codes already sent. On PostgreSQL it is a plain `BEGIN`.
+pub(crate) async fn begin_write(
+    db: &DatabaseConnection,
+) -> std::result::Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
 }
 
 impl Store {

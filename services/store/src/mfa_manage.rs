@@ -23,7 +23,7 @@ use gatehouse_domain::mfa::{Enrollment, STEP_UP_MINUTES, UserMethod};
 use gatehouse_domain::networks::Cidr;
 use gatehouse_domain::settings::{AllowedMethod, MfaPolicy};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -142,7 +142,7 @@ impl Store {
             _ => {}
         }
         let scope = self.tenant(p.tenant.id);
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         scope.users().set_method(&txn, p.user.id, method).await?;
         scope
             .audit()
@@ -572,7 +572,7 @@ impl Store {
         let scope = self.tenant(tenant.id);
         let u = scope.users().get(user).await?;
         self.check_method(tenant, method)?;
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         scope
             .users()
             .set_mfa(&txn, u.id, method, Some(enrollment))
@@ -622,7 +622,7 @@ impl Store {
         let mfa = scope.mfa();
         let had_totp = mfa.remove_totp(u.id).await?;
         let codes = mfa.remove_recovery_codes(u.id).await?;
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let devices = mfa.revoke_all_devices(&txn, u.id).await?;
         scope.users().reset_mfa(&txn, u.id, u.mfa_method).await?;
         scope

@@ -14,9 +14,7 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Target};
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 /// Where an opt-out state came from.
@@ -274,7 +272,7 @@ impl Store {
         email: &EmailAddress,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let existing = es::Entity::find_by_id(email_key(email))
             .one(&txn)
             .await?

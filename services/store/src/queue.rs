@@ -37,36 +37,57 @@ impl crate::Store {
 
     /// Pushes a send job. Failure is logged, not returned: the committed delivery row
     /// is the durable record and the periodic re-enqueue sends it.
-    pub(crate) async fn enqueue_send(&self, job: SendCode) {
+    ///
+    /// The job carries the trace context of this enqueue (A2), so that the worker's run
+    /// and its provider call join the trace of the request that issued the code.
+    pub(crate) async fn enqueue_send(&self, mut job: SendCode) {
         let delivery_id = job.delivery_id;
-        match self.inner.queue.get() {
-            Some(q) => {
-                if let Err(e) = q.push_send_code(job).await {
-                    tracing::warn!(%delivery_id, error = %e, "push failed; the re-enqueue job will retry");
+        let span = tracing::info_span!(
+            "job.enqueue",
+            otel.kind = "producer",
+            job = "send_code",
+            %delivery_id,
+        );
+        job.traceparent = span.in_scope(crate::telemetry::current_traceparent);
+        job.queued_at = Some(chrono::Utc::now());
+        let push = async {
+            match self.inner.queue.get() {
+                Some(q) => {
+                    if let Err(e) = q.push_send_code(job).await {
+                        tracing::warn!(%delivery_id, error = %e, "push failed; the re-enqueue job will retry");
+                    }
+                }
+                None => {
+                    tracing::warn!(%delivery_id, "no job queue attached; the re-enqueue job will send it")
                 }
             }
-            None => {
-                tracing::warn!(%delivery_id, "no job queue attached; the re-enqueue job will send it")
-            }
-        }
+        };
+        tracing::Instrument::instrument(push, span).await
     }
 
     /// Pushes the processing of a recorded SNS message. Failure is logged: the recorded
     /// row is durable and the periodic job processes what is left.
     pub async fn enqueue_inbound(&self, message_id: &str) {
-        let job = ProcessInbound {
-            message_id: message_id.to_owned(),
-        };
-        match self.inner.queue.get() {
-            Some(q) => {
-                if let Err(e) = q.push_process_inbound(job).await {
-                    tracing::warn!(message_id, error = %e, "push failed; the periodic job will process it");
+        let span = tracing::info_span!(
+            "job.enqueue",
+            otel.kind = "producer",
+            job = "process_inbound",
+        );
+        let mut job = ProcessInbound::new(message_id.to_owned());
+        job.traceparent = span.in_scope(crate::telemetry::current_traceparent);
+        let push = async {
+            match self.inner.queue.get() {
+                Some(q) => {
+                    if let Err(e) = q.push_process_inbound(job).await {
+                        tracing::warn!(message_id, error = %e, "push failed; the periodic job will process it");
+                    }
                 }
+                None => tracing::warn!(
+                    message_id,
+                    "no job queue attached; the periodic job will process it"
+                ),
             }
-            None => tracing::warn!(
-                message_id,
-                "no job queue attached; the periodic job will process it"
-            ),
-        }
+        };
+        tracing::Instrument::instrument(push, span).await
     }
 }

@@ -113,7 +113,12 @@ impl Store {
         let hash = hash_token(token);
         let now = self.inner.clock.now();
         let policy = self.inner.config.session_policy;
-        if let Some(p) = self.inner.cache.get(&hash) {
+        let cached = self.inner.cache.get(&hash);
+        let result = if cached.is_some() { "hit" } else { "miss" };
+        crate::telemetry::metrics()
+            .session_cache
+            .add(1, &[crate::telemetry::label("result", result)]);
+        if let Some(p) = cached {
             if policy.is_alive(p.expires_at, p.last_seen_at(), now) {
                 self.touch(&p, now);
                 return Ok(p);

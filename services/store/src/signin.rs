@@ -29,7 +29,6 @@ use gatehouse_domain::signin::{FlowStatus, flow_lifetime};
 use gatehouse_domain::{Error as DomainError, FieldError};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    TransactionTrait,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -155,6 +154,7 @@ impl Store {
             self.burn_verify(input.password).await?;
             return Err(DomainError::InvalidCredentials.into());
         };
+        crate::telemetry::record_tenant(tenant.id);
         let scope = self.tenant(tenant.id);
         let Some(user) = user else {
             self.burn_verify(input.password).await?;
@@ -279,7 +279,7 @@ impl Store {
     ) -> crate::StoreError {
         let threshold = i64::from(tenant.settings.lockout_threshold.max(1));
         let result: Result<()> = async {
-            let txn = self.inner.db.begin().await?;
+            let txn = crate::begin_write(&self.inner.db).await?;
             // One atomic statement, so concurrent failures each get their own count and
             // exactly one of them reaches the threshold.
             let row = txn
@@ -325,6 +325,9 @@ impl Store {
                     .await?;
             }
             txn.commit().await?;
+            if count == threshold {
+                crate::telemetry::metrics().lockouts.add(1, &[]);
+            }
             Ok(())
         }
         .await;
@@ -354,7 +357,7 @@ impl Store {
             (status_of(&step), Some(step), facts.method)
         };
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         // First statement writes the user, so SQLite takes its write lock up front.
         let mut upd = users::Entity::update_many()
             .col_expr(
@@ -548,6 +551,7 @@ impl Store {
             .await?
             .ok_or(DomainError::NotFound)?;
         let tenant = Tenant::try_from(tenant)?;
+        crate::telemetry::record_tenant(tenant.id);
         let user = self
             .tenant(tenant.id)
             .users()

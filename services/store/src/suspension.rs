@@ -13,7 +13,7 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::CompanyId;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 impl Store {
@@ -44,7 +44,7 @@ impl Store {
         };
         let now = self.inner.clock.now();
         let scope = self.tenant(tenant.id);
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         // Conditional on the current state, so that of two concurrent calls one conflicts.
         let changed = tenants::Entity::update_many()
             .col_expr(tenants::Column::Status, Expr::value(status.as_str()))

@@ -15,7 +15,7 @@ use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
 use gatehouse_domain::validation::Collector;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -164,7 +164,7 @@ impl Store {
         admin.role = gatehouse_domain::role::Role::PracticeAdmin;
         let hash = self.inner.hasher.hash(new.admin.password).await?;
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let tenant = self.insert_tenant(&txn, &company, name, tz, false).await?;
         let scope = self.tenant(tenant.id);
         let user = scope.users().insert(&txn, &admin, hash, true, now).await?;
@@ -240,7 +240,7 @@ impl Store {
         .into_iter()
         .filter_map(|(k, set)| set.then_some(k))
         .collect();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         // Re-read under the row lock (the UPDATE below runs first on SQLite too),
         // so two concurrent patches cannot lose each other's fields.
         let backend = txn.get_database_backend();

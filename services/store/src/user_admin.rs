@@ -17,7 +17,7 @@ use gatehouse_domain::password::check_policy;
 use gatehouse_domain::role::Role;
 use gatehouse_domain::validation::Collector;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
@@ -186,7 +186,7 @@ impl Store {
             return scope.users().get(&UserRef::Id(m.id)).await;
         }
 
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         q.exec(&txn).await?;
         let target = || Some(user_target(id, &m.username));
         if !changed.is_empty() {
@@ -279,7 +279,7 @@ impl Store {
             .await?
             .ok_or(DomainError::NotFound)?;
         if m.locked || m.failed_logins != 0 {
-            let txn = self.inner.db.begin().await?;
+            let txn = crate::begin_write(&self.inner.db).await?;
             users::Entity::update_many()
                 .col_expr(users::Column::Locked, Expr::value(false))
                 .col_expr(users::Column::FailedLogins, Expr::value(0))
@@ -408,7 +408,7 @@ impl Store {
             .collect();
         let hash = self.inner.hasher.hash(new.password).await?;
         let now = self.inner.clock.now();
-        let txn = db.begin().await?;
+        let txn = crate::begin_write(db).await?;
         let m = scope.users().insert(&txn, &parsed, hash, true, now).await?;
         let id = UserId(m.id);
         scope

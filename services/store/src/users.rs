@@ -20,7 +20,7 @@ use gatehouse_domain::settings::TenantSettings;
 use gatehouse_domain::validation::Collector;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
-    QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    QueryOrder, QuerySelect, RelationTrait,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -644,7 +644,7 @@ impl Store {
         let scope = self.tenant(user.0);
         let user = (user.1, user.2);
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(hash))
             .col_expr(
@@ -696,7 +696,7 @@ impl Store {
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let m = scope.users().insert(&txn, &parsed, hash, true, now).await?;
         scope
             .users()
@@ -735,7 +735,7 @@ impl Store {
             .find_model(db, user)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let txn = db.begin().await?;
+        let txn = crate::begin_write(db).await?;
         login_hours::Entity::delete_many()
             .filter(login_hours::Column::TenantId.eq(tenant.id.0))
             .filter(login_hours::Column::UserId.eq(m.id))
@@ -772,7 +772,7 @@ impl Store {
     ) -> Result<u64> {
         use sea_orm::sea_query::Expr;
         let now = self.inner.clock.now();
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let count = users::Entity::update_many()
             .col_expr(users::Column::MustChangePassword, Expr::value(true))
             .col_expr(users::Column::UpdatedAt, Expr::value(now))

@@ -171,8 +171,42 @@ impl Workers {
 /// The apalis job function: one send, retried with backoff while transient. It never ends
 /// as a plain failure: an error is final here (the delivery row records it, and the
 /// re-enqueue picks up what is still `queued`), so no backend re-runs it by itself.
+///
+/// Its span continues the trace the job carries (the request that issued the code), so
+/// that one trace runs from `POST /v1/auth/login` to the provider call (A2).
 async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<(), BoxDynError> {
-    match send::send_with_retries(&job, &deps).await {
+    use gatehouse_store::telemetry::{continue_trace, label, metrics, secs};
+    let span = tracing::info_span!(
+        "job.run",
+        otel.name = "send_code process",
+        otel.kind = "consumer",
+        job = "send_code",
+        delivery_id = %job.delivery_id,
+        outcome = tracing::field::Empty,
+    );
+    continue_trace(&span, job.traceparent.as_deref());
+    if let Some(queued) = job.queued_at {
+        let waited = (chrono::Utc::now() - queued).to_std().unwrap_or_default();
+        metrics()
+            .job_wait
+            .record(secs(waited), &[label("job", "send_code")]);
+    }
+    let started = std::time::Instant::now();
+    let result =
+        tracing::Instrument::instrument(send::send_with_retries(&job, &deps), span.clone()).await;
+    let outcome = match &result {
+        Ok(send::Outcome::Sent { .. }) => "sent",
+        Ok(send::Outcome::Skipped) => "skipped",
+        Ok(send::Outcome::OptedOut) => "opted_out",
+        Err(e) if e.is_transient() => "left_queued",
+        Err(_) => "failed",
+    };
+    span.record("outcome", outcome);
+    metrics().job_duration.record(
+        secs(started.elapsed()),
+        &[label("job", "send_code"), label("outcome", outcome)],
+    );
+    match result {
         Ok(_) => Ok(()),
         Err(e) => Err(AbortError::new(e).into()),
     }
@@ -190,6 +224,17 @@ struct InboundDeps {
 /// delivery, STOP/START). A failure leaves the message unprocessed, and the periodic
 /// job pushes it again. After a START the provider is told too.
 async fn inbound_job(job: ProcessInbound, deps: Data<InboundDeps>) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!(
+        "job.run",
+        otel.name = "process_inbound process",
+        otel.kind = "consumer",
+        job = "process_inbound",
+    );
+    gatehouse_store::telemetry::continue_trace(&span, job.traceparent.as_deref());
+    tracing::Instrument::instrument(process_inbound(job, deps), span).await
+}
+
+async fn process_inbound(job: ProcessInbound, deps: Data<InboundDeps>) -> Result<(), BoxDynError> {
     let outcome = deps
         .store
         .process_inbound(&job.message_id)

@@ -121,7 +121,7 @@ fn open_append(path: &Path) -> Result<std::fs::File, ProviderError> {
 
 impl Provider for OutboxProvider {
     fn send<'a>(&'a self, message: &'a Message) -> SendFuture<'a> {
-        Box::pin(async move {
+        Box::pin(crate::provider::observed("outbox", "append", async move {
             let bytes = self.line(message, self.clock.now())?;
             let this = self.clone();
             // File I/O blocks: keep it off the async workers.
@@ -129,7 +129,7 @@ impl Provider for OutboxProvider {
                 .await
                 .map_err(|e| ProviderError::transient(format!("outbox: writer stopped: {e}")))??;
             Ok(format!("outbox-{}", message.delivery_id))
-        })
+        }))
     }
 }
 

@@ -37,6 +37,59 @@ impl ProviderError {
     }
 }
 
+/// Runs one call to a provider inside a client span (`provider.call`, named
+/// `"{provider} {operation}"`), and records its duration and failures (A2):
+/// `gatehouse_provider_request_duration_seconds` and `gatehouse_provider_errors_total`.
+pub(crate) async fn observed<T>(
+    provider: &'static str,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    use gatehouse_store::telemetry::{label, metrics, secs};
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "provider.call",
+        otel.name = %format_args!("{provider} {operation}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        provider,
+        operation,
+        error.r#type = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let result = call.instrument(span.clone()).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => {
+            let kind = if e.permanent {
+                "permanent"
+            } else {
+                "transient"
+            };
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", kind);
+            metrics().provider_errors.add(
+                1,
+                &[
+                    label("provider", provider),
+                    label("operation", operation),
+                    label("kind", kind),
+                ],
+            );
+            "error"
+        }
+    };
+    metrics().provider_duration.record(
+        secs(started.elapsed()),
+        &[
+            label("provider", provider),
+            label("operation", operation),
+            label("outcome", outcome),
+        ],
+    );
+    result
+}
+
 /// The future of one send: the provider's message id.
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ProviderError>> + Send + 'a>>;
 

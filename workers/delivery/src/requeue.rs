@@ -57,9 +57,7 @@ pub async fn requeue_once(
     }
     // SNS messages recorded by the webhook whose processing job was lost.
     for message_id in store.inbound_pending(idle, config.limit).await? {
-        let job = ProcessInbound {
-            message_id: message_id.clone(),
-        };
+        let job = ProcessInbound::new(message_id.clone());
         match queue.push_process_inbound(job).await {
             Ok(()) => pushed += 1,
             Err(e) => tracing::warn!(%message_id, error = %e, "re-enqueue push failed"),
@@ -88,6 +86,22 @@ pub(crate) async fn run(
             Ok(n) => tracing::info!(pushed = n, "re-enqueued queued deliveries"),
             Err(e) => tracing::error!(error = %e, "re-enqueue failed; trying again next time"),
         }
+        record_queue_depth(&store).await;
     }
     tracing::debug!("re-enqueue stopped");
+}
+
+/// Sets `gatehouse_queue_depth` from the database.
+async fn record_queue_depth(store: &Store) {
+    use gatehouse_store::telemetry::{label, metrics};
+    match store.queued_by_channel().await {
+        Ok(depths) => {
+            for (channel, n) in depths {
+                metrics()
+                    .queue_depth
+                    .record(n, &[label("channel", channel.as_str())]);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "queue depth could not be read"),
+    }
 }

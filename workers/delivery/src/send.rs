@@ -134,6 +134,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
 
     let Some(secret) = open(&deps.store, &ctx) else {
         tracing::error!("the sealed message does not open; failing the delivery");
+        count(ctx.channel, "failed");
         deliveries
             .fail(
                 ctx.delivery_id,
@@ -145,6 +146,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
     };
     if ctx.channel == Channel::Sms {
         let Ok(phone) = PhoneE164::parse(&secret.to) else {
+            count(ctx.channel, "failed");
             deliveries
                 .fail(
                     ctx.delivery_id,
@@ -162,6 +164,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
                 deliveries
                     .refuse(ctx.delivery_id, DeliveryStatus::OptedOut, OPTED_OUT_REASON)
                     .await?;
+                count(ctx.channel, "opted_out");
                 tracing::info!("the number opted out of SMS; not sent");
                 return Ok(Outcome::OptedOut);
             }
@@ -193,6 +196,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
     deps.rates.acquire(ctx.channel).await;
     match deps.provider.send(&message).await {
         Ok(provider_message_id) => {
+            count(ctx.channel, "sent");
             record_sent(&deliveries, &ctx, &provider_message_id).await?;
             tracing::info!(channel = ctx.channel.as_str(), purpose = ctx.purpose.as_str(), %provider_message_id, "code sent");
             Ok(Outcome::Sent {
@@ -221,8 +225,18 @@ async fn record_failure(
         e.reason
     };
     tracing::warn!(error = %reason, permanent, "send failed");
+    count(ctx.channel, if permanent { "failed" } else { "retrying" });
     deliveries.fail(ctx.delivery_id, &reason, permanent).await?;
     Ok(ProviderError { permanent, reason })
+}
+
+/// Counts a send attempt of a code or notice (`gatehouse_codes_sent_total`).
+fn count(channel: Channel, status: &'static str) {
+    use gatehouse_store::telemetry::{label, metrics};
+    metrics().codes_sent.add(
+        1,
+        &[label("channel", channel.as_str()), label("status", status)],
+    );
 }
 
 fn open(store: &Store, ctx: &SendContext) -> Option<CodeMessage> {

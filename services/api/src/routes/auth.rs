@@ -47,23 +47,28 @@ pub async fn login(
     Meta(meta): Meta,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(ip) = meta.ip {
-        st.store.check_login_rate(ip).await?;
-    }
     let b = body.into_inner();
-    let flow = st
-        .store
-        .login(
-            LoginInput {
-                company: b.company,
-                username: b.username,
-                password: b.password,
-                device_token: b.device_token,
-            },
-            &meta,
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(flow_dto(flow)))
+    let result = async {
+        if let Some(ip) = meta.ip {
+            st.store.check_login_rate(ip).await?;
+        }
+        let flow = st
+            .store
+            .login(
+                LoginInput {
+                    company: b.company,
+                    username: b.username,
+                    password: b.password,
+                    device_token: b.device_token,
+                },
+                &meta,
+            )
+            .await?;
+        Ok::<_, ApiError>(flow)
+    }
+    .await;
+    crate::telemetry::count_signin(&result, |f| f.status.as_str());
+    Ok(HttpResponse::Ok().json(flow_dto(result?)))
 }
 
 pub(crate) fn flow_id(raw: &str) -> Result<FlowId, ApiError> {

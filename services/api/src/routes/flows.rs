@@ -65,7 +65,8 @@ pub async fn verify(
 ) -> Result<HttpResponse, ApiError> {
     let id = flow_id(&path)?;
     let b = body.into_inner();
-    let flow = st
+    let method = b.method.clone();
+    let result = st
         .store
         .flow_verify(
             id,
@@ -76,8 +77,12 @@ pub async fn verify(
             },
             &meta,
         )
-        .await?;
-    Ok(HttpResponse::Ok().json(flow_dto(flow)))
+        .await
+        .map_err(ApiError::from);
+    if let Err(e) = &result {
+        crate::telemetry::count_verification_failure(&method, e);
+    }
+    Ok(HttpResponse::Ok().json(flow_dto(result?)))
 }
 
 /// Starts enrolling an authenticator app: the secret, its otpauth URI and a QR code.

@@ -222,9 +222,15 @@ pub async fn step_up(
     Auth(p): Auth,
     body: web::Json<StepUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    st.store
+    let result = st
+        .store
         .me_step_up(&p, &body.method, body.code.expose_secret(), &meta)
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    if let Err(e) = &result {
+        crate::telemetry::count_verification_failure(&body.method, e);
+    }
+    result?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -18,10 +18,15 @@ use crate::error::ApiError;
 use actix_web::{HttpResponse, web};
 
 /// A resource whose unmatched methods answer 405 problem+json with `Allow: allow`.
+///
+/// The resource carries its path template for the request telemetry, which reads it
+/// after routing instead of matching the path against every route a second time.
 pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move || async move {
-        Err::<HttpResponse, _>(ApiError::method_not_allowed(allow))
-    }))
+    web::resource(path)
+        .app_data(crate::telemetry::Route(std::sync::Arc::from(path)))
+        .default_service(web::to(move || async move {
+            Err::<HttpResponse, _>(ApiError::method_not_allowed(allow))
+        }))
 }
 
 /// A JSON body that may be omitted: an empty body means every field takes its default.
@@ -297,6 +302,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/webhooks/aws/sns", "POST").route(web::post().to(webhooks::sns)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
         .service(resource("/openapi.json", "GET").route(web::get().to(ops::openapi)))
         .service(resource("/docs", "GET").route(web::get().to(ops::docs)));
 }

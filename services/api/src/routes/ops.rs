@@ -35,6 +35,24 @@ pub async fn readyz(st: web::Data<ApiState>) -> HttpResponse {
     }
 }
 
+/// The process's metrics in the Prometheus text format (A2).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
+pub async fn metrics(st: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let Some(m) = st.metrics.as_ref() else {
+        return Err(ApiError::not_found());
+    };
+    match m.render() {
+        Ok(text) => Ok(HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text)),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics could not be read");
+            Err(ApiError::internal(&std::io::Error::other(e)))
+        }
+    }
+}
+
 /// The OpenAPI document, generated from the code.
 pub async fn openapi() -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(ApiDoc::openapi()))

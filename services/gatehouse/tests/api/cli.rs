@@ -30,12 +30,12 @@ pub(crate) fn gatehouse(dir: &Path) -> Command {
     c
 }
 
-fn sqlite_url(dir: &Path) -> String {
+pub(crate) fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", dir.join("g.db").display())
 }
 
 /// Runs a command to its end, failing the test if it takes longer than `limit`.
-fn run(mut c: Command, limit: Duration) -> Output {
+pub(crate) fn run(mut c: Command, limit: Duration) -> Output {
     let mut child = c
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -72,7 +72,7 @@ fn run(mut c: Command, limit: Duration) -> Output {
     }
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 

@@ -461,9 +461,12 @@ async fn s2_approvals_lapse_after_an_hour_and_undecided_requests_expire(db: Db) 
     notice_after(&app, mark, "admin@late-clinic.example.com").await;
     // Pretend its job was lost before the send (the row queued again, message sealed):
     // the re-enqueue finds it while it lives, and it ends failed after a day unsent.
-    app.exec(
+    // The outbox line is written before the worker records the send, so the row is
+    // rewritten only once it says sent (else the worker's own update would undo this).
+    app.exec_once_ready(
         "UPDATE deliveries SET status = 'queued', payload_sealed = 'sealed-message', \
-         claimed_until = NULL, provider_message_id = NULL WHERE purpose = 'notice'",
+         claimed_until = NULL, provider_message_id = NULL \
+         WHERE purpose = 'notice' AND status = 'sent'",
     )
     .await;
     let approved = ok_json(

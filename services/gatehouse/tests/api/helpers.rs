@@ -37,6 +37,89 @@ pub struct Options {
     /// Share sign-in limits and session invalidations through the Redis on 127.0.0.1,
     /// under a fresh key prefix of this app's own (its siblings use the same one).
     pub redis: bool,
+    /// Capture spans (in memory) and JSON log lines of this test process; see
+    /// [`telemetry`].
+    pub traced: bool,
+}
+
+/// The telemetry of a test process: metrics always (for `GET /metrics`); spans and JSON
+/// log lines captured in memory when the first app of the process was spawned with
+/// `traced` (nextest runs each test in a process of its own).
+pub struct TestTelemetry {
+    pub traced: bool,
+    pub spans: opentelemetry_sdk::trace::InMemorySpanExporter,
+    pub logs: Arc<std::sync::Mutex<Vec<u8>>>,
+    pub prometheus: gatehouse_telemetry::PrometheusText,
+    _telemetry: gatehouse_telemetry::Telemetry,
+}
+
+impl TestTelemetry {
+    /// Every captured log line.
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.logs.lock().expect("logs")).into_owned()
+    }
+}
+
+/// Log lines into a shared buffer.
+#[derive(Clone)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static TELEMETRY: std::sync::OnceLock<TestTelemetry> = std::sync::OnceLock::new();
+
+/// This process's test telemetry, installed by the first call.
+pub fn telemetry(traced: bool) -> &'static TestTelemetry {
+    TELEMETRY.get_or_init(|| {
+        let spans = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let capture = Capture(logs.clone());
+        let settings = gatehouse_telemetry::Settings {
+            service_name: "gatehouse-test".into(),
+            process: "test".into(),
+            log_format: gatehouse_telemetry::LogFormat::Json,
+            // Traced tests read every line, debug included; the others keep warnings,
+            // which nextest shows when a test fails.
+            log_filter: Some(if traced { "debug" } else { "warn" }.into()),
+            log_writer: Some(if traced {
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || capture.clone())
+            } else {
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+            }),
+            otlp_from_env: false,
+            span_processor: traced.then(|| {
+                Box::new(opentelemetry_sdk::trace::SimpleSpanProcessor::new(
+                    spans.clone(),
+                )) as Box<dyn opentelemetry_sdk::trace::SpanProcessor>
+            }),
+        };
+        let installed = gatehouse_telemetry::init(settings).expect("telemetry");
+        TestTelemetry {
+            traced,
+            spans,
+            logs,
+            prometheus: installed.prometheus(),
+            _telemetry: installed,
+        }
+    })
+}
+
+/// `GET /metrics` of a test app.
+#[derive(Debug)]
+struct TestMetrics(gatehouse_telemetry::PrometheusText);
+
+impl gatehouse_api::MetricsText for TestMetrics {
+    fn render(&self) -> Result<String, String> {
+        self.0.render().map_err(|e| e.to_string())
+    }
 }
 
 /// The Redis every test uses.
@@ -144,6 +227,8 @@ impl TestApp {
         opts: Options,
     ) -> TestApp {
         let outbox = dir.path().join("outbox.jsonl");
+        // Before the store: the metric instruments come from the meter provider it installs.
+        let telemetry = telemetry(opts.traced);
         let mut cfg = StoreConfig::new(
             url.clone(),
             CompanyId::parse("operator").expect("company"),
@@ -187,15 +272,20 @@ impl TestApp {
             store: store.clone(),
             trusted_proxies: Arc::new(proxies),
             sns,
+            metrics: Some(Arc::new(TestMetrics(telemetry.prometheus.clone()))),
         };
         let configure = gatehouse_api::configure(state);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let server = HttpServer::new(move || App::new().configure(configure.clone()))
-            .workers(2)
-            .listen(listener)
-            .expect("listen")
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(gatehouse_api::RequestTelemetry)
+                .configure(configure.clone())
+        })
+        .workers(2)
+        .listen(listener)
+        .expect("listen")
+        .run();
         tokio::spawn(server);
         let raw = Database::connect(url.clone())
             .await
@@ -507,9 +597,26 @@ impl TestApp {
             .await
     }
 
-    /// Runs SQL on the app's database directly (`$1` placeholders become `?` on SQLite).
-    pub async fn exec(&self, sql: &str) {
-        self.raw.execute_unprepared(sql).await.expect("raw sql");
+    /// Runs SQL on the app's database directly; answers the rows it changed.
+    pub async fn exec(&self, sql: &str) -> u64 {
+        self.raw
+            .execute_unprepared(sql)
+            .await
+            .expect("raw sql")
+            .rows_affected()
+    }
+
+    /// Runs `sql` until it changes a row (10 s at most): for rewriting what a worker
+    /// writes only once the worker has finished writing it.
+    pub async fn exec_once_ready(&self, sql: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.exec(sql).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no row ever matched: {sql}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -57,7 +57,13 @@ fn email_of(company: &str, user: &str) -> String {
 }
 
 /// Creates a staff user (temporary password, own email, optional phone).
-async fn create_staff(app: &TestApp, company: &str, admin: &str, user: &str, phone: Option<&str>) {
+pub(crate) async fn create_staff(
+    app: &TestApp,
+    company: &str,
+    admin: &str,
+    user: &str,
+    phone: Option<&str>,
+) {
     let mut body = json!({"username": user, "first_name": "Sam", "last_name": "Staff",
         "role": "staff", "password": "Temporary-Pass-1234!", "email": email_of(company, user)});
     if let Some(p) = phone {
@@ -75,7 +81,7 @@ async fn create_staff(app: &TestApp, company: &str, admin: &str, user: &str, pho
 }
 
 /// The first sign-in of a new user up to the step after the password change.
-async fn after_password_change(app: &TestApp, company: &str, user: &str) -> Value {
+pub(crate) async fn after_password_change(app: &TestApp, company: &str, user: &str) -> Value {
     let flow = ok_json(app.login(company, user, "Temporary-Pass-1234!").await).await;
     assert_eq!(flow["status"], "password_change_required", "{flow}");
     let id = flow["flow_id"].as_str().unwrap();
@@ -110,14 +116,19 @@ async fn sign_in(
     ok_json(req.send().await.unwrap()).await
 }
 
-fn flow_path(flow: &Value, step: &str) -> String {
+pub(crate) fn flow_path(flow: &Value, step: &str) -> String {
     format!(
         "/v1/auth/flows/{}/{step}",
         flow["flow_id"].as_str().unwrap()
     )
 }
 
-async fn verify(app: &TestApp, flow: &Value, method: &str, code: &str) -> reqwest::Response {
+pub(crate) async fn verify(
+    app: &TestApp,
+    flow: &Value,
+    method: &str,
+    code: &str,
+) -> reqwest::Response {
     app.post(
         &flow_path(flow, "verify"),
         None,

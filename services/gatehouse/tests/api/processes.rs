@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const REGION: &str = "us-east-1";
+pub(crate) const REGION: &str = "us-east-1";
 const ADMIN_EMAIL: &str = "admin@demo-clinic.example.com";
-const NURSE_PHONE: &str = "+12025550147";
+pub(crate) const NURSE_PHONE: &str = "+12025550147";
 
 fn moto_url() -> String {
     std::env::var("GATEHOUSE_TEST_MOTO_URL")
@@ -51,7 +51,7 @@ async fn emails_to(client: &reqwest::Client, to: &str) -> Vec<String> {
 }
 
 /// SMS SNS took for `phone` (text of each), oldest first.
-async fn sms_to(client: &reqwest::Client, phone: &str) -> Vec<String> {
+pub(crate) async fn sms_to(client: &reqwest::Client, phone: &str) -> Vec<String> {
     let data = moto_data(client).await;
     data["sns"]["SMS"]
         .as_array()
@@ -64,7 +64,7 @@ async fn sms_to(client: &reqwest::Client, phone: &str) -> Vec<String> {
 }
 
 /// Waits (at most 20 s) for a message past the first `seen`; answers the code in it.
-async fn next_code<F, Fut>(what: &str, seen: usize, read: F) -> String
+pub(crate) async fn next_code<F, Fut>(what: &str, seen: usize, read: F) -> String
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Vec<String>>,
@@ -83,7 +83,7 @@ where
 }
 
 /// A sender SES will accept (identities are per emulator and region).
-async fn verified_sender() -> String {
+pub(crate) async fn verified_sender() -> String {
     let sdk = gatehouse_workers::aws::config_loader()
         .endpoint_url(moto_url())
         .region(aws_config::Region::new(REGION))
@@ -105,7 +105,7 @@ async fn verified_sender() -> String {
 
 /// The configuration both processes share: one database, one Redis (under a prefix of
 /// this test's own), one key, AWS at the emulator.
-fn configured(dir: &Path, db_url: &str, prefix: &str, key: &str, from: &str) -> Command {
+pub(crate) fn configured(dir: &Path, db_url: &str, prefix: &str, key: &str, from: &str) -> Command {
     configured_at(dir, db_url, prefix, key, from, &moto_url())
 }
 
@@ -134,7 +134,7 @@ fn configured_at(
     c
 }
 
-fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -519,3 +519,56 @@ async fn d6_a_subscription_is_confirmed_only_at_an_allowed_url(db: Db) {
         "{visits:?}"
     );
 }
+
+/// A2: the job that processes a message continues the webhook request's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a2_an_inbound_stop_is_processed_in_the_trace_of_its_webhook_request() {
+    let fetcher = Arc::new(StaticCert::default());
+    let policy = CertUrlPolicy::new(vec![
+        CertUrlPrefix::default_for_region("us-east-1").unwrap(),
+    ]);
+    let app = TestApp::spawn_with(
+        Db::Sqlite,
+        Options {
+            sns: Some(Verifier::new(policy, fetcher)),
+            traced: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let tel = crate::helpers::telemetry(true);
+    let stop = json!({"originationNumber": "+12025550147", "destinationNumber": "+18005550100",
+        "messageKeyword": "KEYWORD_123", "messageBody": "STOP", "inboundMessageId": "in-9"});
+    let r = post(
+        &app,
+        &notification("t-1", &stop, SignatureVersion::V2, &keys().signer),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("the processing", || async { processed(&app, "t-1").await }).await;
+    let start = std::time::Instant::now();
+    let spans = loop {
+        let spans = tel.spans.get_finished_spans().unwrap();
+        if spans.iter().any(|s| s.name == "process_inbound process") {
+            break spans;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no job span");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let request = spans
+        .iter()
+        .find(|s| s.name == "POST /v1/webhooks/aws/sns")
+        .expect("request span");
+    let enqueue = spans
+        .iter()
+        .find(|s| {
+            s.name == "job.enqueue" && s.span_context.trace_id() == request.span_context.trace_id()
+        })
+        .expect("enqueue span in the request's trace");
+    let job = spans
+        .iter()
+        .find(|s| s.name == "process_inbound process")
+        .unwrap();
+    assert_eq!(job.span_context.trace_id(), request.span_context.trace_id());
+    assert_eq!(job.parent_span_id, enqueue.span_context.span_id());
+}

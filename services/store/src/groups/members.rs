@@ -12,7 +12,7 @@ use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::{GroupId, UserId};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use std::collections::HashSet;
@@ -191,7 +191,7 @@ impl Store {
         change: OneMember,
     ) -> Result<()> {
         let scope = self.tenant(tenant.id);
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let g = scope.groups().take(&txn, id).await?;
         let u = scope
             .users()
@@ -248,7 +248,7 @@ impl Store {
     ) -> Result<u64> {
         let scope = self.tenant(tenant.id);
         let all = who == NewMembers::AllActive;
-        let txn = self.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.inner.db).await?;
         let g = scope.groups().take(&txn, id).await?;
         let users = scope.groups().resolve(&txn, who).await?;
         let added = scope.groups().add_missing(&txn, id, users).await?;

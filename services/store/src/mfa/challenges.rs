@@ -20,7 +20,7 @@ use gatehouse_domain::mfa::codes::{
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -271,7 +271,7 @@ impl Mfa<'_> {
     pub async fn issue_code(&self, req: CodeRequest) -> Result<IssuedCode> {
         let now = self.scope.inner.clock.now();
         let tenant = self.scope.uuid();
-        let txn = self.scope.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.scope.inner.db).await?;
         // Serialise this user's sends so the throttle below counts exactly (on SQLite this
         // first write also takes the write lock before anything is read).
         let locked = txn
@@ -385,11 +385,7 @@ impl Mfa<'_> {
             challenge_id,
             delivery_id,
             code,
-            job: SendCode {
-                delivery_id,
-                tenant_id: tenant,
-                sealed,
-            },
+            job: SendCode::new(delivery_id, tenant, sealed),
             channel,
             to_masked,
             expires_at,

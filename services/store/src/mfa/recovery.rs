@@ -7,9 +7,7 @@ use crate::entities::recovery_codes as rc;
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::mfa::recovery;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use uuid::Uuid;
 
 impl Mfa<'_> {
@@ -30,7 +28,7 @@ impl Mfa<'_> {
                 created_at: Set(now),
             })
             .collect();
-        let txn = self.scope.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.scope.inner.db).await?;
         rc::Entity::delete_many()
             .filter(rc::Column::TenantId.eq(self.scope.uuid()))
             .filter(rc::Column::UserId.eq(user.0))

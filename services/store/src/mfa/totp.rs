@@ -11,9 +11,7 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::mfa::totp::{Enrollment, TotpSecret};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 fn context(user: UserId) -> Vec<u8> {
     [b"totp-secret:".as_slice(), user.0.as_bytes()].concat()
@@ -73,7 +71,7 @@ impl Mfa<'_> {
             created_at: Set(now),
             confirmed_at: Set(None),
         };
-        let txn = self.scope.inner.db.begin().await?;
+        let txn = crate::begin_write(&self.scope.inner.db).await?;
         tc::Entity::delete_many()
             .filter(self.row(user))
             .filter(tc::Column::Confirmed.eq(false))

@@ -4,7 +4,7 @@
 
 use super::classify;
 use crate::message::Message;
-use crate::provider::{Provider, ProviderError, SendFuture};
+use crate::provider::{Provider, ProviderError, SendFuture, observed};
 use aws_config::SdkConfig;
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message as SesMessage};
@@ -64,16 +64,18 @@ impl SesProvider {
             )));
         }
         let content = content(message)?;
-        let answer = self
-            .client
-            .send_email()
-            .from_email_address(&self.settings.from)
-            .destination(Destination::builder().to_addresses(&message.to).build())
-            .content(content)
-            .set_configuration_set_name(self.settings.configuration_set.clone())
-            .send()
-            .await
-            .map_err(|e| classify::from_sdk_error(API, &e, &message.to))?;
+        let answer = observed("ses", "SendEmail", async {
+            self.client
+                .send_email()
+                .from_email_address(&self.settings.from)
+                .destination(Destination::builder().to_addresses(&message.to).build())
+                .content(content)
+                .set_configuration_set_name(self.settings.configuration_set.clone())
+                .send()
+                .await
+                .map_err(|e| classify::from_sdk_error(API, &e, &message.to))
+        })
+        .await?;
         Ok(match answer.message_id() {
             Some(id) => id.to_owned(),
             // Accepted all the same: failing it now would send the code a second time.

@@ -7,7 +7,7 @@
 use super::classify;
 use crate::message::Message;
 use crate::optout::{OptOutFuture, OptedOutPage, SmsOptOutSource};
-use crate::provider::{Provider, ProviderError, SendFuture};
+use crate::provider::{Provider, ProviderError, SendFuture, observed};
 use aws_config::SdkConfig;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
@@ -81,10 +81,13 @@ impl SnsProvider {
         for (name, value) in attributes(&self.settings) {
             request = request.message_attributes(name, string_attribute(value)?);
         }
-        let answer = request
-            .send()
-            .await
-            .map_err(|e| classify::from_sdk_error(API, &e, &message.to))?;
+        let answer = observed("sns", "Publish", async {
+            request
+                .send()
+                .await
+                .map_err(|e| classify::from_sdk_error(API, &e, &message.to))
+        })
+        .await?;
         Ok(match answer.message_id() {
             Some(id) => id.to_owned(),
             // Accepted all the same: failing it now would send the code a second time.
@@ -99,26 +102,30 @@ impl SnsProvider {
 impl SmsOptOutSource for SnsProvider {
     fn check<'a>(&'a self, phone: &'a PhoneE164) -> OptOutFuture<'a, bool> {
         Box::pin(async move {
-            let answer = self
-                .client
-                .check_if_phone_number_is_opted_out()
-                .phone_number(phone.as_str())
-                .send()
-                .await
-                .map_err(|e| classify::from_sdk_error(CHECK_API, &e, phone.as_str()))?;
+            let answer = observed("sns", "CheckIfPhoneNumberIsOptedOut", async {
+                self.client
+                    .check_if_phone_number_is_opted_out()
+                    .phone_number(phone.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| classify::from_sdk_error(CHECK_API, &e, phone.as_str()))
+            })
+            .await?;
             Ok(answer.is_opted_out())
         })
     }
 
     fn list_opted_out<'a>(&'a self, next_token: Option<&'a str>) -> OptOutFuture<'a, OptedOutPage> {
         Box::pin(async move {
-            let answer = self
-                .client
-                .list_phone_numbers_opted_out()
-                .set_next_token(next_token.map(str::to_owned))
-                .send()
-                .await
-                .map_err(|e| classify::from_sdk_error(LIST_API, &e, ""))?;
+            let answer = observed("sns", "ListPhoneNumbersOptedOut", async {
+                self.client
+                    .list_phone_numbers_opted_out()
+                    .set_next_token(next_token.map(str::to_owned))
+                    .send()
+                    .await
+                    .map_err(|e| classify::from_sdk_error(LIST_API, &e, ""))
+            })
+            .await?;
             Ok(OptedOutPage {
                 numbers: answer.phone_numbers().to_vec(),
                 next_token: answer.next_token().map(str::to_owned),
@@ -128,12 +135,15 @@ impl SmsOptOutSource for SnsProvider {
 
     fn opt_in<'a>(&'a self, phone: &'a PhoneE164) -> OptOutFuture<'a, ()> {
         Box::pin(async move {
-            self.client
-                .opt_in_phone_number()
-                .phone_number(phone.as_str())
-                .send()
-                .await
-                .map_err(|e| classify::from_sdk_error(OPT_IN_API, &e, phone.as_str()))?;
+            observed("sns", "OptInPhoneNumber", async {
+                self.client
+                    .opt_in_phone_number()
+                    .phone_number(phone.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| classify::from_sdk_error(OPT_IN_API, &e, phone.as_str()))
+            })
+            .await?;
             Ok(())
         })
     }

@@ -265,11 +265,7 @@ impl TestStore {
                 ))
                 .await
                 .unwrap();
-            jobs.push(SendCode {
-                delivery_id: id,
-                tenant_id: tenant,
-                sealed,
-            });
+            jobs.push(SendCode::new(id, tenant, sealed));
         }
         jobs
     }

@@ -236,7 +236,7 @@ async fn inbound_text(t: &TestStore, queue: &dyn JobQueue, from: &str, body: &st
             .unwrap()
     );
     queue
-        .push_process_inbound(ProcessInbound { message_id })
+        .push_process_inbound(ProcessInbound::new(message_id))
         .await
         .unwrap();
 }

@@ -204,7 +204,7 @@ async fn ses_event(
             .unwrap()
     );
     queue
-        .push_process_inbound(gatehouse_domain::jobs::ProcessInbound { message_id })
+        .push_process_inbound(gatehouse_domain::jobs::ProcessInbound::new(message_id))
         .await
         .unwrap();
 }
