@@ -65,6 +65,9 @@ struct State {
     rules: HashMap<String, VecDeque<Rule>>,
     counts: HashMap<String, Counts>,
     accepted: Vec<Accepted>,
+    /// Per destination, the indexes of its messages in `accepted` (a load test reads
+    /// codes back while thousands of messages accumulate).
+    by_to: HashMap<String, Vec<usize>>,
 }
 
 #[derive(Clone, Default)]
@@ -147,13 +150,32 @@ impl FakeAws {
 
     /// Messages accepted for `to`, oldest first.
     pub fn accepted_to(&self, to: &str) -> Vec<Accepted> {
-        self.shared
-            .lock()
-            .accepted
-            .iter()
-            .filter(|m| m.to == to)
-            .cloned()
-            .collect()
+        let s = self.shared.lock();
+        s.by_to
+            .get(to)
+            .map(|ix| ix.iter().map(|&i| s.accepted[i].clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many messages were accepted for `to`.
+    pub fn accepted_count_to(&self, to: &str) -> usize {
+        self.shared.lock().by_to.get(to).map_or(0, Vec::len)
+    }
+
+    /// The `n`th message (0-based) accepted for `to`, if there is one yet.
+    pub fn accepted_nth_to(&self, to: &str, n: usize) -> Option<Accepted> {
+        let s = self.shared.lock();
+        let i = *s.by_to.get(to)?.get(n)?;
+        Some(s.accepted[i].clone())
+    }
+
+    /// Every message accepted after the first `from`, in order.
+    pub fn accepted_since(&self, from: usize) -> Vec<Accepted> {
+        let s = self.shared.lock();
+        s.accepted
+            .get(from..)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// How many messages were accepted in all.
@@ -181,6 +203,8 @@ fn accept(shared: &Shared, mut message: Accepted) -> String {
     message.message_id = id.clone();
     let mut s = shared.lock();
     s.counts.entry(message.to.clone()).or_default().accepted += 1;
+    let i = s.accepted.len();
+    s.by_to.entry(message.to.clone()).or_default().push(i);
     s.accepted.push(message);
     id
 }

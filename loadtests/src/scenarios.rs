@@ -1,0 +1,553 @@
+//! The goose scenarios: a clinic morning (staff sign in with their second factor, then
+//! the EHR checks the session on every page), admins and support at work, mistakes
+//! (wrong passwords until lockouts, wrong codes); and the single-request loads the
+//! limits are measured with.
+
+use crate::api::{Account, Call, Flaw, Http, Method, sign_in};
+use crate::mailbox::Mailbox;
+use goose::prelude::*;
+use rand::Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Accounts shared by the goose users: one user holds an account at a time.
+#[derive(Default)]
+pub struct Pool {
+    inner: Mutex<PoolInner>,
+}
+
+#[derive(Default)]
+struct PoolInner {
+    fresh: VecDeque<Account>,
+    returning: VecDeque<Account>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pool {
+    pub fn new(accounts: Vec<Account>) -> Pool {
+        Pool {
+            inner: Mutex::new(PoolInner {
+                fresh: accounts.into(),
+                returning: VecDeque::new(),
+            }),
+        }
+    }
+
+    /// A returning user (one who signed in before) with probability `returning`, else
+    /// one signing in for the first time this morning; an authenticator user only when
+    /// their next code is not a replay.
+    pub fn take(&self, returning: f64) -> Option<Account> {
+        let mut p = lock(&self.inner);
+        let back = rand::thread_rng().gen_bool(returning.clamp(0.0, 1.0));
+        if back || p.fresh.is_empty() {
+            let ready = p.returning.iter().take(64).position(Account::totp_ready);
+            if let Some(i) = ready {
+                return p.returning.remove(i);
+            }
+        }
+        p.fresh.pop_front().or_else(|| p.returning.pop_front())
+    }
+
+    /// The next account never used yet, if any is left.
+    pub fn take_fresh(&self) -> Option<Account> {
+        lock(&self.inner).fresh.pop_front()
+    }
+
+    pub fn give_back(&self, a: Account) {
+        lock(&self.inner).returning.push_back(a);
+    }
+}
+
+/// Everything the scenarios share.
+pub struct Ctx {
+    pub mail: Mailbox,
+    pub password: String,
+    /// The clinic morning's staff.
+    pub staff: Pool,
+    /// Accounts the mistakes scenario types wrong passwords for.
+    pub victims: Pool,
+    /// Password-only accounts (a practice without MFA), used round-robin.
+    pub open: Vec<Account>,
+    open_next: AtomicUsize,
+    /// Sessions for the session-check loads, one per goose user.
+    pub tokens: Vec<String>,
+    /// (company, office address, session) of practice admins.
+    pub admins: Vec<(String, String, String)>,
+    /// Sessions of support agents.
+    pub support: Vec<String>,
+    /// Sample destinations for support searches.
+    pub search_terms: Vec<String>,
+    /// Code sign-ins answered: (destination, when the answer arrived).
+    pub answered: Mutex<Vec<(String, Instant)>>,
+    /// Scenario problems by kind (what goose does not see: a code that never came).
+    pub problems: Mutex<BTreeMap<String, usize>>,
+    /// How staff passed the second step: code, totp, enrolled, skipped.
+    pub seconds: Mutex<BTreeMap<&'static str, usize>>,
+    /// Accounts locked by the mistakes scenario.
+    pub lockouts: AtomicUsize,
+}
+
+impl Ctx {
+    pub fn new(mail: Mailbox, password: String) -> Ctx {
+        Ctx {
+            mail,
+            password,
+            staff: Pool::default(),
+            victims: Pool::default(),
+            open: Vec::new(),
+            open_next: AtomicUsize::new(0),
+            tokens: Vec::new(),
+            admins: Vec::new(),
+            support: Vec::new(),
+            search_terms: Vec::new(),
+            answered: Mutex::new(Vec::new()),
+            problems: Mutex::new(BTreeMap::new()),
+            seconds: Mutex::new(BTreeMap::new()),
+            lockouts: AtomicUsize::new(0),
+        }
+    }
+
+    fn problem(&self, f: &Flaw) {
+        // The kind, without the details that differ every time.
+        let kind: String = f.0.chars().take(60).collect();
+        *lock(&self.problems).entry(kind).or_default() += 1;
+    }
+
+    fn next_open(&self) -> Option<Account> {
+        if self.open.is_empty() {
+            return None;
+        }
+        let i = self.open_next.fetch_add(1, Ordering::Relaxed);
+        self.open.get(i % self.open.len()).cloned()
+    }
+}
+
+type Fut<'a> = Pin<Box<dyn Future<Output = Result<(), Flaw>> + Send + 'a>>;
+type Step = for<'a> fn(&'a Ctx, &'a mut GooseUser) -> Fut<'a>;
+
+/// A goose transaction running `f`; a problem is counted, not fatal to the user.
+fn tx(ctx: &Arc<Ctx>, name: &str, f: Step) -> Transaction {
+    let ctx = ctx.clone();
+    let func: TransactionFunction = Arc::new(move |user| {
+        let ctx = ctx.clone();
+        Box::pin(async move {
+            if let Err(e) = f(&ctx, user).await {
+                ctx.problem(&e);
+            }
+            Ok(())
+        })
+    });
+    Transaction::new(func).set_name(name)
+}
+
+fn scenario(name: &str, weight: usize, t: Transaction) -> Result<Scenario, GooseError> {
+    Scenario::new(name)
+        .set_weight(weight)
+        .map(|s| s.register_transaction(t))
+}
+
+/// The clinic morning's mix: mostly staff, some admins, support and mistakes.
+pub fn morning(ctx: &Arc<Ctx>) -> Result<Vec<Scenario>, GooseError> {
+    let mut s = vec![scenario("clinic staff", 12, tx(ctx, "visit", staff_visit))?];
+    if !ctx.admins.is_empty() {
+        s.push(scenario(
+            "practice admin",
+            2,
+            tx(ctx, "admin work", admin_work),
+        )?);
+    }
+    if !ctx.support.is_empty() {
+        s.push(scenario(
+            "support agent",
+            1,
+            tx(ctx, "support search", support_search),
+        )?);
+    }
+    s.push(scenario("mistakes", 2, tx(ctx, "mistakes", mistakes))?);
+    Ok(s)
+}
+
+/// Sign-ins with a password only, as fast as they go.
+pub fn password_sign_ins(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, GooseError> {
+    scenario("password sign-in", weight, tx(ctx, "sign in", open_sign_in))
+}
+
+/// Session checks, as fast as they go.
+pub fn session_checks(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, GooseError> {
+    scenario("session check", weight, tx(ctx, "check", session_check))
+}
+
+/// `GET /` of the bare server.
+pub fn bare(ctx: &Arc<Ctx>) -> Result<Scenario, GooseError> {
+    scenario("bare handler", 1, tx(ctx, "bare", bare_get))
+}
+
+/// Sign-ins whose answer sends a code: the dispatch latency's load.
+pub fn code_sign_ins(ctx: &Arc<Ctx>) -> Result<Scenario, GooseError> {
+    scenario("code sign-in", 1, tx(ctx, "code sign-in", code_sign_in))
+}
+
+fn staff_visit<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let Some(mut a) = ctx.staff.take(0.75) else {
+            return Err(Flaw("no staff account free".into()));
+        };
+        let done = async {
+            let s = sign_in(user, &mut a, &ctx.password, &ctx.mail, false).await?;
+            *lock(&ctx.seconds)
+                .entry(s.second.unwrap_or("skipped"))
+                .or_default() += 1;
+            // The EHR checks the session on every page the user opens.
+            let pages = rand::thread_rng().gen_range(20..=40);
+            for _ in 0..pages {
+                user.call(Call::get(
+                    "session",
+                    "/v1/auth/session".into(),
+                    &s.token,
+                    &a.ip,
+                ))
+                .await?;
+            }
+            logout(user, &s.token, &a.ip).await
+        }
+        .await;
+        ctx.staff.give_back(a);
+        done
+    })
+}
+
+async fn logout<H: Http>(http: &mut H, token: &str, ip: &str) -> Result<(), Flaw> {
+    http.call(Call {
+        name: "logout",
+        method: Method::Post,
+        path: "/v1/auth/logout".into(),
+        body: None,
+        token: Some(token),
+        ip,
+        ok: &[204],
+    })
+    .await
+    .map(drop)
+}
+
+fn admin_work<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let (company, ip, token) = &ctx.admins[user.weighted_users_index % ctx.admins.len()];
+        let list = user
+            .call(Call::get(
+                "admin: list users",
+                format!("/v1/tenants/{company}/users?limit=50"),
+                token,
+                ip,
+            ))
+            .await?
+            .body;
+        let ids: Vec<String> = list["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(id) = ids.get(rand::thread_rng().gen_range(0..ids.len().max(1))) else {
+            return Err(Flaw(format!("{company} lists no users")));
+        };
+        user.call(Call::get(
+            "admin: get user",
+            format!("/v1/tenants/{company}/users/{id}"),
+            token,
+            ip,
+        ))
+        .await?;
+        let n: u32 = rand::thread_rng().gen_range(0..1000);
+        user.call(Call {
+            name: "admin: edit user",
+            method: Method::Patch,
+            path: format!("/v1/tenants/{company}/users/{id}"),
+            body: Some(serde_json::json!({"first_name": format!("Load {n}")})),
+            token: Some(token),
+            ip,
+            ok: &[200],
+        })
+        .await?;
+        user.call(Call::get(
+            "admin: audit log",
+            format!("/v1/tenants/{company}/audit-events?limit=50"),
+            token,
+            ip,
+        ))
+        .await
+        .map(drop)
+    })
+}
+
+fn support_search<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let token = &ctx.support[user.weighted_users_index % ctx.support.len()];
+        let ip = "198.51.100.10";
+        let term = &ctx.search_terms[rand::thread_rng().gen_range(0..ctx.search_terms.len())];
+        user.call(Call::get(
+            "support: search users",
+            format!("/v1/support/users?q={term}&limit=50"),
+            token,
+            ip,
+        ))
+        .await?;
+        user.call(Call::get(
+            "support: list practices",
+            "/v1/tenants?limit=50".into(),
+            token,
+            ip,
+        ))
+        .await
+        .map(drop)
+    })
+}
+
+/// A random address in 198.19.0.0/16 (benchmarking range): each wrong password comes
+/// from somewhere else, as from many clinics' desks.
+fn stray_ip() -> String {
+    let mut r = rand::thread_rng();
+    format!("198.19.{}.{}", r.gen_range(0..=255), r.gen_range(1..=254))
+}
+
+fn mistakes<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        if rand::thread_rng().gen_bool(0.5) {
+            // Wrong passwords until the account locks (then it stays locked).
+            let Some(a) = ctx.victims.take_fresh() else {
+                return Ok(());
+            };
+            for _ in 0..6 {
+                let body = serde_json::json!({"company": a.company, "username": a.username,
+                                              "password": "Not-The-Password-1!"});
+                let r = user
+                    .call(
+                        Call::post(
+                            "login (wrong password)",
+                            "/v1/auth/login".into(),
+                            body,
+                            &stray_ip(),
+                        )
+                        .ok(&[401, 423]),
+                    )
+                    .await?;
+                if r.status == 423 {
+                    ctx.lockouts.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+            Ok(())
+        } else {
+            // A wrong code first, then the right one, on a device not remembered.
+            let Some(mut a) = ctx.staff.take(0.0) else {
+                return Ok(());
+            };
+            let device = a.device_token.take();
+            let done = async {
+                let s = sign_in(user, &mut a, &ctx.password, &ctx.mail, true).await?;
+                logout(user, &s.token, &a.ip).await
+            }
+            .await;
+            if a.device_token.is_none() {
+                a.device_token = device;
+            }
+            ctx.staff.give_back(a);
+            done
+        }
+    })
+}
+
+fn open_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let Some(a) = ctx.next_open() else {
+            return Err(Flaw("no password-only accounts".into()));
+        };
+        let body = serde_json::json!({"company": a.company, "username": a.username,
+                                      "password": ctx.password});
+        let flow = user
+            .call(Call::post(
+                "login (password only)",
+                "/v1/auth/login".into(),
+                body,
+                &a.ip,
+            ))
+            .await?
+            .body;
+        if flow["status"] != "authenticated" {
+            return Err(Flaw(format!(
+                "password-only sign-in ended {}",
+                flow["status"]
+            )));
+        }
+        Ok(())
+    })
+}
+
+fn session_check<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let token = &ctx.tokens[user.weighted_users_index % ctx.tokens.len().max(1)];
+        user.call(Call::get(
+            "session",
+            "/v1/auth/session".into(),
+            token,
+            "198.51.100.20",
+        ))
+        .await
+        .map(drop)
+    })
+}
+
+fn bare_get<'a>(_ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        user.call(Call {
+            name: "bare",
+            method: Method::Get,
+            path: "/".into(),
+            body: None,
+            token: None,
+            ip: "198.51.100.20",
+            ok: &[200],
+        })
+        .await
+        .map(drop)
+    })
+}
+
+fn code_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let Some(a) = ctx.staff.take_fresh() else {
+            return Err(Flaw("no fresh code account left".into()));
+        };
+        let body = serde_json::json!({"company": a.company, "username": a.username,
+                                      "password": ctx.password});
+        let flow = user
+            .call(Call::post(
+                "login (code sent)",
+                "/v1/auth/login".into(),
+                body,
+                &a.ip,
+            ))
+            .await?
+            .body;
+        let answered = Instant::now();
+        let to = match flow["mfa"]["code_sent"]["channel"].as_str() {
+            Some("sms") => a.phone.clone().unwrap_or_default(),
+            Some(_) => a.email.clone(),
+            None => return Err(Flaw(format!("no code sent: {flow}"))),
+        };
+        lock(&ctx.answered).push((to, answered));
+        Ok(())
+    })
+}
+
+/// One goose attack against `host`: `users` users, started at once, for `seconds`.
+pub struct Attack<'a> {
+    pub host: &'a str,
+    pub users: usize,
+    pub seconds: usize,
+    /// Requests per second at most, all users together.
+    pub throttle: Option<usize>,
+    /// goose's HTML report.
+    pub report: Option<&'a Path>,
+}
+
+impl Attack<'_> {
+    pub async fn run(&self, scenarios: Vec<Scenario>) -> Result<GooseMetrics, Flaw> {
+        let e = |e: GooseError| Flaw(format!("goose: {e:?}"));
+        let mut a =
+            GooseAttack::initialize_with_config(goose::config::GooseConfiguration::default())
+                .map_err(e)?
+                .set_default(GooseDefault::Host, self.host)
+                .map_err(e)?
+                .set_default(GooseDefault::Users, self.users)
+                .map_err(e)?
+                .set_default(GooseDefault::HatchRate, "1000")
+                .map_err(e)?
+                .set_default(GooseDefault::NoTelnet, true)
+                .map_err(e)?
+                .set_default(GooseDefault::NoWebSocket, true)
+                .map_err(e)?
+                // goose writes its report only where it prints its tables.
+                .set_default(GooseDefault::NoPrintMetrics, self.report.is_none())
+                .map_err(e)?
+                .set_default(GooseDefault::Quiet, 1)
+                .map_err(e)?;
+        a = a
+            .set_default(GooseDefault::RunTime, self.seconds)
+            .map_err(e)?;
+        if let Some(t) = self.throttle {
+            a = a
+                .set_default(GooseDefault::ThrottleRequests, t)
+                .map_err(e)?;
+        }
+        if let Some(r) = self.report {
+            a = a
+                .set_default(GooseDefault::ReportFile, r.to_string_lossy().as_ref())
+                .map_err(e)?;
+        }
+        let mut a = *a;
+        for s in scenarios {
+            a = a.register_scenario(s);
+        }
+        a.execute().await.map_err(e)
+    }
+}
+
+/// One request's figures from an attack.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub count: usize,
+    pub failures: usize,
+    pub per_second: f64,
+    pub p50_ms: usize,
+    pub p99_ms: usize,
+    pub max_ms: usize,
+}
+
+/// The figures of request `name` (e.g. `GET session`), by goose's own timings.
+pub fn figures(m: &GooseMetrics, key: &str) -> Figures {
+    let Some(r) = m.requests.get(key) else {
+        return Figures::default();
+    };
+    let t = &r.raw_data;
+    let at = |q: f64| {
+        let target = ((t.counter as f64) * q).ceil() as usize;
+        let mut seen = 0;
+        for (ms, n) in &t.times {
+            seen += n;
+            if seen >= target.max(1) {
+                return *ms;
+            }
+        }
+        t.maximum_time
+    };
+    Figures {
+        count: r.success_count + r.fail_count,
+        failures: r.fail_count,
+        per_second: (r.success_count + r.fail_count) as f64 / (m.duration.max(1) as f64),
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        max_ms: t.maximum_time,
+    }
+}
+
+/// Every request's figures, by name.
+pub fn all_figures(m: &GooseMetrics) -> BTreeMap<String, Figures> {
+    m.requests
+        .keys()
+        .map(|k| (k.clone(), figures(m, k)))
+        .collect()
+}
+
+/// How long a scenario may wait for the fake provider to receive the last codes.
+pub const SETTLE: Duration = Duration::from_secs(10);
