@@ -165,6 +165,26 @@ async fn psql(url: &str, sql: &str) -> Result<(), Flaw> {
     Ok(())
 }
 
+/// Removes the keys of this run's Redis prefix (queue, limits, session cache).
+async fn drop_redis_prefix(url: &str, prefix: &str) -> Result<(), Flaw> {
+    let e = |e: redis::RedisError| Flaw(e.to_string());
+    let client = redis::Client::open(url).map_err(e)?;
+    let mut con = client.get_multiplexed_async_connection().await.map_err(e)?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut con)
+        .await
+        .map_err(e)?;
+    for chunk in keys.chunks(500) {
+        redis::cmd("UNLINK")
+            .arg(chunk)
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
 /// The database URL with another database name.
 fn with_database(url: &str, name: &str) -> String {
     match url.rsplit_once('/') {
@@ -226,6 +246,9 @@ pub async fn layout(opts: &Options, layout: Layout) -> Result<LayoutResult, Flaw
             &format!("DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)"),
         )
         .await;
+        if let Err(e) = drop_redis_prefix(&opts.redis_url, &pg_db).await {
+            eprintln!("could not remove this run's Redis keys ({pg_db}*): {e}");
+        }
     }
     result
 }
