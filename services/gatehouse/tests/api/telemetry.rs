@@ -172,10 +172,14 @@ async fn a2_one_trace_runs_from_the_login_request_through_the_job_to_the_provide
     let flow = ok_json(login_traced(&app, "trace-clinic", "sam", NEW_PASSWORD).await).await;
     assert_eq!(flow["status"], "mfa_required", "{flow}");
     let code = app.code_after(mark, PHONE).await;
-    let provider = span_where(tel, |s| {
-        s.name == "outbox append" && s.span_context.trace_id() == ehr_trace()
-    })
-    .await;
+    // The job's span ends after the provider call inside it (once the send is recorded),
+    // and the request's after everything it did: once both have ended, all have.
+    for name in ["send_code process", "POST /v1/auth/login"] {
+        span_where(tel, |s| {
+            s.name == name && s.span_context.trace_id() == ehr_trace()
+        })
+        .await;
+    }
     let spans: Vec<SpanData> = tel
         .spans
         .get_finished_spans()
@@ -230,6 +234,11 @@ async fn a2_one_trace_runs_from_the_login_request_through_the_job_to_the_provide
     assert!(descends(enqueue, rid, &spans));
 
     // The job's run continues from the enqueue, and the provider call is inside it.
+    let provider = spans
+        .iter()
+        .find(|s| s.name == "outbox append")
+        .cloned()
+        .expect("provider span");
     let job = spans
         .iter()
         .find(|s| s.name == "send_code process")
