@@ -37,7 +37,11 @@ impl Env {
             .envs(&self.vars)
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        let out = std::fs::File::create(self.dir.join(log))
+        // Appended: a process started again (the worker, `serve`) keeps its earlier log.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(log))
             .map_err(|e| Flaw(format!("log file {log}: {e}")))?;
         let err = out
             .try_clone()
