@@ -273,6 +273,24 @@ fn flow_path(flow: &Value, step: &str) -> Result<String, Flaw> {
     Ok(format!("/v1/auth/flows/{id}/{step}"))
 }
 
+/// `POST /v1/auth/login` of `a` (with its remembered device, if any), named `name` in the
+/// report; answers the Flow.
+pub async fn login<H: Http>(
+    http: &mut H,
+    name: &'static str,
+    a: &Account,
+    password: &str,
+) -> Result<Value, Flaw> {
+    let mut body = json!({"company": a.company, "username": a.username, "password": password});
+    if let Some(d) = &a.device_token {
+        body["device_token"] = json!(d);
+    }
+    Ok(http
+        .call(Call::post(name, "/v1/auth/login".into(), body, &a.ip))
+        .await?
+        .body)
+}
+
 /// Signs `a` in with `password`: a remembered device or trusted network, else the code
 /// sent (read back from the fake provider) or the authenticator, else enrolls an
 /// authenticator. `wrong_code_first` sends a wrong code before the right one.
@@ -287,15 +305,8 @@ pub async fn sign_in<H: Http>(
         mail.mark(&a.email),
         a.phone.as_deref().map(|p| mail.mark(p)),
     );
-    let mut body = json!({"company": a.company, "username": a.username, "password": password});
-    if let Some(d) = &a.device_token {
-        body["device_token"] = json!(d);
-    }
     let ip = a.ip.clone();
-    let mut flow = http
-        .call(Call::post("login", "/v1/auth/login".into(), body, &ip))
-        .await?
-        .body;
+    let mut flow = login(http, "login", a, password).await?;
     let mut second = None;
     for _ in 0..3 {
         match flow["status"].as_str().unwrap_or_default() {

@@ -903,17 +903,8 @@ async fn queue_codes(
             let mut client = Client::new(&base)?;
             let mut queued = 0usize;
             while let Some(a) = pool.take_fresh() {
-                let body = serde_json::json!({"company": a.company, "username": a.username,
-                                              "password": PASSWORD});
-                let flow = client
-                    .call(Call::post(
-                        "login (code sent)",
-                        "/v1/auth/login".into(),
-                        body,
-                        &a.ip,
-                    ))
-                    .await?
-                    .body;
+                let flow =
+                    crate::api::login(&mut client, "login (code sent)", &a, PASSWORD).await?;
                 if flow["mfa"]["code_sent"]["channel"].is_string() {
                     queued += 1;
                 }

@@ -3,7 +3,7 @@
 //! (wrong passwords until lockouts, wrong codes); and the single-request loads the
 //! limits are measured with.
 
-use crate::api::{Account, Call, Flaw, Http, Method, sign_in};
+use crate::api::{Account, Call, Flaw, Http, Method, login, sign_in};
 use crate::mailbox::Mailbox;
 use goose::prelude::*;
 use rand::Rng;
@@ -372,17 +372,7 @@ fn open_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
         let Some(a) = ctx.next_open() else {
             return Err(Flaw("no password-only accounts".into()));
         };
-        let body = serde_json::json!({"company": a.company, "username": a.username,
-                                      "password": ctx.password});
-        let flow = user
-            .call(Call::post(
-                "login (password only)",
-                "/v1/auth/login".into(),
-                body,
-                &a.ip,
-            ))
-            .await?
-            .body;
+        let flow = login(user, "login (password only)", &a, &ctx.password).await?;
         if flow["status"] != "authenticated" {
             return Err(Flaw(format!(
                 "password-only sign-in ended {}",
@@ -428,17 +418,7 @@ fn code_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
         let Some(a) = ctx.staff.take_fresh() else {
             return Err(Flaw("no fresh code account left".into()));
         };
-        let body = serde_json::json!({"company": a.company, "username": a.username,
-                                      "password": ctx.password});
-        let flow = user
-            .call(Call::post(
-                "login (code sent)",
-                "/v1/auth/login".into(),
-                body,
-                &a.ip,
-            ))
-            .await?
-            .body;
+        let flow = login(user, "login (code sent)", &a, &ctx.password).await?;
         let answered = Instant::now();
         let to = match flow["mfa"]["code_sent"]["channel"].as_str() {
             Some("sms") => a.phone.clone().unwrap_or_default(),
