@@ -447,7 +447,7 @@ impl RedisArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WorkerTuning {
     /// Sends in flight at once in this process.
-    #[arg(long, env = "GATEHOUSE_WORKER_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "GATEHOUSE_WORKER_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub worker_concurrency: u32,
     /// Seconds a queued delivery may sit untouched before the periodic job pushes it again.
     #[arg(long, env = "GATEHOUSE_REQUEUE_AFTER_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]

@@ -4,17 +4,23 @@
 //! a sent delivery is never sent again. A transient failure releases the lease.
 
 use crate::audit::event;
-use crate::entities::{deliveries as dl, mfa_challenges as ch, tenants};
+use crate::entities::{deliveries as dl, mfa_challenges as ch};
 use crate::scope::TenantScope;
-use crate::{RequestMeta, Result, Store};
+use crate::sql::stmt;
+use crate::{Inner, RequestMeta, Result, Store};
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_domain::audit::{Action, Actor, Target};
 use gatehouse_domain::delivery::DeliveryStatus;
+use gatehouse_domain::ids::TenantId;
 use gatehouse_domain::jobs::SendCode;
 use gatehouse_domain::mfa::codes::{Channel, Purpose};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
+    Value,
+};
 use serde_json::json;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// How long a claim lasts: longer than any provider call is allowed to take.
@@ -23,7 +29,10 @@ pub const CLAIM_LEASE_SECONDS: i64 = 60;
 /// What a worker needs to send one claimed delivery.
 #[derive(Debug, Clone)]
 pub struct SendContext {
+    pub tenant: TenantId,
     pub delivery_id: Uuid,
+    /// The user the code is for (none for a notice to an address only).
+    pub user_id: Option<Uuid>,
     pub channel: Channel,
     pub purpose: Purpose,
     /// The practice's company id and name, for the message.
@@ -45,6 +54,73 @@ pub const NOTICE_HOURS: i64 = 24;
 
 /// Why a notice that could not be sent within [`NOTICE_HOURS`] ended `failed`.
 pub const DEAD_NOTICE: &str = "the notice could not be sent within a day";
+
+/// Takes the lease of each listed delivery that is queued, unclaimed, and whose code lives
+/// (or, for a notice, is less than a day old), and answers what the message needs. `$1`
+/// the lease's end, `$2` now, `$3` the oldest live notice, then `n` pairs of delivery and
+/// tenant from `$4`. On both databases RETURNING gives the rows as updated (`attempts`
+/// already counts this attempt) and may read other tables through subqueries.
+fn claim_sql(n: usize) -> String {
+    let ids = (0..n)
+        .map(|i| format!("${}", 4 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let pairs = (0..n)
+        .map(|i| format!("(id = ${} AND tenant_id = ${})", 4 + 2 * i, 5 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!(
+        "UPDATE deliveries \
+         SET attempts = attempts + 1, claimed_until = $1, updated_at = $2 \
+         WHERE id IN ({ids}) AND ({pairs}) AND status = 'queued' AND payload_sealed IS NOT NULL \
+           AND (claimed_until IS NULL OR claimed_until <= $2) \
+           AND ((challenge_id IS NOT NULL AND EXISTS (SELECT 1 FROM mfa_challenges c \
+                   WHERE c.id = deliveries.challenge_id AND c.tenant_id = deliveries.tenant_id \
+                     AND c.used_at IS NULL AND c.superseded_at IS NULL AND c.expires_at > $2)) \
+             OR (challenge_id IS NULL AND purpose = 'notice' AND created_at > $3)) \
+         RETURNING id, tenant_id, user_id, channel, purpose, destination_masked, attempts, \
+           payload_sealed, created_at, \
+           (SELECT c.expires_at FROM mfa_challenges c \
+             WHERE c.id = deliveries.challenge_id AND c.tenant_id = deliveries.tenant_id) AS code_expires_at, \
+           (SELECT t.company FROM tenants t WHERE t.id = deliveries.tenant_id) AS company, \
+           (SELECT t.name FROM tenants t WHERE t.id = deliveries.tenant_id) AS company_name"
+    )
+}
+
+/// Decodes a row claimed by [`claim_sql`].
+fn context(row: &sea_orm::QueryResult) -> Result<SendContext> {
+    let id: Uuid = row.try_get("", "id")?;
+    let corrupt = |what: &str| crate::StoreError::Corrupt(format!("delivery {id}: {what}"));
+    let channel: String = row.try_get("", "channel")?;
+    let purpose: String = row.try_get("", "purpose")?;
+    let purpose = Purpose::parse(&purpose).ok_or_else(|| corrupt("purpose"))?;
+    let created_at: DateTime<Utc> = row.try_get("", "created_at")?;
+    let expires_at = match row.try_get::<Option<DateTime<Utc>>>("", "code_expires_at")? {
+        Some(at) => at,
+        // A notice has no code: it lives a day.
+        None => created_at + Duration::hours(NOTICE_HOURS),
+    };
+    let attempts: i32 = row.try_get("", "attempts")?;
+    Ok(SendContext {
+        tenant: TenantId(row.try_get("", "tenant_id")?),
+        delivery_id: id,
+        user_id: row.try_get("", "user_id")?,
+        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel"))?,
+        purpose,
+        company: row
+            .try_get::<Option<String>>("", "company")?
+            .unwrap_or_default(),
+        company_name: row
+            .try_get::<Option<String>>("", "company_name")?
+            .unwrap_or_default(),
+        to_masked: row.try_get("", "destination_masked")?,
+        expires_at,
+        attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+        sealed: row
+            .try_get::<Option<String>>("", "payload_sealed")?
+            .ok_or_else(|| corrupt("claimed without its sealed message"))?,
+    })
+}
 
 /// A queued notice that may still be sent, or (`alive: false`) may not.
 fn notice(now: DateTime<Utc>, alive: bool) -> sea_orm::Condition {
@@ -108,19 +184,30 @@ impl Deliveries<'_> {
 
     /// Claims a queued delivery for one send attempt. `None` when it was already sent or
     /// failed, another worker holds the lease, or its code died (then it is marked failed).
+    /// Workers claim many at once with [`Store::claim_sends`]; this is that for one.
     pub async fn claim(&self, id: Uuid) -> Result<Option<SendContext>> {
+        let mut claimed = self
+            .scope
+            .inner
+            .claim_sends(&[(self.scope.tenant_id, id)])
+            .await?;
+        Ok(claimed.pop().flatten())
+    }
+
+    /// After a claim took nothing: a queued delivery whose code (or notice) died is
+    /// ended `failed`, so that it does not sit `queued` for a code that cannot arrive.
+    /// Anything else (sent, failed, leased to another worker) is left as it is.
+    async fn settle_unclaimable(&self, id: Uuid, now: DateTime<Utc>) -> Result<()> {
         let db = &self.scope.inner.db;
-        let now = self.scope.inner.clock.now();
         let Some(d) = dl::Entity::find().filter(self.by_id(id)).one(db).await? else {
-            return Ok(None);
+            return Ok(());
         };
-        let Some(sealed) = d.payload_sealed.clone() else {
-            return Ok(None);
-        };
-        if DeliveryStatus::parse(&d.status) != Some(DeliveryStatus::Queued) {
-            return Ok(None);
+        if d.payload_sealed.is_none()
+            || DeliveryStatus::parse(&d.status) != Some(DeliveryStatus::Queued)
+        {
+            return Ok(());
         }
-        let expires_at = match d.challenge_id {
+        match d.challenge_id {
             Some(challenge_id) => {
                 let challenge = ch::Entity::find()
                     .filter(ch::Column::TenantId.eq(self.scope.uuid()))
@@ -130,125 +217,30 @@ impl Deliveries<'_> {
                 let open = challenge.as_ref().is_some_and(|c| {
                     c.used_at.is_none() && c.superseded_at.is_none() && c.expires_at > now
                 });
-                let Some(c) = challenge.filter(|_| open) else {
+                if !open {
                     self.fail(id, DEAD_CODE, true).await?;
-                    return Ok(None);
-                };
-                c.expires_at
-            }
-            // A notice has no code: it lives a day.
-            None if d.purpose == Purpose::Notice.as_str() => {
-                let until = d.created_at + Duration::hours(NOTICE_HOURS);
-                if until <= now {
-                    self.fail(id, DEAD_NOTICE, true).await?;
-                    return Ok(None);
                 }
-                until
             }
-            None => return Ok(None),
-        };
-        let claimed = dl::Entity::update_many()
-            .col_expr(dl::Column::Attempts, Expr::col(dl::Column::Attempts).add(1))
-            .col_expr(
-                dl::Column::ClaimedUntil,
-                Expr::value(Some(now + Duration::seconds(CLAIM_LEASE_SECONDS))),
-            )
-            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-            .filter(self.by_id(id))
-            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
-            .filter(unclaimed(now))
-            .exec(db)
-            .await?
-            .rows_affected;
-        if claimed != 1 {
-            return Ok(None);
+            None if d.purpose == Purpose::Notice.as_str()
+                && d.created_at + Duration::hours(NOTICE_HOURS) <= now =>
+            {
+                self.fail(id, DEAD_NOTICE, true).await?;
+            }
+            None => {}
         }
-        let (company, company_name) = tenants::Entity::find_by_id(self.scope.uuid())
-            .select_only()
-            .column(tenants::Column::Company)
-            .column(tenants::Column::Name)
-            .into_tuple::<(String, String)>()
-            .one(db)
-            .await?
-            .unwrap_or_default();
-        let corrupt = |what: &str| crate::StoreError::Corrupt(format!("delivery {id}: {what}"));
-        Ok(Some(SendContext {
-            delivery_id: id,
-            channel: Channel::parse(&d.channel).ok_or_else(|| corrupt("channel"))?,
-            purpose: Purpose::parse(&d.purpose).ok_or_else(|| corrupt("purpose"))?,
-            company,
-            company_name,
-            to_masked: d.destination_masked,
-            expires_at,
-            attempt: u32::try_from(d.attempts + 1).unwrap_or(u32::MAX),
-            sealed,
-        }))
+        Ok(())
     }
 
     /// Records a successful send: the sealed message is dropped and `mfa.code_sent` audited.
+    /// Workers record many sends at once with [`Store::record_sends`]; this is that for one.
     pub async fn mark_sent(&self, ctx: &SendContext, provider_message_id: &str) -> Result<()> {
-        let now = self.scope.inner.clock.now();
-        let txn = crate::begin_write(&self.scope.inner.db).await?;
-        let d = dl::Entity::find()
-            .filter(self.by_id(ctx.delivery_id))
-            .one(&txn)
-            .await?;
-        let mut sent = dl::Entity::update_many()
-            .col_expr(
-                dl::Column::Status,
-                Expr::value(DeliveryStatus::Sent.as_str()),
-            )
-            .col_expr(
-                dl::Column::ProviderMessageId,
-                Expr::value(Some(provider_message_id.to_owned())),
-            )
-            .col_expr(
-                dl::Column::ClaimedUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(dl::Column::Error, Expr::value(Option::<String>::None))
-            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-            .filter(self.by_id(ctx.delivery_id));
-        // An email's sealed message is kept while its code lives, so that a transient
-        // bounce can send it again (see `inbound`); an SMS's, and a notice's, is dropped now.
-        if ctx.channel != Channel::Email || ctx.purpose == Purpose::Notice {
-            sent = sent.col_expr(
-                dl::Column::PayloadSealed,
-                Expr::value(Option::<String>::None),
-            );
+        if ctx.tenant != self.scope.tenant_id {
+            return Err(gatehouse_domain::Error::NotFound.into());
         }
-        sent.exec(&txn).await?;
-        if ctx.purpose == Purpose::Notice {
-            // Not a code: the delivery row is the record (the escalation is audited).
-            txn.commit().await?;
-            return Ok(());
-        }
-        let target = d.and_then(|d| d.user_id).map(|u| Target {
-            kind: "user",
-            id: u.to_string(),
-            label: None,
-        });
         self.scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::MfaCodeSent,
-                    Actor::system(),
-                    target,
-                    &RequestMeta::default(),
-                    json!({
-                        "delivery_id": ctx.delivery_id.to_string(),
-                        "channel": ctx.channel.as_str(),
-                        "purpose": ctx.purpose.as_str(),
-                        "to": ctx.to_masked,
-                        "attempt": ctx.attempt,
-                    }),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        Ok(())
+            .inner
+            .record_sends(&[(ctx, provider_message_id)])
+            .await
     }
 
     /// Records a failed attempt. A permanent failure ends the delivery (and drops its sealed
@@ -318,6 +310,26 @@ impl Deliveries<'_> {
 }
 
 impl Store {
+    /// Claims many deliveries, of any tenants, in one statement (see [`Deliveries::claim`]):
+    /// answers, in the order asked, each one's context or `None`. A worker process gathers
+    /// the claims of the jobs that start together, so that claiming costs one statement
+    /// per batch instead of one per send.
+    pub async fn claim_sends(
+        &self,
+        which: &[(TenantId, Uuid)],
+    ) -> Result<Vec<Option<SendContext>>> {
+        self.inner.claim_sends(which).await
+    }
+
+    /// Records many successful sends, of any tenants, in one transaction: each delivery
+    /// ends `sent` with its provider message id (see [`Deliveries::mark_sent`]), and each
+    /// code's `mfa.code_sent` is appended to its practice's audit chain. A worker process
+    /// gathers the sends that finish together, so that recording costs a few statements
+    /// per batch instead of a transaction per send. All or nothing.
+    pub async fn record_sends(&self, sends: &[(&SendContext, &str)]) -> Result<()> {
+        self.inner.record_sends(sends).await
+    }
+
     /// Queued deliveries untouched for `idle` whose code still lives, across tenants: the
     /// periodic job re-enqueues them, so a lost queue or a restart loses no code.
     pub async fn deliveries_to_requeue(&self, idle: Duration, limit: u64) -> Result<Vec<SendCode>> {
@@ -488,5 +500,115 @@ impl Store {
                 .await?;
         }
         Ok(failed)
+    }
+}
+
+impl Inner {
+    pub(crate) async fn claim_sends(
+        &self,
+        which: &[(TenantId, Uuid)],
+    ) -> Result<Vec<Option<SendContext>>> {
+        if which.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let mut values: Vec<Value> = vec![
+            Some(now + Duration::seconds(CLAIM_LEASE_SECONDS)).into(),
+            now.into(),
+            (now - Duration::hours(NOTICE_HOURS)).into(),
+        ];
+        for (tenant, id) in which {
+            values.extend([(*id).into(), tenant.0.into()]);
+        }
+        let backend = self.db.get_database_backend();
+        let rows = self
+            .db
+            .query_all_raw(stmt(backend, &claim_sql(which.len()), values))
+            .await?;
+        let mut claimed = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let ctx = context(row)?;
+            claimed.insert((ctx.tenant, ctx.delivery_id), ctx);
+        }
+        let mut out = Vec::with_capacity(which.len());
+        for (tenant, id) in which {
+            let ctx = claimed.remove(&(*tenant, *id));
+            if ctx.is_none() {
+                // Rare: say why, ending a delivery whose code died.
+                let scope = TenantScope {
+                    inner: self,
+                    tenant_id: *tenant,
+                };
+                scope.deliveries().settle_unclaimable(*id, now).await?;
+            }
+            out.push(ctx);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn record_sends(&self, sends: &[(&SendContext, &str)]) -> Result<()> {
+        if sends.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let txn = crate::begin_write(&self.db).await?;
+        let backend = txn.get_database_backend();
+        // One UPDATE for all: each row gets its own message id; an email's sealed message
+        // is kept while its code lives, so that a transient bounce can send it again (see
+        // `inbound`); an SMS's, and a notice's, is dropped now.
+        let mut values: Vec<Value> = vec![now.into()];
+        let (mut cases, mut ids, mut rows) = (String::new(), String::new(), String::new());
+        for (ctx, message_id) in sends {
+            let n = values.len();
+            cases.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 2));
+            if !rows.is_empty() {
+                ids.push_str(", ");
+                rows.push_str(" OR ");
+            }
+            ids.push_str(&format!("${}", n + 1));
+            rows.push_str(&format!("(id = ${} AND tenant_id = ${})", n + 1, n + 3));
+            values.extend([
+                ctx.delivery_id.into(),
+                (*message_id).to_owned().into(),
+                ctx.tenant.0.into(),
+            ]);
+        }
+        let sql = format!(
+            "UPDATE deliveries SET status = 'sent', provider_message_id = CASE id{cases} END, \
+             claimed_until = NULL, error = NULL, updated_at = $1, \
+             payload_sealed = CASE WHEN channel = 'email' AND purpose <> 'notice' \
+               THEN payload_sealed ELSE NULL END \
+             WHERE id IN ({ids}) AND ({rows})"
+        );
+        txn.execute_raw(stmt(backend, &sql, values)).await?;
+        // A notice is not a code: the delivery row is its record (the escalation is audited).
+        let events: Vec<_> = sends
+            .iter()
+            .filter(|(ctx, _)| ctx.purpose != Purpose::Notice)
+            .map(|(ctx, _)| {
+                let target = ctx.user_id.map(|u| Target {
+                    kind: "user",
+                    id: u.to_string(),
+                    label: None,
+                });
+                let e = event(
+                    Action::MfaCodeSent,
+                    Actor::system(),
+                    target,
+                    &RequestMeta::default(),
+                    json!({
+                        "delivery_id": ctx.delivery_id.to_string(),
+                        "channel": ctx.channel.as_str(),
+                        "purpose": ctx.purpose.as_str(),
+                        "to": ctx.to_masked,
+                        "attempt": ctx.attempt,
+                    }),
+                );
+                (ctx.tenant, e)
+            })
+            .collect();
+        crate::audit::append_many_in(&txn, now, events).await?;
+        txn.commit().await?;
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod provider;
 pub mod queue;
 pub mod rate;
+pub mod record;
 pub mod redis_queue;
 pub mod requeue;
 pub mod send;
@@ -92,7 +93,7 @@ impl WorkerConfig {
     pub fn new(provider: Arc<dyn Provider>) -> Self {
         Self {
             provider,
-            concurrency: 32,
+            concurrency: 64,
             retries: 4,
             retry_min: Duration::from_millis(250),
             retry_max: Duration::from_secs(10),
@@ -288,6 +289,7 @@ impl Parts {
                     .map_err(|e| StartError::Http(e.to_string()))?,
             )
         };
+        let batches = record::SendBatches::spawn(store, &runtime);
         Ok(Self {
             runtime,
             send: SendDeps {
@@ -300,6 +302,7 @@ impl Parts {
                     min: config.retry_min,
                     max: config.retry_max,
                 },
+                batches,
             },
             inbound: InboundDeps {
                 store: store.clone(),

@@ -33,6 +33,8 @@ pub struct SendDeps {
     pub rates: crate::rate::SendRates,
     /// Immediate retries of a transient failure.
     pub retry: RetryPolicy,
+    /// Claims and records sends, many per statement.
+    pub batches: crate::record::SendBatches,
 }
 
 /// Immediate retries of a transient failure: up to `retries` more attempts, waiting from
@@ -124,7 +126,11 @@ pub async fn send_with_retries(job: &SendCode, deps: &SendDeps) -> Result<Outcom
 #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id, tenant = %job.tenant_id, to, attempt))]
 pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendError> {
     let deliveries = deps.store.tenant(TenantId(job.tenant_id)).deliveries();
-    let Some(ctx) = deliveries.claim(job.delivery_id).await? else {
+    let claimed = deps
+        .batches
+        .claim(TenantId(job.tenant_id), job.delivery_id)
+        .await?;
+    let Some(ctx) = claimed else {
         tracing::debug!("nothing to send");
         return Ok(Outcome::Skipped);
     };
@@ -197,7 +203,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
     match deps.provider.send(&message).await {
         Ok(provider_message_id) => {
             count(ctx.channel, "sent");
-            record_sent(&deliveries, &ctx, &provider_message_id).await?;
+            record_sent(&deps.batches, &ctx, &provider_message_id).await?;
             tracing::info!(channel = ctx.channel.as_str(), purpose = ctx.purpose.as_str(), %provider_message_id, "code sent");
             Ok(Outcome::Sent {
                 provider_message_id,
@@ -251,14 +257,14 @@ fn open(store: &Store, ctx: &SendContext) -> Option<CodeMessage> {
 /// Records the send, retrying briefly: the message is already out, so a lost record
 /// would mean a second send later.
 async fn record_sent(
-    deliveries: &Deliveries<'_>,
+    batches: &crate::record::SendBatches,
     ctx: &SendContext,
     provider_message_id: &str,
 ) -> Result<(), SendError> {
     let mut wait = Duration::from_millis(50);
     let mut tries = 0;
     loop {
-        match deliveries.mark_sent(ctx, provider_message_id).await {
+        match batches.record(ctx, provider_message_id).await {
             Ok(()) => return Ok(()),
             Err(e) if tries < 3 => {
                 tracing::warn!(error = %e, "recording the send failed; trying again");

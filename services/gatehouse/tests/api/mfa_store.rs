@@ -27,6 +27,7 @@ on_both_databases!(
     m4_of_two_concurrent_right_codes_exactly_one_is_accepted,
     d1_a_queued_code_is_sealed_claimed_once_and_sent_once,
     d1_lost_jobs_are_requeued_only_while_their_code_lives,
+    d1_sends_of_several_practices_are_recorded_in_one_batch_and_every_chain_holds,
 );
 
 #[test]
@@ -665,6 +666,133 @@ async fn d1_a_queued_code_is_sealed_claimed_once_and_sent_once(db: Db) {
     assert_eq!(sent["items"].as_array().unwrap().len(), 1);
     assert_eq!(sent["items"][0]["details"]["to"], "•••-•••-0147");
     assert!(!sent.to_string().contains(issued.code.expose()));
+}
+
+async fn d1_sends_of_several_practices_are_recorded_in_one_batch_and_every_chain_holds(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let (a, ua) = tenant_and_user(&app, "batch-a", "ann").await;
+    let (b, ub) = tenant_and_user(&app, "batch-b", "bob").await;
+    let email = |u, flow| CodeRequest {
+        destination: Destination::Email(EmailAddress::parse("ann@example.com").unwrap()),
+        ..sms_request(u, flow)
+    };
+    // Two codes of practice A (an SMS and an email) and one of practice B, interleaved.
+    let a_sms = app
+        .store
+        .tenant(a)
+        .mfa()
+        .issue_code(sms_request(ua, flow_of(&app, "batch-a", "ann").await))
+        .await
+        .unwrap();
+    let b_sms = app
+        .store
+        .tenant(b)
+        .mfa()
+        .issue_code(sms_request(ub, flow_of(&app, "batch-b", "bob").await))
+        .await
+        .unwrap();
+    let a_email = app
+        .store
+        .tenant(a)
+        .mfa()
+        .issue_code(email(ua, flow_of(&app, "batch-a", "ann").await))
+        .await
+        .unwrap();
+    // Claimed together: another practice's id under A is not claimed, and of two copies
+    // of one job in a batch only the first gets it.
+    let claimed = app
+        .store
+        .claim_sends(&[
+            (a, a_sms.delivery_id),
+            (a, b_sms.delivery_id),
+            (b, b_sms.delivery_id),
+            (a, a_email.delivery_id),
+            (a, a_email.delivery_id),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [true, false, true, true, false]
+    );
+    let mut claimed = claimed.into_iter().flatten();
+    let (c1, c2, c3) = (
+        claimed.next().unwrap(),
+        claimed.next().unwrap(),
+        claimed.next().unwrap(),
+    );
+    assert_eq!(
+        (c1.delivery_id, c2.delivery_id, c3.delivery_id),
+        (a_sms.delivery_id, b_sms.delivery_id, a_email.delivery_id)
+    );
+    assert_eq!(c3.attempt, 1, "claimed once, so one attempt");
+    assert_eq!((c1.tenant, c2.tenant, c3.tenant), (a, b, a));
+    assert_eq!(c1.user_id, Some(ua.0));
+    assert_eq!(c2.company, "batch-b");
+    // A practice's repository never records another practice's send.
+    assert!(
+        app.store
+            .tenant(a)
+            .deliveries()
+            .mark_sent(&c2, "nope")
+            .await
+            .is_err()
+    );
+
+    app.store
+        .record_sends(&[(&c1, "m-a-sms"), (&c2, "m-b-sms"), (&c3, "m-a-email")])
+        .await
+        .unwrap();
+
+    let rows = column_texts(
+        &app,
+        "SELECT status || ' ' || provider_message_id || ' ' || channel || ' ' || \
+         CASE WHEN payload_sealed IS NULL THEN 'dropped' ELSE 'kept' END \
+         FROM deliveries WHERE provider_message_id LIKE 'm-%' ORDER BY provider_message_id",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        [
+            "sent m-a-email email kept",
+            "sent m-a-sms sms dropped",
+            "sent m-b-sms sms dropped"
+        ]
+    );
+    // Each practice's chain has its own events, in order, and still verifies.
+    for (t, sent) in [
+        (a, vec![a_sms.delivery_id, a_email.delivery_id]),
+        (b, vec![b_sms.delivery_id]),
+    ] {
+        let audit = app.store.tenant(t).audit();
+        let report = audit.verify().await.unwrap();
+        assert!(report.ok, "{report:?}");
+        let filter = gatehouse_store::audit::AuditFilter {
+            action: Some("mfa.code_sent".into()),
+            ..Default::default()
+        };
+        let page = audit.list(&filter, 10, None).await.unwrap();
+        let mut listed: Vec<String> = page
+            .items
+            .iter()
+            .map(|e| e.details["delivery_id"].as_str().unwrap().to_owned())
+            .collect();
+        listed.reverse();
+        let sent: Vec<String> = sent.iter().map(ToString::to_string).collect();
+        assert_eq!(listed, sent, "oldest first, as recorded");
+    }
+    // A recorded send is never claimed again.
+    assert!(
+        app.store
+            .tenant(a)
+            .deliveries()
+            .claim(a_email.delivery_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An empty batch is nothing to do.
+    app.store.record_sends(&[]).await.unwrap();
 }
 
 async fn d1_lost_jobs_are_requeued_only_while_their_code_lives(db: Db) {

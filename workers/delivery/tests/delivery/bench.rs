@@ -4,7 +4,7 @@
 //! cargo nextest run --release -p gatehouse-workers --run-ignored only --no-capture -E 'test(/bench_/)'
 //! ```
 //!
-//! - worker throughput: one process's workers (default concurrency 32) sending queued
+//! - worker throughput: one process's workers (default concurrency 64) sending queued
 //!   email codes through the real AWS SDK to the fake provider, in-process and on Redis;
 //! - dispatch latency: from `Store::login` answering (the code committed and queued) to
 //!   the fake provider accepting the email, one sign-in at a time, p50 and p99.

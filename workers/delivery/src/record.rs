@@ -1,0 +1,173 @@
+//! Claiming and recording sends together. A worker process's send jobs hand their claims
+//! to one claimer task and their finished sends to one recorder task; each writes all
+//! that are waiting in one statement or transaction ([`Store::claim_sends`],
+//! [`Store::record_sends`]). A send used to cost a claim and a transaction of its own
+//! (mark the delivery sent, lock the practice's audit head, append the event, move the
+//! head); under load that, not the provider call, bounded a worker's sends per second,
+//! and 32 jobs queueing for 16 database connections made each statement wait.
+//!
+//! Nothing waits to fill a batch: a task takes what has arrived while it wrote the
+//! previous batch, so a lone send is claimed and recorded at once and a busy process
+//! writes batches of about its concurrency. Each job still awaits its own answer, so a
+//! send is never reported done before its record is committed. When a batch fails, its
+//! items are tried one by one, so that one bad item cannot fail the others.
+
+use gatehouse_domain::ids::TenantId;
+use gatehouse_store::deliveries::SendContext;
+use gatehouse_store::{Store, StoreError};
+use std::future::Future;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+/// At most this many items are written in one statement or transaction.
+pub const MAX_BATCH: usize = 64;
+
+type Reply<O> = oneshot::Sender<Result<O, StoreError>>;
+
+/// Hands items to a task that handles, in one go, all that are waiting. Cheap to clone.
+struct Batcher<I, O> {
+    tx: mpsc::Sender<(I, Reply<O>)>,
+}
+
+impl<I, O> Clone for Batcher<I, O> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+    /// Starts the task on `runtime`; it ends when the last handle is dropped. `run` answers
+    /// one result per item, in order.
+    fn spawn<F, Fut>(runtime: &tokio::runtime::Handle, run: F) -> Self
+    where
+        F: Fn(Vec<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<Result<O, StoreError>>> + Send,
+    {
+        let (tx, mut rx) = mpsc::channel::<(I, Reply<O>)>(MAX_BATCH * 16);
+        runtime.spawn(async move {
+            let mut waiting = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+                let (items, replies): (Vec<I>, Vec<Reply<O>>) = waiting.drain(..).unzip();
+                let n = items.len();
+                let t0 = std::time::Instant::now();
+                let mut results = run(items).await.into_iter();
+                if std::env::var("DBG_REC").is_ok() {
+                    eprintln!(
+                        "BATCH {} {} {}",
+                        std::any::type_name::<O>(),
+                        n,
+                        t0.elapsed().as_micros()
+                    );
+                }
+                for reply in replies {
+                    let result = results.next().unwrap_or_else(|| {
+                        Err(StoreError::Internal(
+                            "a batch answered too few results".into(),
+                        ))
+                    });
+                    // A job that stopped waiting has nothing left to learn.
+                    let _ = reply.send(result);
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    async fn call(&self, item: I) -> Result<O, StoreError> {
+        let stopped = || StoreError::Internal("the send batcher has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((item, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One statement for all; when it fails, one for each (see the module docs).
+async fn claim_all(
+    store: Store,
+    items: Vec<(TenantId, Uuid)>,
+) -> Vec<Result<Option<SendContext>, StoreError>> {
+    match store.claim_sends(&items).await {
+        Ok(claimed) => claimed.into_iter().map(Ok).collect(),
+        Err(e) if items.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, claims = items.len(), "claiming a batch failed; claiming one by one");
+            let mut each = Vec::with_capacity(items.len());
+            for item in &items {
+                let one = store.claim_sends(std::slice::from_ref(item)).await;
+                each.push(one.map(|mut c| c.pop().flatten()));
+            }
+            each
+        }
+    }
+}
+
+/// One transaction for all; when it fails, one for each (see the module docs).
+async fn record_all(
+    store: Store,
+    items: Vec<(SendContext, String)>,
+) -> Vec<Result<(), StoreError>> {
+    let sends: Vec<(&SendContext, &str)> = items.iter().map(|(c, m)| (c, m.as_str())).collect();
+    match store.record_sends(&sends).await {
+        Ok(()) => sends.iter().map(|_| Ok(())).collect(),
+        Err(e) if sends.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, sends = sends.len(), "recording a batch of sends failed; recording them one by one");
+            let mut each = Vec::with_capacity(sends.len());
+            for send in &sends {
+                each.push(store.record_sends(std::slice::from_ref(send)).await);
+            }
+            each
+        }
+    }
+}
+
+/// Claims and records this process's sends in batches. Cheap to clone.
+#[derive(Clone)]
+pub struct SendBatches {
+    claims: Batcher<(TenantId, Uuid), Option<SendContext>>,
+    records: Batcher<(SendContext, String), ()>,
+}
+
+impl std::fmt::Debug for SendBatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendBatches").finish_non_exhaustive()
+    }
+}
+
+impl SendBatches {
+    /// Starts the claimer and the recorder on `runtime`.
+    pub fn spawn(store: &Store, runtime: &tokio::runtime::Handle) -> Self {
+        let claims = {
+            let store = store.clone();
+            Batcher::spawn(runtime, move |items| claim_all(store.clone(), items))
+        };
+        let records = {
+            let store = store.clone();
+            Batcher::spawn(runtime, move |items| record_all(store.clone(), items))
+        };
+        Self { claims, records }
+    }
+
+    /// Claims a delivery (see [`gatehouse_store::deliveries::Deliveries::claim`]).
+    pub async fn claim(
+        &self,
+        tenant: TenantId,
+        delivery_id: Uuid,
+    ) -> Result<Option<SendContext>, StoreError> {
+        self.claims.call((tenant, delivery_id)).await
+    }
+
+    /// Records a send (see [`gatehouse_store::deliveries::Deliveries::mark_sent`]);
+    /// answers once it is committed, or why it is not.
+    pub async fn record(
+        &self,
+        ctx: &SendContext,
+        provider_message_id: &str,
+    ) -> Result<(), StoreError> {
+        self.records
+            .call((ctx.clone(), provider_message_id.to_owned()))
+            .await
+    }
+}
