@@ -130,6 +130,9 @@ pub(crate) struct Inner {
     pub(crate) redis: Option<redis::aio::ConnectionManager>,
 }
 
+/// The advisory lock key migrations take on PostgreSQL ("gatehous" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;
+
 /// The persistence layer and the services on top of it. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -218,9 +221,26 @@ impl Store {
         })
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations. On PostgreSQL, processes starting together (several
+    /// API tasks of a new deployment) take turns: a transaction holds an advisory lock
+    /// while the migrations run on the pool's other connections, and the next process
+    /// finds them applied. (sea-orm-migration itself does not lock.) On SQLite the
+    /// database's write lock serialises them.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.inner.db, None).await?;
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let db = &self.inner.db;
+        let turn = if db.get_database_backend() == DbBackend::Postgres {
+            let txn = db.begin().await?;
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await?;
+            Some(txn)
+        } else {
+            None
+        };
+        Migrator::up(db, None).await?;
+        if let Some(txn) = turn {
+            txn.commit().await?;
+        }
         Ok(())
     }
 

@@ -64,6 +64,9 @@ pub(crate) async fn sms_to(client: &reqwest::Client, phone: &str) -> Vec<String>
 }
 
 /// Waits (at most 20 s) for a message past the first `seen`; answers the code in it.
+/// The emulator's mailbox is shared: a test reading the demo practice's addresses this
+/// way belongs to the `demo-mailbox` group of `.config/nextest.toml`, which runs one at
+/// a time.
 pub(crate) async fn next_code<F, Fut>(what: &str, seen: usize, read: F) -> String
 where
     F: Fn() -> Fut,
@@ -164,6 +167,212 @@ async fn verify(client: &reqwest::Client, base: &str, flow: &Value, code: &str) 
         json!({"method": "code", "code": code}),
     )
     .await
+}
+
+/// A new deployment starts several API tasks at once on an empty database: their
+/// migrations take turns instead of colliding (each would otherwise try to create the
+/// same tables), and every one of them starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn o2_processes_migrating_one_new_database_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = gatehouse(dir.path());
+            c.env("GATEHOUSE_DATABASE_URL", &db_url)
+                .env("GATEHOUSE_SECRET_KEY", random_key())
+                .arg("migrate")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private `redis-server` that speaks only TLS and requires `token`, as ElastiCache
+/// with TLS in transit and an AUTH token does; its certificate is for `localhost`, signed
+/// by a CA written to `dir/ca.pem`. Killed when dropped.
+struct TlsRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TlsRedis {
+    fn start(dir: &Path, token: &str) -> TlsRedis {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=Test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "redis.key",
+                "-out",
+                "redis.csr",
+            ],
+        );
+        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "redis.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                "san.ext",
+                "-out",
+                "redis.pem",
+            ],
+        );
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .current_dir(dir)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                "redis.pem",
+                "--tls-key-file",
+                "redis.key",
+                "--tls-ca-cert-file",
+                "ca.pem",
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                token,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (the test command installs it)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsRedis { port, child }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Production's cache speaks TLS with an AUTH token (`rediss://`, infra/): the API and
+/// the worker queue, count and cache through it, trusting its CA from the system's roots
+/// (here SSL_CERT_FILE), and a code goes out. A plain-text Redis port is not even open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d1_serve_and_worker_use_a_redis_that_speaks_only_tls_with_an_auth_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = format!("tok{}", uuid::Uuid::new_v4().simple());
+    let redis = TlsRedis::start(dir.path(), &token);
+    let url = format!("rediss://:{token}@localhost:{}/", redis.port);
+    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let prefix = format!("gh-tls-{}", uuid::Uuid::new_v4().simple());
+    let (key, from) = (random_key(), verified_sender().await);
+    let client = reqwest::Client::new();
+    let with_tls = |c: &mut Command| {
+        c.env("GATEHOUSE_REDIS_URL", &url)
+            .env("SSL_CERT_FILE", dir.path().join("ca.pem"));
+    };
+
+    let port = free_port();
+    let mut api = configured(dir.path(), &db_url, &prefix, &key, &from);
+    with_tls(&mut api);
+    api.env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .args(["serve", "--no-workers", "--demo"]);
+    let mut api = Server::spawn(api, port);
+    api.wait_ready(&client).await;
+    let mut worker = {
+        let mut c = configured(dir.path(), &db_url, &prefix, &key, &from);
+        with_tls(&mut c);
+        c.args(["worker", "--no-migrate"]);
+        Server::spawn(c, 0)
+    };
+    worker
+        .wait_log("gatehouse worker is ready", Duration::from_secs(20))
+        .await;
+    let seen = emails_to(&client, ADMIN_EMAIL).await.len();
+    let admin = login_expecting_code(&client, &api.base, "admin", "Harbor-Lights-2026!").await;
+    let code = next_code("email", seen, || emails_to(&client, ADMIN_EMAIL)).await;
+    let done = verify(&client, &api.base, &admin, &code).await;
+    assert_eq!(done["status"], "authenticated", "{done}");
+    // The job went through this Redis, and the token is in no log line.
+    for log in [api.stderr(), worker.stderr()] {
+        assert!(!log.contains(&token), "{log}");
+        assert!(!log.to_lowercase().contains("redis error"), "{log}");
+    }
+    assert!(
+        worker.terminate(Duration::from_secs(15)),
+        "{}",
+        worker.stderr()
+    );
+    assert!(api.terminate(Duration::from_secs(15)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
