@@ -436,7 +436,7 @@ pub fn spawn_in_process(store: Store, config: WorkerConfig) -> Result<Workers, S
     let inbound = WorkerBuilder::new(INBOUND_WORKER)
         .backend(queue.inbound_backend())
         .data(parts.inbound.clone())
-        .concurrency(4)
+        .concurrency(INBOUND_CONCURRENCY)
         .enable_tracing()
         .build(inbound_job);
     // The in-memory queue cannot fail, so these run once, to the stop signal.
@@ -468,6 +468,8 @@ async fn log_end(
 
 /// How often finished jobs are vacuumed from Redis.
 const VACUUM_EVERY: Duration = Duration::from_secs(60);
+/// SNS messages processed at once in a process (each is a few queries).
+const INBOUND_CONCURRENCY: usize = 4;
 
 /// Starts workers in this process taking jobs from Redis, attaches the same queue to
 /// `store` (the re-enqueue and anything this process issues push there), and starts the
@@ -503,11 +505,11 @@ pub fn spawn_on_redis(
             WorkerBuilder::new(name)
                 .backend(
                     queue
-                        .inbound_backend()
+                        .inbound_backend(INBOUND_CONCURRENCY)
                         .poll_with_interval(Duration::from_millis(250)),
                 )
                 .data(deps.clone())
-                .concurrency(4)
+                .concurrency(INBOUND_CONCURRENCY)
                 .enable_tracing()
                 .build(inbound_job)
                 .run_until(stopped(&stop))
@@ -527,7 +529,7 @@ pub fn spawn_on_redis(
 /// A supervised send worker taking jobs from one of the Redis queue's send lanes.
 fn redis_send_worker(
     kind: &'static str,
-    lane: fn(&RedisQueue) -> apalis_redis::RedisStorage<SendCode>,
+    lane: fn(&RedisQueue, usize) -> apalis_redis::RedisStorage<SendCode>,
     queue: &RedisQueue,
     parts: &Parts,
     concurrency: usize,
@@ -535,7 +537,7 @@ fn redis_send_worker(
     let (queue, deps, stop) = (queue.clone(), parts.send.clone(), parts.stop.clone());
     supervise(kind, parts.stop.subscribe(), move |name| {
         WorkerBuilder::new(name)
-            .backend(lane(&queue).poll_with_interval(redis_queue::POLL_INTERVAL))
+            .backend(lane(&queue, concurrency).poll_with_interval(redis_queue::POLL_INTERVAL))
             .data(deps.clone())
             .concurrency(concurrency)
             .enable_tracing()

@@ -17,7 +17,16 @@
 //!   through is harmless: a delivery is claimed at most once);
 //! - jobs never end as plain failures (see `lib.rs`): apalis-redis would re-run those up to
 //!   25 times by itself, beside our own retries and re-enqueue;
-//! - finished jobs are vacuumed periodically ([`RedisQueue::vacuum`]).
+//! - a finished job is acknowledged (`persist_results`): it leaves its worker's in-flight
+//!   set and is marked done, and the periodic [`RedisQueue::vacuum`] drops it. Without the
+//!   acknowledgement every job ever taken stayed in Redis, and when a worker stopped,
+//!   another pushed all of them again;
+//! - jobs are not locked (`lock_tasks`): taking a job already puts it in the worker's
+//!   in-flight set, which is what brings it back if the worker dies. The lock only marked
+//!   it "Running", through apalis' event channel before the job could start;
+//! - a worker takes up to half its concurrency per fetch ([`fetch_batch`]): apalis' event
+//!   channel holds four batches, and acknowledgements then never wait for room in it
+//!   (waiting there stalls every send until the next heartbeat).
 
 use crate::rate::{Lane, Lanes};
 use apalis::prelude::{TaskBuilder, TaskSink};
@@ -65,7 +74,16 @@ fn config(settings: &RedisSettings, queue: &str) -> Config {
         .missed_heartbeats(MISSED_HEARTBEATS)
         .idempotency_ttl(Some(IDEMPOTENCY_TTL))
         .emit_events(false)
-        .persist_results(false)
+        .lock_tasks(false)
+        .persist_results(true)
+}
+
+/// Jobs a worker running `concurrency` sends at once takes per fetch. apalis drains its
+/// event channel (capacity four batches) only between batches, and meanwhile up to
+/// `concurrency` jobs in flight plus one batch can finish: a batch of at least a third of
+/// the concurrency leaves an acknowledgement always room.
+pub(crate) fn fetch_batch(concurrency: usize) -> usize {
+    concurrency.div_ceil(2).max(10)
 }
 
 impl RedisQueue {
@@ -90,14 +108,14 @@ impl RedisQueue {
         self
     }
 
-    /// The backend code-sending workers take jobs from.
-    pub(crate) fn send_backend(&self) -> RedisStorage<SendCode> {
-        self.send.clone()
+    /// The backend code-sending workers running `concurrency` sends take jobs from.
+    pub(crate) fn send_backend(&self, concurrency: usize) -> RedisStorage<SendCode> {
+        taking(self.send.clone(), concurrency)
     }
 
     /// The bulk lane: the rest of a tenant's burst.
-    pub(crate) fn bulk_backend(&self) -> RedisStorage<SendCode> {
-        self.bulk.clone()
+    pub(crate) fn bulk_backend(&self, concurrency: usize) -> RedisStorage<SendCode> {
+        taking(self.bulk.clone(), concurrency)
     }
 
     /// The connection and settings the queue uses.
@@ -105,9 +123,9 @@ impl RedisQueue {
         (&self.conn, &self.settings)
     }
 
-    /// The backend of SNS message processing.
-    pub(crate) fn inbound_backend(&self) -> RedisStorage<ProcessInbound> {
-        self.inbound.clone()
+    /// The backend of SNS message processing, for `concurrency` jobs at once.
+    pub(crate) fn inbound_backend(&self, concurrency: usize) -> RedisStorage<ProcessInbound> {
+        taking(self.inbound.clone(), concurrency)
     }
 
     /// Drops finished jobs from Redis; answers how many. Also empties the sets of finished
@@ -151,6 +169,15 @@ impl RedisQueue {
             .map_err(|e| QueueError(e.to_string()))?;
         Ok(a + b + c)
     }
+}
+
+/// `backend` for a worker running `concurrency` jobs at once (see [`fetch_batch`]).
+fn taking<T>(backend: RedisStorage<T>, concurrency: usize) -> RedisStorage<T> {
+    let config = backend
+        .get_config()
+        .clone()
+        .batch_size(fetch_batch(concurrency));
+    backend.with_config(config)
 }
 
 async fn bounded<E: std::fmt::Display>(

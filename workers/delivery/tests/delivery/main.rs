@@ -10,6 +10,7 @@ mod aws;
 mod bench;
 mod fairness;
 mod optout;
+mod redis_acks;
 mod redis_outage;
 mod retries;
 mod send;
