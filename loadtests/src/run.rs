@@ -130,15 +130,16 @@ fn account(prefix: &str, n: u32, u: u32) -> Account {
     }
 }
 
-/// Staff of practices `from..=to`, interleaved (one user of each practice in turn).
+/// Staff of practices `from..=to`, interleaved: every practice has its turn before any has
+/// a second, and each turn moves on to the next user number, so that the first few
+/// sign-ins already meet every kind of second factor (`scale_method` cycles with the user
+/// number). A short run (the smoke) then still has its authenticator enrollments.
 fn staff(prefix: &str, from: u32, to: u32, users: u32, keep: impl Fn(u32) -> bool) -> Vec<Account> {
+    let numbers: Vec<u32> = (1..users).filter(|u| keep(*u)).collect();
     let mut out = Vec::new();
-    for u in 1..users {
-        if !keep(u) {
-            continue;
-        }
-        for n in from..=to {
-            out.push(account(prefix, n, u));
+    for round in 0..numbers.len() {
+        for (i, n) in (from..=to).enumerate() {
+            out.push(account(prefix, n, numbers[(round + i) % numbers.len()]));
         }
     }
     out
@@ -924,4 +925,38 @@ async fn queue_codes(
         api.stop().await?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::staff;
+    use gatehouse_store::scale::{scale_company, scale_method, scale_username};
+    use std::collections::HashSet;
+
+    #[test]
+    fn staff_are_every_account_once_and_the_first_few_meet_every_second_factor() {
+        let all = staff("load", 3, 12, 13, |_| true);
+        let pairs: HashSet<(String, String)> = all
+            .iter()
+            .map(|a| (a.company.clone(), a.username.clone()))
+            .collect();
+        assert_eq!(all.len(), 10 * 12);
+        assert_eq!(pairs.len(), all.len(), "no account twice");
+        assert!(pairs.contains(&(scale_company("load", 12), scale_username(7))));
+        // The first four sign-ins: four practices, four kinds of second factor.
+        let first: HashSet<String> = all[..4].iter().map(|a| a.company.clone()).collect();
+        assert_eq!(first.len(), 4);
+        let kinds: HashSet<_> = all[..4]
+            .iter()
+            .map(|a| scale_method(a.username.trim_start_matches("user-").parse().unwrap()))
+            .collect();
+        assert_eq!(kinds.len(), 3, "email, SMS and none yet: {kinds:?}");
+        // A filter keeps only the numbers it names.
+        let odd = staff("load", 1, 2, 9, |u| u % 2 == 1);
+        assert_eq!(odd.len(), 2 * 4);
+        assert!(
+            odd.iter()
+                .all(|a| a.username.ends_with(['1', '3', '5', '7']))
+        );
+    }
 }
