@@ -50,17 +50,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
             let mut waiting = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut waiting, MAX_BATCH).await > 0 {
                 let (items, replies): (Vec<I>, Vec<Reply<O>>) = waiting.drain(..).unzip();
-                let n = items.len();
-                let t0 = std::time::Instant::now();
                 let mut results = run(items).await.into_iter();
-                if std::env::var("DBG_REC").is_ok() {
-                    eprintln!(
-                        "BATCH {} {} {}",
-                        std::any::type_name::<O>(),
-                        n,
-                        t0.elapsed().as_micros()
-                    );
-                }
                 for reply in replies {
                     let result = results.next().unwrap_or_else(|| {
                         Err(StoreError::Internal(
