@@ -508,7 +508,7 @@ pub fn spawn_on_redis(
                 .backend(
                     queue
                         .inbound_backend(INBOUND_CONCURRENCY)
-                        .poll_with_interval(Duration::from_millis(250)),
+                        .poll_with_strategy(redis_queue::Every::new(Duration::from_millis(250))),
                 )
                 .data(deps.clone())
                 .concurrency(INBOUND_CONCURRENCY)
@@ -539,7 +539,10 @@ fn redis_send_worker(
     let (queue, deps, stop) = (queue.clone(), parts.send.clone(), parts.stop.clone());
     supervise(kind, parts.stop.subscribe(), move |name| {
         WorkerBuilder::new(name)
-            .backend(lane(&queue, concurrency).poll_with_interval(redis_queue::POLL_INTERVAL))
+            .backend(
+                lane(&queue, concurrency)
+                    .poll_with_strategy(redis_queue::Every::new(redis_queue::POLL_INTERVAL)),
+            )
             .data(deps.clone())
             .concurrency(concurrency)
             .enable_tracing()
