@@ -40,7 +40,7 @@ use gatehouse_domain::ids::CompanyId;
 use gatehouse_domain::password::HashParams;
 use gatehouse_domain::session::SessionPolicy;
 use gatehouse_migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use secrecy::SecretString;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ use std::time::Duration;
 
 pub use error::StoreError;
 pub use records::{Group, Page, Principal, Tenant, TenantStatus, User};
-pub use sea_orm::DbErr;
+pub use sea_orm::{DbBackend, DbErr};
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

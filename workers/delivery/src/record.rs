@@ -12,11 +12,12 @@
 //! send is never reported done before its record is committed. When a batch fails, its
 //! items are tried one by one, so that one bad item cannot fail the others.
 //!
-//! [`IN_FLIGHT`] batches of each kind are written at once: with one, the recorder was
-//! busy all the time in the load test (about 67 transactions a second of 26 sends, 15 ms
-//! each) and bounded the sends per second, while the database had cores to spare. Two
-//! record transactions meet only on a practice's audit head, which both lock in the
-//! order of the practice ids (see `audit::append_many_in`), so they cannot deadlock.
+//! On PostgreSQL, [`IN_FLIGHT`] batches of each kind are written at once: with one, the
+//! recorder was busy all the time in the load test (about 67 transactions a second of 26
+//! sends, 15 ms each). Two record transactions meet only on a practice's audit head,
+//! which both lock in the order of the practice ids (see `audit::append_many_in`), so
+//! they cannot deadlock. SQLite has a single writer: a second batch would only wait for
+//! the first in SQLite's busy handler, so there one is written at a time.
 
 use gatehouse_domain::ids::TenantId;
 use gatehouse_store::deliveries::SendContext;
@@ -28,7 +29,7 @@ use uuid::Uuid;
 
 /// At most this many items are written in one statement or transaction.
 pub const MAX_BATCH: usize = 64;
-/// Batches of one kind being written at once (see the module docs).
+/// Batches of one kind being written at once on PostgreSQL (see the module docs).
 pub const IN_FLIGHT: usize = 2;
 
 type Reply<O> = oneshot::Sender<Result<O, StoreError>>;
@@ -149,15 +150,19 @@ impl std::fmt::Debug for SendBatches {
 impl SendBatches {
     /// Starts the claimer and the recorder on `runtime`.
     pub fn spawn(store: &Store, runtime: &tokio::runtime::Handle) -> Self {
+        let in_flight = match store.backend() {
+            gatehouse_store::DbBackend::Postgres => IN_FLIGHT,
+            _ => 1,
+        };
         let claims = {
             let store = store.clone();
-            Batcher::spawn(runtime, IN_FLIGHT, move |items| {
+            Batcher::spawn(runtime, in_flight, move |items| {
                 claim_all(store.clone(), items)
             })
         };
         let records = {
             let store = store.clone();
-            Batcher::spawn(runtime, IN_FLIGHT, move |items| {
+            Batcher::spawn(runtime, in_flight, move |items| {
                 record_all(store.clone(), items)
             })
         };
