@@ -203,11 +203,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_batches_are_written_at_once() {
         let meet = Arc::new(Barrier::new(2));
+        let started = Arc::new(Semaphore::new(0));
+        let runs = started.clone();
         let batcher = Batcher::spawn(
             &tokio::runtime::Handle::current(),
             2,
             move |items: Vec<u32>| {
                 let meet = meet.clone();
+                runs.add_permits(1);
                 async move {
                     let met = tokio::time::timeout(Duration::from_secs(10), meet.wait())
                         .await
@@ -230,7 +233,9 @@ mod tests {
             tokio::spawn(async move { b.call(1).await })
         };
         // The first batch is running (waiting at the barrier) before the second is sent.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(p) = started.acquire().await {
+            p.forget();
+        }
         let second = batcher.call(2).await;
         assert_eq!(second.ok(), Some(20));
         assert_eq!(first.await.ok().and_then(|r| r.ok()), Some(10));
@@ -273,7 +278,10 @@ mod tests {
             let b = batcher.clone();
             calls.push(tokio::spawn(async move { b.call(i).await }));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // All five wait in the channel before the first batch may finish.
+        while MAX_BATCH * 16 - batcher.tx.capacity() < 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         release.add_permits(2);
         for (i, call) in calls.into_iter().enumerate() {
             let answer = call.await.ok().and_then(|r| r.ok());
