@@ -14,8 +14,11 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Target};
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+};
 use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Where an opt-out state came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +203,70 @@ impl Store {
             tracing::info!(to = %phone.masked(), opted_out, source = "check", "SMS opt-out state recorded");
         }
         self.is_phone_opted_out(phone).await
+    }
+
+    /// The recorded opt-out states of many numbers in one read (the send jobs' gate,
+    /// batched): per number, in order, whether sends to it are refused, or `None` where
+    /// nothing is recorded yet.
+    pub async fn phone_opt_outs_of(&self, phones: &[PhoneE164]) -> Result<Vec<Option<bool>>> {
+        if phones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = phones.iter().map(|p| p.as_str().to_owned()).collect();
+        let rows: Vec<(String, bool)> = po::Entity::find()
+            .select_only()
+            .column(po::Column::Phone)
+            .column(po::Column::OptedOut)
+            .filter(po::Column::Phone.is_in(keys.iter().cloned().collect::<BTreeSet<_>>()))
+            .into_tuple()
+            .all(&self.inner.db)
+            .await?;
+        let known: HashMap<String, bool> = rows.into_iter().collect();
+        Ok(keys.iter().map(|k| known.get(k).copied()).collect())
+    }
+
+    /// [`Store::record_phone_check`] for many numbers in one statement and one read (the
+    /// send jobs' gate, batched). A number checked twice in one batch keeps its first
+    /// answer. Answers, per check in order, whether sends to the number are refused.
+    pub async fn record_phone_checks(&self, checks: &[(PhoneE164, bool)]) -> Result<Vec<bool>> {
+        let now = self.inner.clock.now();
+        let mut first: BTreeMap<&str, bool> = BTreeMap::new();
+        for (phone, opted_out) in checks {
+            first.entry(phone.as_str()).or_insert(*opted_out);
+        }
+        if first.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inserted =
+            po::Entity::insert_many(first.iter().map(|(phone, opted_out)| po::ActiveModel {
+                phone: Set((*phone).to_owned()),
+                opted_out: Set(*opted_out),
+                source: Set(OptOutSource::Check.as_str().to_owned()),
+                changed_at: Set(now),
+            }))
+            .on_conflict(
+                OnConflict::column(po::Column::Phone)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.inner.db)
+            .await?;
+        if inserted > 0 {
+            tracing::info!(
+                recorded = inserted,
+                checked = first.len(),
+                source = "check",
+                "SMS opt-out states recorded"
+            );
+        }
+        let phones: Vec<PhoneE164> = checks.iter().map(|(p, _)| p.clone()).collect();
+        let states = self.phone_opt_outs_of(&phones).await?;
+        // Nothing deletes a recorded state; were one gone, the provider's answer stands.
+        Ok(states
+            .into_iter()
+            .zip(checks)
+            .map(|(state, (_, answer))| state.unwrap_or(*answer))
+            .collect())
     }
 
     /// Records a number the provider lists as opted out (the periodic sync), unless the

@@ -13,6 +13,7 @@
 //! and absent with the outbox (which has no opt-out list of its own).
 
 use crate::provider::ProviderError;
+use crate::record::SendBatches;
 use gatehouse_domain::ids::PhoneE164;
 use gatehouse_store::inbound::InboundOutcome;
 use gatehouse_store::{Store, StoreError};
@@ -63,13 +64,14 @@ pub enum GateError {
 
 /// Decides whether an SMS may go to `phone`, just before the provider call: the recorded
 /// state if there is one, else (with a provider list) the provider's answer, recorded.
+/// The store is read and written through the process's send batches.
 pub async fn gate(
-    store: &Store,
+    batches: &SendBatches,
     source: Option<&dyn SmsOptOutSource>,
     phone: &PhoneE164,
 ) -> Result<Gate, GateError> {
-    let opted_out = match (store.phone_opt_out(phone).await?, source) {
-        (Some(known), _) => known.opted_out,
+    let opted_out = match (batches.opt_out_state(phone).await?, source) {
+        (Some(known), _) => known,
         (None, None) => false,
         (None, Some(source)) => {
             let answer = source.check(phone).await.map_err(|mut e| {
@@ -77,7 +79,7 @@ pub async fn gate(
                 e.permanent = false;
                 GateError::Check(e)
             })?;
-            store.record_phone_check(phone, answer).await?
+            batches.record_check(phone, answer).await?
         }
     };
     Ok(if opted_out {

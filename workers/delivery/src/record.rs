@@ -1,7 +1,9 @@
 //! Claiming and recording sends together. A worker process's send jobs hand their claims
 //! to one claimer task and their finished sends to one recorder task; each writes all
 //! that are waiting in one statement or transaction ([`Store::claim_sends`],
-//! [`Store::record_sends`]). A send used to cost a claim and a transaction of its own
+//! [`Store::record_sends`]). The SMS opt-out gate's reads and records of the provider's
+//! checks go the same way ([`Store::phone_opt_outs_of`], [`Store::record_phone_checks`]):
+//! singly they were three statements for every SMS to a number used for the first time. A send used to cost a claim and a transaction of its own
 //! (mark the delivery sent, lock the practice's audit head, append the event, move the
 //! head); under load that, not the provider call, bounded a worker's sends per second,
 //! and 32 jobs queueing for 16 database connections made each statement wait.
@@ -19,10 +21,11 @@
 //! they cannot deadlock. SQLite has a single writer: a second batch would only wait for
 //! the first in SQLite's busy handler, so there one is written at a time.
 
-use gatehouse_domain::ids::TenantId;
+use gatehouse_domain::ids::{PhoneE164, TenantId};
 use gatehouse_store::deliveries::SendContext;
 use gatehouse_store::{Store, StoreError};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
@@ -94,51 +97,81 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 }
 
-/// One statement for all; when it fails, one for each (see the module docs).
-async fn claim_all(
+/// The future of one write of a batch.
+type Write<'a, O> = Pin<Box<dyn Future<Output = Result<Vec<O>, StoreError>> + Send + 'a>>;
+
+/// Writes all `items` in one go (`write` answers one result per item, in order); when
+/// that fails, writes each on its own, so that one bad item cannot fail the others.
+async fn all_or_each<I, O>(
     store: Store,
-    items: Vec<(TenantId, Uuid)>,
-) -> Vec<Result<Option<SendContext>, StoreError>> {
-    match store.claim_sends(&items).await {
-        Ok(claimed) => claimed.into_iter().map(Ok).collect(),
+    items: Vec<I>,
+    what: &'static str,
+    write: impl for<'a> Fn(&'a Store, &'a [I]) -> Write<'a, O>,
+) -> Vec<Result<O, StoreError>> {
+    match write(&store, &items).await {
+        Ok(all) => all.into_iter().map(Ok).collect(),
         Err(e) if items.len() == 1 => vec![Err(e)],
         Err(e) => {
-            tracing::warn!(error = %e, claims = items.len(), "claiming a batch failed; claiming one by one");
+            tracing::warn!(error = %e, items = items.len(), "{what}: the batch failed; writing its items one by one");
             let mut each = Vec::with_capacity(items.len());
-            for item in &items {
-                let one = store.claim_sends(std::slice::from_ref(item)).await;
-                each.push(one.map(|mut c| c.pop().flatten()));
+            for one in items.chunks(1) {
+                each.push(write(&store, one).await.and_then(|mut r| {
+                    r.pop()
+                        .ok_or_else(|| StoreError::Internal(format!("{what}: no result")))
+                }));
             }
             each
         }
     }
 }
 
-/// One transaction for all; when it fails, one for each (see the module docs).
-async fn record_all(
+fn claim_all(
+    store: Store,
+    items: Vec<(TenantId, Uuid)>,
+) -> impl Future<Output = Results<Option<SendContext>>> {
+    all_or_each(store, items, "claiming sends", |s, items| {
+        Box::pin(s.claim_sends(items))
+    })
+}
+
+fn record_all(
     store: Store,
     items: Vec<(SendContext, String)>,
-) -> Vec<Result<(), StoreError>> {
-    let sends: Vec<(&SendContext, &str)> = items.iter().map(|(c, m)| (c, m.as_str())).collect();
-    match store.record_sends(&sends).await {
-        Ok(()) => sends.iter().map(|_| Ok(())).collect(),
-        Err(e) if sends.len() == 1 => vec![Err(e)],
-        Err(e) => {
-            tracing::warn!(error = %e, sends = sends.len(), "recording a batch of sends failed; recording them one by one");
-            let mut each = Vec::with_capacity(sends.len());
-            for send in &sends {
-                each.push(store.record_sends(std::slice::from_ref(send)).await);
-            }
-            each
-        }
-    }
+) -> impl Future<Output = Results<()>> {
+    all_or_each(store, items, "recording sends", |s, items| {
+        Box::pin(async move {
+            let sends: Vec<(&SendContext, &str)> =
+                items.iter().map(|(c, m)| (c, m.as_str())).collect();
+            s.record_sends(&sends).await.map(|()| vec![(); sends.len()])
+        })
+    })
 }
 
-/// Claims and records this process's sends in batches. Cheap to clone.
+fn look_up_all(store: Store, items: Vec<PhoneE164>) -> impl Future<Output = Results<Option<bool>>> {
+    all_or_each(store, items, "reading SMS opt-outs", |s, items| {
+        Box::pin(s.phone_opt_outs_of(items))
+    })
+}
+
+fn record_checks_all(
+    store: Store,
+    items: Vec<(PhoneE164, bool)>,
+) -> impl Future<Output = Results<bool>> {
+    all_or_each(store, items, "recording SMS opt-out checks", |s, items| {
+        Box::pin(s.record_phone_checks(items))
+    })
+}
+
+type Results<O> = Vec<Result<O, StoreError>>;
+
+/// Claims and records this process's sends, and reads and records the SMS opt-out states
+/// they are gated on, in batches. Cheap to clone.
 #[derive(Clone)]
 pub struct SendBatches {
     claims: Batcher<(TenantId, Uuid), Option<SendContext>>,
     records: Batcher<(SendContext, String), ()>,
+    opt_outs: Batcher<PhoneE164, Option<bool>>,
+    checks: Batcher<(PhoneE164, bool), bool>,
 }
 
 impl std::fmt::Debug for SendBatches {
@@ -148,25 +181,27 @@ impl std::fmt::Debug for SendBatches {
 }
 
 impl SendBatches {
-    /// Starts the claimer and the recorder on `runtime`.
+    /// Starts the batching tasks on `runtime`.
     pub fn spawn(store: &Store, runtime: &tokio::runtime::Handle) -> Self {
-        let in_flight = match store.backend() {
+        // Reads go on at once on both databases; SQLite writes one at a time.
+        let writes = match store.backend() {
             gatehouse_store::DbBackend::Postgres => IN_FLIGHT,
             _ => 1,
         };
-        let claims = {
-            let store = store.clone();
-            Batcher::spawn(runtime, in_flight, move |items| {
-                claim_all(store.clone(), items)
-            })
-        };
-        let records = {
-            let store = store.clone();
-            Batcher::spawn(runtime, in_flight, move |items| {
-                record_all(store.clone(), items)
-            })
-        };
-        Self { claims, records }
+        let s = store.clone();
+        let claims = Batcher::spawn(runtime, writes, move |i| claim_all(s.clone(), i));
+        let s = store.clone();
+        let records = Batcher::spawn(runtime, writes, move |i| record_all(s.clone(), i));
+        let s = store.clone();
+        let opt_outs = Batcher::spawn(runtime, IN_FLIGHT, move |i| look_up_all(s.clone(), i));
+        let s = store.clone();
+        let checks = Batcher::spawn(runtime, writes, move |i| record_checks_all(s.clone(), i));
+        Self {
+            claims,
+            records,
+            opt_outs,
+            checks,
+        }
     }
 
     /// Claims a delivery (see [`gatehouse_store::deliveries::Deliveries::claim`]).
@@ -188,6 +223,22 @@ impl SendBatches {
         self.records
             .call((ctx.clone(), provider_message_id.to_owned()))
             .await
+    }
+
+    /// The recorded opt-out state of a number: whether sends to it are refused, `None`
+    /// when nothing is recorded (see [`Store::phone_opt_outs_of`]).
+    pub async fn opt_out_state(&self, phone: &PhoneE164) -> Result<Option<bool>, StoreError> {
+        self.opt_outs.call(phone.clone()).await
+    }
+
+    /// Records the provider's answer for a number first used; answers whether sends to it
+    /// are refused, as now recorded (see [`Store::record_phone_checks`]).
+    pub async fn record_check(
+        &self,
+        phone: &PhoneE164,
+        opted_out: bool,
+    ) -> Result<bool, StoreError> {
+        self.checks.call((phone.clone(), opted_out)).await
     }
 }
 

@@ -164,7 +164,7 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
                 "the destination is not a phone number",
             )));
         };
-        match gate(&deps.store, deps.sms_opt_outs.as_deref(), &phone).await {
+        match gate(&deps.batches, deps.sms_opt_outs.as_deref(), &phone).await {
             Ok(Gate::Open) => {}
             Ok(Gate::OptedOut) => {
                 deliveries

@@ -234,6 +234,14 @@ impl TestStore {
     /// Written directly: issuing them through the store would (rightly) meet the per-user
     /// throttle long before a thousand.
     pub async fn copies(&self, template: Uuid, n: usize) -> Vec<SendCode> {
+        let tos: Vec<String> = (0..n)
+            .map(|i| format!("burst-{i}@demo-clinic.example.com"))
+            .collect();
+        self.copies_to(template, &tos).await
+    }
+
+    /// Like [`TestStore::copies`], one to each of `tos` (of the template's channel).
+    pub async fn copies_to(&self, template: Uuid, tos: &[String]) -> Vec<SendCode> {
         let (t, tenant) = (self, self.tenant.0);
         let backend = t.raw.get_database_backend();
         let sql = if backend == DbBackend::Postgres {
@@ -249,13 +257,12 @@ impl TestStore {
         };
         let keyring = t.store.config().keyring.clone();
         let key = keyring.current();
-        let mut jobs = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut jobs = Vec::with_capacity(tos.len());
+        for to in tos {
             let id = Uuid::new_v4();
-            let to = format!("burst-{i}@demo-clinic.example.com");
             let sealed = key.seal(
                 &SendCode::seal_context(id),
-                &CodeMessage::plaintext(&to, "482913"),
+                &CodeMessage::plaintext(to, "482913"),
             );
             t.raw
                 .execute_raw(Statement::from_sql_and_values(

@@ -26,6 +26,8 @@ on_both_databases!(
     d3_the_sync_records_the_numbers_sns_lists_as_opted_out,
     d3_start_opts_the_number_back_in_at_the_provider,
     d3_a_failing_check_is_retried_later_not_a_refusal,
+    d3_many_first_time_numbers_at_once_are_each_gated_on_their_own_answer,
+    d3_batched_reads_and_checks_answer_in_order_and_keep_what_is_recorded,
 );
 
 /// The eight UK numbers moto's `ListPhoneNumbersOptedOut` always answers.
@@ -176,7 +178,8 @@ async fn d3_the_sync_records_the_numbers_sns_lists_as_opted_out(db: Db) {
     workers.shutdown().await;
 }
 
-/// Counts what it is asked; its check fails while `failing` is set.
+/// Counts what it is asked; its check fails while `failing` is set, and otherwise answers,
+/// as moto does, that a number ending in 99 is opted out.
 #[derive(Debug, Default)]
 struct Counting {
     checks: Mutex<Vec<String>>,
@@ -187,6 +190,7 @@ struct Counting {
 impl SmsOptOutSource for Counting {
     fn check<'a>(&'a self, phone: &'a PhoneE164) -> OptOutFuture<'a, bool> {
         self.checks.lock().unwrap().push(phone.as_str().to_owned());
+        let phone = phone.clone();
         let failing = self.failing.load(Ordering::SeqCst);
         Box::pin(async move {
             if failing {
@@ -194,7 +198,7 @@ impl SmsOptOutSource for Counting {
                     "SNS CheckIfPhoneNumberIsOptedOut: InternalError (HTTP 500)",
                 ))
             } else {
-                Ok(false)
+                Ok(phone.as_str().ends_with("99"))
             }
         })
     }
@@ -325,4 +329,113 @@ async fn d3_a_failing_check_is_retried_later_not_a_refusal(db: Db) {
     assert!(!recorded.opted_out);
     assert_eq!(recorded.source, "check");
     assert!(source.checks.lock().unwrap().len() >= 2);
+}
+
+/// Many SMS to numbers used for the first time, sent at once: their reads and the records
+/// of their checks go in batches, and each delivery is still gated on its own number.
+async fn d3_many_first_time_numbers_at_once_are_each_gated_on_their_own_answer(db: Db) {
+    let t = TestStore::new(db).await;
+    let source = Arc::new(Counting::default());
+    let template = t
+        .issue(
+            "nurse.joy",
+            Destination::Sms(PhoneE164::parse(&unique_phone()).unwrap()),
+        )
+        .await;
+    // Half of them opted out at the provider; one number twice.
+    let mut numbers: Vec<String> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                unique_phone()
+            } else {
+                unique_opted_out_phone()
+            }
+        })
+        .collect();
+    numbers.push(numbers[0].clone());
+    let jobs = t.copies_to(template.delivery_id, &numbers).await;
+
+    let mut config = t.worker_config();
+    config.sms_opt_outs = Some(source.clone());
+    let workers = spawn_in_process(t.store.clone(), config).unwrap();
+    for job in &jobs {
+        workers.queue().push_send_code(job.clone()).await.unwrap();
+    }
+    for (job, number) in jobs.iter().zip(&numbers) {
+        let refused = number.ends_with("99");
+        let want = if refused { "opted_out" } else { "sent" };
+        let row = t
+            .wait_for_delivery(job.delivery_id, want, |r| r.status != "queued")
+            .await;
+        assert_eq!(row.status, want, "{number}: {row:?}");
+        assert_eq!(t.lines_of(job.delivery_id).is_empty(), refused, "{number}");
+    }
+    workers.shutdown().await;
+
+    for number in &numbers {
+        let recorded = t
+            .store
+            .phone_opt_out(&PhoneE164::parse(number).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(recorded.opted_out, number.ends_with("99"), "{number}");
+        assert_eq!(recorded.source, "check", "{number}");
+    }
+    let checks = source.checks.lock().unwrap().clone();
+    for number in &numbers[..40] {
+        let asked = checks.iter().filter(|c| *c == number).count();
+        // Two sends to one new number at the same instant may both ask.
+        let most = if *number == numbers[0] { 2 } else { 1 };
+        assert!((1..=most).contains(&asked), "{number} asked {asked} times");
+    }
+}
+
+/// The batched store calls behind the gate: answers in the order asked, unknown numbers
+/// as unknown, and a recorded state (a STOP meanwhile) wins over a check's answer.
+async fn d3_batched_reads_and_checks_answer_in_order_and_keep_what_is_recorded(db: Db) {
+    let t = TestStore::new(db).await;
+    let [stopped, unknown, fine] = [(); 3].map(|_| PhoneE164::parse(&unique_phone()).unwrap());
+    assert!(
+        t.store
+            .set_phone_opted_out(&stopped, true, OptOutSource::Inbound)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        t.store
+            .phone_opt_outs_of(&[unknown.clone(), stopped.clone(), unknown.clone()])
+            .await
+            .unwrap(),
+        vec![None, Some(true), None]
+    );
+    assert!(t.store.phone_opt_outs_of(&[]).await.unwrap().is_empty());
+
+    let answers = t
+        .store
+        .record_phone_checks(&[
+            (stopped.clone(), false),
+            (unknown.clone(), true),
+            (fine.clone(), false),
+            (unknown.clone(), false),
+        ])
+        .await
+        .unwrap();
+    // The STOP stands; a number checked twice keeps its first answer.
+    assert_eq!(answers, vec![true, true, false, true]);
+    assert!(t.store.record_phone_checks(&[]).await.unwrap().is_empty());
+    let stop = t.store.phone_opt_out(&stopped).await.unwrap().unwrap();
+    assert_eq!((stop.opted_out, stop.source.as_str()), (true, "inbound"));
+    let checked = t.store.phone_opt_out(&unknown).await.unwrap().unwrap();
+    assert_eq!(
+        (checked.opted_out, checked.source.as_str()),
+        (true, "check")
+    );
+    assert_eq!(
+        t.store
+            .phone_opt_outs_of(&[fine.clone(), unknown.clone()])
+            .await
+            .unwrap(),
+        vec![Some(false), Some(true)]
+    );
 }
