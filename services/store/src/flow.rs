@@ -346,9 +346,10 @@ impl Store {
         bypass: Option<gatehouse_domain::mfa::step::Bypass>,
         verified: bool,
     ) -> Result<Facts> {
-        let mfa = self.tenant(tenant.id).mfa();
         let uid = UserId(user.id);
         let corrupt = |what: &str| StoreError::Corrupt(format!("user {}: {what}", user.id));
+        let (totp_enrolled, recovery_codes_remaining) =
+            self.tenant(tenant.id).mfa().second_factors(uid).await?;
         Ok(Facts {
             policy: tenant.settings.mfa_policy,
             allowed: tenant.settings.allowed_methods.clone(),
@@ -356,10 +357,10 @@ impl Store {
             method: UserMethod::parse(&user.mfa_method).map_err(|_| corrupt("mfa_method"))?,
             enrollment: Enrollment::parse(&user.mfa_enrollment)
                 .map_err(|_| corrupt("mfa_enrollment"))?,
-            totp_enrolled: mfa.totp_enrolled(uid).await?,
+            totp_enrolled,
             email_verified: user.email_verified && user.email.is_some(),
             phone_verified: user.phone_verified && user.phone.is_some(),
-            recovery_codes_remaining: mfa.recovery_codes_remaining(uid).await?,
+            recovery_codes_remaining,
             bypass,
             verified,
         })

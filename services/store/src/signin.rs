@@ -70,6 +70,15 @@ pub(crate) struct Advance<'a> {
     pub events: Vec<NewEvent>,
 }
 
+/// What the sign-in query tells about a user besides the row.
+#[derive(Debug, Clone, Copy)]
+struct LoginHints {
+    /// The user has login hours (without, any time is allowed).
+    login_hours: bool,
+    /// The practice has trusted networks for everyone or for this user.
+    trusted_networks: bool,
+}
+
 pub(crate) fn actor_user(m: &users::Model) -> Actor {
     Actor {
         kind: ActorKind::User,
@@ -88,14 +97,21 @@ impl Store {
             .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs }.into())
     }
 
-    /// The tenant and (if it exists) the user, in one query.
+    /// The tenant and (if it exists) the user, in one query, with whether the user has
+    /// login hours and the practice trusted networks that may apply to the user: most have
+    /// neither, and their sign-in then skips those two reads.
     async fn load_for_login(
         &self,
         company: &CompanyId,
         username: &Username,
-    ) -> Result<Option<(Tenant, Option<users::Model>)>> {
+    ) -> Result<Option<(Tenant, Option<(users::Model, LoginHints)>)>> {
         let sql = format!(
-            "SELECT {t}, {u} FROM tenants t \
+            "SELECT {t}, {u}, \
+             (SELECT COUNT(*) FROM login_hours h \
+              WHERE h.tenant_id = t.id AND h.user_id = u.id) AS n_login_hours, \
+             (SELECT COUNT(*) FROM trusted_networks n \
+              WHERE n.tenant_id = t.id AND (n.user_id IS NULL OR n.user_id = u.id)) AS n_networks \
+             FROM tenants t \
              LEFT JOIN users u ON u.tenant_id = t.id AND u.username_lower = $2 \
              WHERE t.company = $1",
             t = prefixed_columns::<tenants::Column>("t", "t_"),
@@ -114,7 +130,13 @@ impl Store {
         let tenant = Tenant::try_from(tenants::Model::from_query_result(&row, "t_")?)?;
         let user_id: Option<Uuid> = row.try_get("", "u_id")?;
         let user = match user_id {
-            Some(_) => Some(users::Model::from_query_result(&row, "u_")?),
+            Some(_) => Some((
+                users::Model::from_query_result(&row, "u_")?,
+                LoginHints {
+                    login_hours: row.try_get::<i64>("", "n_login_hours")? > 0,
+                    trusted_networks: row.try_get::<i64>("", "n_networks")? > 0,
+                },
+            )),
             None => None,
         };
         Ok(Some((tenant, user)))
@@ -156,7 +178,7 @@ impl Store {
         };
         crate::telemetry::record_tenant(tenant.id);
         let scope = self.tenant(tenant.id);
-        let Some(user) = user else {
+        let Some((user, hints)) = user else {
             self.burn_verify(input.password).await?;
             scope
                 .audit()
@@ -199,11 +221,13 @@ impl Store {
             .or_else(|| (!user.active).then_some(DomainError::AccountInactive));
         let refusal = match refusal {
             Some(r) => Some(r),
-            None => {
+            None if hints.login_hours => {
                 let windows = scope.users().windows_of(&self.inner.db, user.id).await?;
                 (!is_allowed(&windows, tenant.timezone, self.inner.clock.now()))
                     .then_some(DomainError::OutsideLoginHours)
             }
+            // No hours: any time is allowed.
+            None => None,
         };
         if let Some(r) = refusal {
             let reason = match r {
@@ -229,7 +253,13 @@ impl Store {
             None
         };
         let bypass = self
-            .find_bypass(scope, &user, input.device_token.as_ref(), meta)
+            .find_bypass(
+                scope,
+                &user,
+                input.device_token.as_ref(),
+                hints.trusted_networks,
+                meta,
+            )
             .await?;
         self.advance(
             Advance {
@@ -249,12 +279,14 @@ impl Store {
         .await
     }
 
-    /// A remembered device of this very user, else a trusted network (M7, M8).
+    /// A remembered device of this very user, else a trusted network (M7, M8); the
+    /// networks are read only if `networks` says some may apply.
     async fn find_bypass(
         &self,
         scope: TenantScope<'_>,
         user: &users::Model,
         device_token: Option<&SecretString>,
+        networks: bool,
         meta: &RequestMeta,
     ) -> Result<Option<Bypass>> {
         let uid = UserId(user.id);
@@ -263,7 +295,7 @@ impl Store {
         {
             return Ok(Some(Bypass::RememberedDevice));
         }
-        if scope.mfa().from_trusted_network(uid, meta.ip).await? {
+        if networks && scope.mfa().from_trusted_network(uid, meta.ip).await? {
             return Ok(Some(Bypass::TrustedNetwork));
         }
         Ok(None)

@@ -14,6 +14,10 @@ pub use devices::Device;
 pub use networks::TrustedNetwork;
 
 use crate::scope::TenantScope;
+use crate::sql::stmt;
+use crate::{Result, StoreError};
+use gatehouse_domain::ids::UserId;
+use sea_orm::ConnectionTrait;
 
 /// One tenant's second-factor credentials.
 pub struct Mfa<'a> {
@@ -24,5 +28,29 @@ impl<'a> TenantScope<'a> {
     /// This tenant's second-factor credentials.
     pub fn mfa(self) -> Mfa<'a> {
         Mfa { scope: self }
+    }
+}
+
+impl Mfa<'_> {
+    /// Whether the user has a confirmed authenticator, and how many unused recovery codes
+    /// are left, in one read: what every sign-in step decides on (see
+    /// [`Mfa::totp_enrolled`], [`Mfa::recovery_codes_remaining`]).
+    pub(crate) async fn second_factors(&self, user: UserId) -> Result<(bool, u32)> {
+        let db = &self.scope.inner.db;
+        let row = db
+            .query_one_raw(stmt(
+                db.get_database_backend(),
+                "SELECT \
+                 (SELECT COUNT(*) FROM totp_credentials \
+                  WHERE tenant_id = $1 AND user_id = $2 AND confirmed = $3) AS totp, \
+                 (SELECT COUNT(*) FROM recovery_codes \
+                  WHERE tenant_id = $1 AND user_id = $2 AND used_at IS NULL) AS recovery",
+                vec![self.scope.uuid().into(), user.0.into(), true.into()],
+            ))
+            .await?
+            .ok_or_else(|| StoreError::Internal("a SELECT without FROM answered no row".into()))?;
+        let totp: i64 = row.try_get("", "totp")?;
+        let recovery: i64 = row.try_get("", "recovery")?;
+        Ok((totp > 0, u32::try_from(recovery).unwrap_or(u32::MAX)))
     }
 }
