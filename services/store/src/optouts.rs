@@ -182,29 +182,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Records the provider's answer for a number first used (a check), unless something
-    /// was recorded meanwhile (a STOP or START that arrived during the check wins).
-    /// Answers whether sends to the number are refused, as now recorded.
-    pub async fn record_phone_check(&self, phone: &PhoneE164, opted_out: bool) -> Result<bool> {
-        let inserted = po::Entity::insert(po::ActiveModel {
-            phone: Set(phone.as_str().to_owned()),
-            opted_out: Set(opted_out),
-            source: Set(OptOutSource::Check.as_str().to_owned()),
-            changed_at: Set(self.inner.clock.now()),
-        })
-        .on_conflict(
-            OnConflict::column(po::Column::Phone)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&self.inner.db)
-        .await?;
-        if inserted > 0 {
-            tracing::info!(to = %phone.masked(), opted_out, source = "check", "SMS opt-out state recorded");
-        }
-        self.is_phone_opted_out(phone).await
-    }
-
     /// The recorded opt-out states of many numbers in one read (the send jobs' gate,
     /// batched): per number, in order, whether sends to it are refused, or `None` where
     /// nothing is recorded yet.
@@ -225,9 +202,11 @@ impl Store {
         Ok(keys.iter().map(|k| known.get(k).copied()).collect())
     }
 
-    /// [`Store::record_phone_check`] for many numbers in one statement and one read (the
-    /// send jobs' gate, batched). A number checked twice in one batch keeps its first
-    /// answer. Answers, per check in order, whether sends to the number are refused.
+    /// Records the provider's answers for numbers first used (checks), in one statement
+    /// and one read (the send jobs' gate, batched). A number with a recorded state keeps
+    /// it (a STOP or START that arrived during the check wins); a number checked twice in
+    /// one batch keeps its first answer. Answers, per check in order, whether sends to the
+    /// number are refused, as now recorded.
     pub async fn record_phone_checks(&self, checks: &[(PhoneE164, bool)]) -> Result<Vec<bool>> {
         let now = self.inner.clock.now();
         let mut first: BTreeMap<&str, bool> = BTreeMap::new();
