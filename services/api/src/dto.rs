@@ -107,7 +107,7 @@ pub struct VerifyRequest {
 /// `POST /v1/me/step-up`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StepUpRequest {
-    /// code | totp | recovery_code
+    /// code | totp | recovery_code; password only for a user without a second factor where the practice's MFA policy is off
     pub method: String,
     #[schema(value_type = String)]
     pub code: SecretString,

@@ -44,6 +44,12 @@ impl Role {
         matches!(self, Role::SupportAgent | Role::SupportAdmin)
     }
 
+    /// Whether the role grants more than a staff member has: giving it, or creating a
+    /// user who has it, grants access and needs step-up (M11).
+    pub fn is_privileged(self) -> bool {
+        !matches!(self, Role::Staff)
+    }
+
     /// Whether this role administers its own tenant's users and settings.
     pub fn administers_own_tenant(self) -> bool {
         matches!(self, Role::PracticeAdmin | Role::SupportAdmin)

@@ -109,6 +109,19 @@ pub struct SettingsPatch {
     pub sms_daily_limit: Option<u32>,
 }
 
+impl SettingsPatch {
+    /// Whether the patch touches a setting that can weaken a defence (M11: step-up):
+    /// the MFA policy and methods, how long devices are remembered, the lockout
+    /// threshold, the password policy.
+    pub fn touches_a_defence(&self) -> bool {
+        self.mfa_policy.is_some()
+            || self.allowed_methods.is_some()
+            || self.remember_device_hours.is_some()
+            || self.lockout_threshold.is_some()
+            || self.password_policy.is_some()
+    }
+}
+
 /// Bounds of the numeric settings.
 pub const CODE_TTL_RANGE: std::ops::RangeInclusive<u32> = 60..=900;
 pub const REMEMBER_HOURS_RANGE: std::ops::RangeInclusive<u32> = 0..=720;

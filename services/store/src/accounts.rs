@@ -6,6 +6,7 @@ use crate::entities::users;
 use crate::mfa::Destination;
 use crate::records::{Principal, Tenant};
 use crate::scope::UserRef;
+use crate::tries::Taken;
 use crate::users::{NewUser, actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::audit::Action;
@@ -291,12 +292,10 @@ impl Store {
             &new,
             &m.username,
         )?;
-        let ok = self
-            .inner
-            .hasher
-            .verify(m.password_hash.clone(), current)
-            .await?;
-        if ok == Verified::No {
+        if !self
+            .judge_own_password(p, &m, current, meta, "wrong_current_password")
+            .await?
+        {
             return Err(DomainError::Validation(vec![FieldError::new(
                 "current_password",
                 "the current password is not correct",
@@ -326,5 +325,65 @@ impl Store {
             crate::users::PasswordVia::SelfService,
         )
         .await
+    }
+
+    /// A password typed by a signed-in user (the current password of a change, or a
+    /// step-up where no second factor exists). A stolen session must not be a way around
+    /// the sign-in limits (P4): it is a guess like a sign-in's, limited per client address
+    /// and counted on the user, whose lock it can reach. `Ok(false)`: wrong, and counted.
+    pub(crate) async fn judge_own_password(
+        &self,
+        p: &Principal,
+        m: &users::Model,
+        password: SecretString,
+        meta: &RequestMeta,
+        reason: &'static str,
+    ) -> Result<bool> {
+        let scope = self.tenant(p.tenant.id);
+        let attempt = match meta.ip {
+            Some(ip) => Some(
+                self.inner
+                    .login_limiter
+                    .begin(ip)
+                    .await
+                    .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs })?,
+            ),
+            None => None,
+        };
+        let threshold = p.tenant.settings.lockout_threshold;
+        match scope.tries().take_password(m.id, threshold).await? {
+            Taken::Yes(_) => {}
+            Taken::Locked => return Err(DomainError::AccountLocked.into()),
+            Taken::Full => {
+                return Err(DomainError::RateLimited {
+                    retry_after_secs: 1,
+                }
+                .into());
+            }
+        }
+        let verified = match self
+            .inner
+            .hasher
+            .verify(m.password_hash.clone(), password)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                scope.tries().password_release(m.id).await?;
+                return Err(e.into());
+            }
+        };
+        if verified == Verified::No {
+            let err = self.count_failure(scope, threshold, m, meta, reason).await;
+            if let Some(a) = attempt {
+                a.failed().await;
+            }
+            return match err {
+                crate::StoreError::Domain(DomainError::InvalidCredentials) => Ok(false),
+                other => Err(other),
+            };
+        }
+        scope.tries().password_release(m.id).await?;
+        Ok(true)
     }
 }

@@ -659,9 +659,8 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<Escalation> {
         let e = self.escalation_model(id, Some(tenant.id.0)).await?;
-        if approve {
-            self.require_step_up(admin)?;
-        }
+        // A decision either way is a credential action (M11).
+        self.require_step_up(admin)?;
         if e.user_id == admin.user.id.0 {
             return Err(DomainError::Forbidden(
                 "Another administrator must decide an escalation about you.".into(),
@@ -695,6 +694,7 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<Escalation> {
         let e = self.escalation_model(id, None).await?;
+        self.require_step_up(p)?;
         if e.requested_by == p.user.id.0 {
             return Err(DomainError::Forbidden(
                 "Two-person rule: someone other than the requester must approve.".into(),

@@ -11,11 +11,12 @@
 use crate::audit::event;
 use crate::entities::{sign_in_flows, users};
 use crate::error::StoreError;
+use crate::guess::{GuessContext, code_verdict};
 use crate::mfa::{CodeOwner, CodeRequest, Destination};
 use crate::records::Tenant;
 use crate::scope::TenantScope;
 use crate::signin::{Advance, FlowView, actor_user};
-use crate::sql::stmt;
+use crate::tries::Counter;
 use crate::users::user_target;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
@@ -23,13 +24,12 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
 use gatehouse_domain::audit::NewEvent;
 use gatehouse_domain::ids::{EmailAddress, FlowId, PhoneE164, UserId};
-use gatehouse_domain::mfa::codes::{Channel, CodeCheck, MAX_ATTEMPTS, OtpCode, Purpose};
+use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
 use gatehouse_domain::mfa::step::{Factor, Facts, Step, decide};
 use gatehouse_domain::mfa::totp::Enrollment as TotpEnrollment;
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::settings::AllowedMethod;
 use gatehouse_domain::signin::FlowStatus;
-use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -248,50 +248,6 @@ pub(crate) fn parse_destination(channel: Channel, raw: &str, field: &str) -> Res
         }
         other => other.into(),
     })
-}
-
-/// Counts a wrong authenticator or recovery code on the flow or session row `table`;
-/// answers the error to give (invalid with the tries left, or exhausted).
-pub(crate) async fn count_failure<C: ConnectionTrait>(
-    conn: &C,
-    table: &str,
-    tenant: uuid::Uuid,
-    id: uuid::Uuid,
-) -> Result<DomainError> {
-    let sql = format!(
-        "UPDATE {table} SET mfa_failures = mfa_failures + 1 \
-         WHERE id = $1 AND tenant_id = $2 AND mfa_failures < $3 RETURNING mfa_failures"
-    );
-    let row = conn
-        .query_one_raw(stmt(
-            conn.get_database_backend(),
-            &sql,
-            vec![id.into(), tenant.into(), (MAX_ATTEMPTS as i32).into()],
-        ))
-        .await?;
-    let after = match row {
-        Some(r) => u32::try_from(r.try_get::<i32>("", "mfa_failures")?).unwrap_or(MAX_ATTEMPTS),
-        None => MAX_ATTEMPTS,
-    };
-    Ok(if after >= MAX_ATTEMPTS {
-        DomainError::MfaCodeExhausted
-    } else {
-        DomainError::MfaCodeInvalid {
-            attempts_remaining: MAX_ATTEMPTS - after,
-        }
-    })
-}
-
-/// The answer to a judged one-time code that was not accepted.
-pub(crate) fn code_refusal(check: CodeCheck) -> Option<DomainError> {
-    match check {
-        CodeCheck::Accept => None,
-        CodeCheck::Reject { attempts_remaining } => {
-            Some(DomainError::MfaCodeInvalid { attempts_remaining })
-        }
-        CodeCheck::Expired => Some(DomainError::MfaCodeExpired),
-        CodeCheck::Exhausted => Some(DomainError::MfaCodeExhausted),
-    }
 }
 
 /// The audit event of a refused proof, if it deserves one.
@@ -537,49 +493,49 @@ impl Store {
         let now = self.inner.clock.now();
         let mut events = Vec::new();
         let mut details = json!({"method": proof.as_str(), "context": "sign_in"});
-        let refusal = match proof {
+        let at = GuessContext {
+            method: proof.as_str(),
+            context: "sign_in",
+        };
+        match proof {
             Proof::Code => {
                 let code = OtpCode::parse(&input.code)?;
-                let checked = scope
-                    .mfa()
-                    .check_code_detail(CodeOwner::Flow(id), Purpose::SignIn, &code)
-                    .await?
-                    .ok_or_else(|| {
-                        DomainError::Conflict(
-                            "No code has been sent in this sign-in; request one first.".into(),
-                        )
-                    })?;
+                let checked = self
+                    .guess(scope, &user, at, meta, async {
+                        let checked = scope
+                            .mfa()
+                            .check_code_detail(CodeOwner::Flow(id), Purpose::SignIn, &code)
+                            .await?;
+                        Ok(code_verdict(
+                            checked,
+                            DomainError::Conflict(
+                                "No code has been sent in this sign-in; request one first.".into(),
+                            ),
+                        ))
+                    })
+                    .await?;
                 details["channel"] = json!(checked.channel.as_str());
-                code_refusal(checked.check)
             }
             Proof::Totp | Proof::RecoveryCode => {
-                if u32::try_from(flow.mfa_failures).unwrap_or(MAX_ATTEMPTS) >= MAX_ATTEMPTS {
-                    Some(DomainError::MfaCodeExhausted)
-                } else {
-                    let ok = if proof == Proof::Totp {
+                let compare = async {
+                    if proof == Proof::Totp {
                         scope
                             .mfa()
                             .verify_totp(uid, input.code.trim(), unix_now(now))
-                            .await?
+                            .await
                     } else {
-                        scope.mfa().use_recovery_code(uid, &input.code).await?
-                    };
-                    if ok {
-                        None
-                    } else {
-                        Some(
-                            count_failure(&self.inner.db, "sign_in_flows", tenant.id.0, flow.id)
-                                .await?,
-                        )
+                        scope.mfa().use_recovery_code(uid, &input.code).await
                     }
-                }
+                };
+                self.guess(
+                    scope,
+                    &user,
+                    at,
+                    meta,
+                    self.judge_on(scope, Counter::Flow, flow.id, compare),
+                )
+                .await?;
             }
-        };
-        if let Some(err) = refusal {
-            if let Some(e) = refusal_event(&user, &err, proof.as_str(), meta, "sign_in") {
-                scope.audit().record(e).await?;
-            }
-            return Err(err.into());
         }
         let target = Some(user_target(uid, &user.username));
         if proof == Proof::RecoveryCode {
@@ -669,33 +625,37 @@ impl Store {
         let (flow, user, tenant) = self.open_flow(id).await?;
         let mut state = FlowState::parse(&flow)?;
         self.enroll_step(&flow, &tenant, &user, &state).await?;
-        if u32::try_from(flow.mfa_failures).unwrap_or(MAX_ATTEMPTS) >= MAX_ATTEMPTS {
-            return Err(DomainError::MfaCodeExhausted.into());
-        }
         let scope = self.tenant(tenant.id);
         let uid = UserId(user.id);
         let now = self.inner.clock.now();
-        let ok = match scope
-            .mfa()
-            .confirm_totp(uid, code.trim(), unix_now(now))
-            .await
-        {
-            Ok(ok) => ok,
-            Err(StoreError::Domain(DomainError::NotFound | DomainError::FlowWrongStep)) => {
-                return Err(DomainError::Conflict(
-                    "No authenticator enrollment is under way; start one with enroll/totp.".into(),
-                )
-                .into());
+        let compare = async {
+            match scope
+                .mfa()
+                .confirm_totp(uid, code.trim(), unix_now(now))
+                .await
+            {
+                Err(StoreError::Domain(DomainError::NotFound | DomainError::FlowWrongStep)) => {
+                    Err(DomainError::Conflict(
+                        "No authenticator enrollment is under way; start one with enroll/totp."
+                            .into(),
+                    )
+                    .into())
+                }
+                other => other,
             }
-            Err(e) => return Err(e),
         };
-        if !ok {
-            let err = count_failure(&self.inner.db, "sign_in_flows", tenant.id.0, flow.id).await?;
-            if let Some(e) = refusal_event(&user, &err, "totp", meta, "enrollment") {
-                scope.audit().record(e).await?;
-            }
-            return Err(err.into());
-        }
+        let at = GuessContext {
+            method: "totp",
+            context: "enrollment",
+        };
+        self.guess(
+            scope,
+            &user,
+            at,
+            meta,
+            self.judge_on(scope, Counter::Flow, flow.id, compare),
+        )
+        .await?;
         let codes = self.finish_totp_enrollment(scope, &user).await?;
         let events = vec![event(
             Action::MfaEnrolled,
@@ -795,23 +755,26 @@ impl Store {
         self.enroll_step(&flow, &tenant, &user, &state).await?;
         let scope = self.tenant(tenant.id);
         let uid = UserId(user.id);
-        let checked = scope
-            .mfa()
-            .check_code_detail(CodeOwner::Flow(id), Purpose::Enroll, &code)
-            .await?
-            .filter(|c| c.channel == channel)
-            .ok_or_else(|| {
-                DomainError::Conflict(format!(
-                    "No {} enrollment code has been sent in this sign-in; request one first.",
-                    channel.as_str()
+        let at = GuessContext {
+            method: channel.as_str(),
+            context: "enrollment",
+        };
+        let checked = self
+            .guess(scope, &user, at, meta, async {
+                let checked = scope
+                    .mfa()
+                    .check_code_detail(CodeOwner::Flow(id), Purpose::Enroll, &code)
+                    .await?
+                    .filter(|c| c.channel == channel);
+                Ok(code_verdict(
+                    checked,
+                    DomainError::Conflict(format!(
+                        "No {} enrollment code has been sent in this sign-in; request one first.",
+                        channel.as_str()
+                    )),
                 ))
-            })?;
-        if let Some(err) = code_refusal(checked.check) {
-            if let Some(e) = refusal_event(&user, &err, channel.as_str(), meta, "enrollment") {
-                scope.audit().record(e).await?;
-            }
-            return Err(err.into());
-        }
+            })
+            .await?;
         let masked = self
             .verify_contact(scope, &user, channel, &checked.destination, true)
             .await?;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod escalations;
 pub mod flow;
 pub mod groups;
+mod guess;
 pub mod hashing;
 pub mod inbound;
 pub mod mfa;
@@ -31,6 +32,7 @@ pub mod support;
 pub mod suspension;
 pub mod telemetry;
 pub mod tenants;
+pub mod tries;
 pub mod user_admin;
 pub mod users;
 

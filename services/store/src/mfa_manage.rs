@@ -5,25 +5,24 @@
 
 use crate::audit::event;
 use crate::entities::{sessions, users};
-use crate::flow::{
-    CodeSent, Proof, code_refusal, count_failure, own_destination, parse_channel,
-    parse_destination, refusal_event, unix_now,
-};
+use crate::flow::{CodeSent, Proof, own_destination, parse_channel, parse_destination, unix_now};
+use crate::guess::{GuessContext, code_verdict};
 use crate::mfa::{CodeOwner, Device, TrustedNetwork};
 use crate::records::{Principal, Tenant, User};
 use crate::scope::{TenantScope, UserRef};
+use crate::tries::Counter;
 use crate::users::{actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::UserId;
-use gatehouse_domain::mfa::codes::{Channel, MAX_ATTEMPTS, OtpCode, Purpose};
+use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
 use gatehouse_domain::mfa::totp::Enrollment as TotpEnrollment;
 use gatehouse_domain::mfa::{Enrollment, STEP_UP_MINUTES, UserMethod};
 use gatehouse_domain::networks::Cidr;
 use gatehouse_domain::settings::{AllowedMethod, MfaPolicy};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -47,22 +46,26 @@ fn allows(tenant: &Tenant, method: UserMethod) -> bool {
     tenant.settings.allowed_methods.contains(&m)
 }
 
+/// Whether the practice asks anything of its users' second factors (`suggest` or
+/// `require`; the operator tenant always requires one).
+fn requires_any_mfa(tenant: &Tenant) -> bool {
+    tenant.is_operator || tenant.settings.mfa_policy != MfaPolicy::Off
+}
+
 fn requires_mfa(tenant: &Tenant) -> bool {
     tenant.is_operator || tenant.settings.mfa_policy == MfaPolicy::Require
 }
 
 impl Store {
-    /// M11: a second factor within the last 15 minutes of this session. A user with no
-    /// usable factor at all (MFA off for them, as the tenant's policy allows) has nothing
-    /// to step up with and passes.
+    /// M11: the one place that decides whether a step-up is due: a second factor (or,
+    /// where the practice's policy is `off` and the user has none, the password) proven
+    /// within the last 15 minutes of this session. Nothing the session can change about
+    /// its own user (removing a factor, an email) lets it pass without one.
     pub fn require_step_up(&self, p: &Principal) -> Result<()> {
         let now = self.inner.clock.now();
         if p.mfa_verified_at
             .is_some_and(|at| now - at <= chrono::Duration::minutes(STEP_UP_MINUTES))
         {
-            return Ok(());
-        }
-        if p.user.mfa_facts(&p.tenant).usable_factors().is_empty() {
             return Ok(());
         }
         Err(DomainError::StepUpRequired.into())
@@ -183,23 +186,6 @@ impl Store {
             .await
     }
 
-    /// Counts a wrong authenticator or recovery code against this session.
-    async fn session_failure(&self, p: &Principal) -> Result<DomainError> {
-        count_failure(&self.inner.db, "sessions", p.tenant.id.0, p.session_id.0).await
-    }
-
-    async fn session_failures(&self, p: &Principal) -> Result<u32> {
-        let n: Option<i32> = sessions::Entity::find_by_id(p.session_id.0)
-            .select_only()
-            .column(sessions::Column::MfaFailures)
-            .filter(sessions::Column::TenantId.eq(p.tenant.id.0))
-            .into_tuple()
-            .one(&self.inner.db)
-            .await?;
-        Ok(n.and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(MAX_ATTEMPTS))
-    }
-
     /// Records a second factor proven in this session (`mfa_verified_at`, M11).
     async fn mark_session_verified(&self, p: &Principal) -> Result<()> {
         sessions::Entity::update_many()
@@ -225,33 +211,37 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<Vec<String>> {
         self.require_self_service(p)?;
-        if self.session_failures(p).await? >= MAX_ATTEMPTS {
-            return Err(DomainError::MfaCodeExhausted.into());
-        }
         let scope = self.tenant(p.tenant.id);
         let model = self.own_model(p).await?;
-        let ok = match scope
-            .mfa()
-            .confirm_totp(p.user.id, code.trim(), unix_now(self.inner.clock.now()))
-            .await
-        {
-            Ok(ok) => ok,
-            Err(crate::StoreError::Domain(DomainError::NotFound | DomainError::FlowWrongStep)) => {
-                return Err(DomainError::Conflict(
+        let now = self.inner.clock.now();
+        let compare = async {
+            match scope
+                .mfa()
+                .confirm_totp(p.user.id, code.trim(), unix_now(now))
+                .await
+            {
+                Err(crate::StoreError::Domain(
+                    DomainError::NotFound | DomainError::FlowWrongStep,
+                )) => Err(DomainError::Conflict(
                     "No authenticator enrollment is under way; start one with POST /v1/me/mfa/totp."
                         .into(),
                 )
-                .into());
+                .into()),
+                other => other,
             }
-            Err(e) => return Err(e),
         };
-        if !ok {
-            let err = self.session_failure(p).await?;
-            if let Some(e) = refusal_event(&model, &err, "totp", meta, "enrollment") {
-                scope.audit().record(e).await?;
-            }
-            return Err(err.into());
-        }
+        let at = GuessContext {
+            method: "totp",
+            context: "enrollment",
+        };
+        self.guess(
+            scope,
+            &model,
+            at,
+            meta,
+            self.judge_on(scope, Counter::Session, p.session_id.0, compare),
+        )
+        .await?;
         let codes = self.finish_totp_enrollment(scope, &model).await?;
         self.mark_session_verified(p).await?;
         scope
@@ -360,23 +350,26 @@ impl Store {
         let code = OtpCode::parse(code)?;
         let scope = self.tenant(p.tenant.id);
         let model = self.own_model(p).await?;
-        let checked = scope
-            .mfa()
-            .check_code_detail(CodeOwner::Session(p.session_id), Purpose::Contact, &code)
-            .await?
-            .filter(|c| c.channel == channel)
-            .ok_or_else(|| {
-                DomainError::Conflict(
-                    "No verification code has been sent for this contact; request one first."
-                        .into(),
-                )
-            })?;
-        if let Some(err) = code_refusal(checked.check) {
-            if let Some(e) = refusal_event(&model, &err, channel.as_str(), meta, "contact") {
-                scope.audit().record(e).await?;
-            }
-            return Err(err.into());
-        }
+        let at = GuessContext {
+            method: channel.as_str(),
+            context: "contact",
+        };
+        let checked = self
+            .guess(scope, &model, at, meta, async {
+                let checked = scope
+                    .mfa()
+                    .check_code_detail(CodeOwner::Session(p.session_id), Purpose::Contact, &code)
+                    .await?
+                    .filter(|c| c.channel == channel);
+                Ok(code_verdict(
+                    checked,
+                    DomainError::Conflict(
+                        "No verification code has been sent for this contact; request one first."
+                            .into(),
+                    ),
+                ))
+            })
+            .await?;
         let masked = self
             .verify_contact(scope, &model, channel, &checked.destination, false)
             .await?;
@@ -434,6 +427,9 @@ impl Store {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<()> {
+        if method == "password" {
+            return self.step_up_with_password(p, code, meta).await;
+        }
         let proof = Proof::parse(method)?;
         let user = self.own_user(p).await?;
         let factors = user.mfa_facts(&p.tenant).usable_factors();
@@ -446,45 +442,48 @@ impl Store {
         }
         let scope = self.tenant(p.tenant.id);
         let model = self.own_model(p).await?;
-        let refusal = match proof {
+        let at = GuessContext {
+            method: proof.as_str(),
+            context: "step_up",
+        };
+        match proof {
             Proof::Code => {
                 let code = OtpCode::parse(code)?;
-                let checked = scope
-                    .mfa()
-                    .check_code_detail(CodeOwner::Session(p.session_id), Purpose::StepUp, &code)
-                    .await?
-                    .ok_or_else(|| {
+                self.guess(scope, &model, at, meta, async {
+                    let checked = scope
+                        .mfa()
+                        .check_code_detail(CodeOwner::Session(p.session_id), Purpose::StepUp, &code)
+                        .await?;
+                    Ok(code_verdict(
+                        checked,
                         DomainError::Conflict(
                             "No step-up code has been sent; request one first.".into(),
-                        )
-                    })?;
-                code_refusal(checked.check)
+                        ),
+                    ))
+                })
+                .await?;
             }
             Proof::Totp | Proof::RecoveryCode => {
-                if self.session_failures(p).await? >= MAX_ATTEMPTS {
-                    Some(DomainError::MfaCodeExhausted)
-                } else {
-                    let ok = if proof == Proof::Totp {
+                let now = self.inner.clock.now();
+                let compare = async {
+                    if proof == Proof::Totp {
                         scope
                             .mfa()
-                            .verify_totp(p.user.id, code.trim(), unix_now(self.inner.clock.now()))
-                            .await?
+                            .verify_totp(p.user.id, code.trim(), unix_now(now))
+                            .await
                     } else {
-                        scope.mfa().use_recovery_code(p.user.id, code).await?
-                    };
-                    if ok {
-                        None
-                    } else {
-                        Some(self.session_failure(p).await?)
+                        scope.mfa().use_recovery_code(p.user.id, code).await
                     }
-                }
+                };
+                self.guess(
+                    scope,
+                    &model,
+                    at,
+                    meta,
+                    self.judge_on(scope, Counter::Session, p.session_id.0, compare),
+                )
+                .await?;
             }
-        };
-        if let Some(err) = refusal {
-            if let Some(e) = refusal_event(&model, &err, proof.as_str(), meta, "step_up") {
-                scope.audit().record(e).await?;
-            }
-            return Err(err.into());
         }
         self.mark_session_verified(p).await?;
         let target = Some(user_target(p.user.id, &p.user.username));
@@ -510,6 +509,56 @@ impl Store {
                 target,
                 meta,
                 json!({"method": proof.as_str(), "context": "step_up"}),
+            ))
+            .await
+    }
+
+    /// `POST /v1/me/step-up` with `{"method": "password"}` (M11): only for a user with no
+    /// usable second factor in a practice whose MFA policy is `off`; anyone else steps up
+    /// with a second factor, or enrolls one first. A wrong password counts like a failed
+    /// sign-in.
+    async fn step_up_with_password(
+        &self,
+        p: &Principal,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let user = self.own_user(p).await?;
+        if !user.mfa_facts(&p.tenant).usable_factors().is_empty() {
+            return Err(DomainError::MethodNotAllowed(
+                "This account has a second factor: step up with it, not the password.".into(),
+            )
+            .into());
+        }
+        if requires_any_mfa(&p.tenant) {
+            return Err(DomainError::MethodNotAllowed(
+                "This practice asks for a second factor: enroll one before this action.".into(),
+            )
+            .into());
+        }
+        let model = self.own_model(p).await?;
+        let secret = secrecy::SecretString::from(password.to_owned());
+        if !self
+            .judge_own_password(p, &model, secret, meta, "wrong_step_up_password")
+            .await?
+        {
+            return Err(
+                DomainError::Validation(vec![gatehouse_domain::FieldError::new(
+                    "code",
+                    "the password is not correct",
+                )])
+                .into(),
+            );
+        }
+        self.mark_session_verified(p).await?;
+        self.tenant(p.tenant.id)
+            .audit()
+            .record(event(
+                Action::MfaVerified,
+                actor_of(p),
+                Some(user_target(p.user.id, &p.user.username)),
+                meta,
+                json!({"method": "password", "context": "step_up"}),
             ))
             .await
     }
@@ -656,6 +705,8 @@ impl Store {
         new: NewNetwork,
         meta: &RequestMeta,
     ) -> Result<TrustedNetwork> {
+        // A trusted network skips the second factor: it weakens a defence (M11).
+        self.require_step_up(actor)?;
         let cidr = match (new.cidr.as_deref().map(str::trim), new.my_ip) {
             (Some(c), false) if !c.is_empty() => Cidr::parse(c)?,
             (None, true) => {

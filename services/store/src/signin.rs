@@ -14,6 +14,7 @@ use crate::scope::TenantScope;
 use crate::sessions::NewSession;
 use crate::sql::{prefixed_columns, stmt};
 use crate::tenants::ensure_active;
+use crate::tries::Taken;
 use crate::users::user_target;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
@@ -88,15 +89,6 @@ pub(crate) fn actor_user(m: &users::Model) -> Actor {
 }
 
 impl Store {
-    /// Checks the per-IP limit on failed sign-ins; `Err` carries the seconds to wait.
-    pub async fn check_login_rate(&self, ip: std::net::IpAddr) -> Result<()> {
-        self.inner
-            .login_limiter
-            .check(ip)
-            .await
-            .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs }.into())
-    }
-
     /// The tenant and (if it exists) the user, in one query, with whether the user has
     /// login hours and the practice trusted networks that may apply to the user: most have
     /// neither, and their sign-in then skips those two reads.
@@ -151,15 +143,26 @@ impl Store {
         Ok(())
     }
 
-    /// `POST /v1/auth/login`. A wrong password, unknown user or unknown company counts
-    /// against the client's address (see [`crate::ratelimit`]).
+    /// `POST /v1/auth/login`. The attempt is taken from the client's allowance before the
+    /// password is checked (see [`crate::ratelimit`]); a wrong password, unknown user or
+    /// unknown company keeps it.
     #[tracing::instrument(skip_all, fields(company = %input.company))]
     pub async fn login(&self, input: LoginInput, meta: &RequestMeta) -> Result<FlowView> {
+        let attempt = match meta.ip {
+            Some(ip) => Some(
+                self.inner
+                    .login_limiter
+                    .begin(ip)
+                    .await
+                    .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs })?,
+            ),
+            None => None,
+        };
         let result = self.login_inner(input, meta).await;
-        if let (Err(crate::StoreError::Domain(DomainError::InvalidCredentials)), Some(ip)) =
-            (&result, meta.ip)
+        if let (Err(crate::StoreError::Domain(DomainError::InvalidCredentials)), Some(a)) =
+            (&result, attempt)
         {
-            self.inner.login_limiter.record_failure(ip).await;
+            a.failed().await;
         }
         result
     }
@@ -193,29 +196,71 @@ impl Store {
                 .await?;
             return Err(DomainError::InvalidCredentials.into());
         };
+        // The try is taken before the password is checked (P4): concurrent guesses are
+        // judged one by one, and none is checked once the lock is reached.
+        let threshold = tenant.settings.lockout_threshold;
+        let taken = scope.tries().take_password(user.id, threshold).await?;
+        let target = Some(user_target(UserId(user.id), &user.username));
+        match taken {
+            Taken::Yes(_) => {}
+            Taken::Full => {
+                // Tries still held by guesses in flight after waiting for them.
+                return Err(DomainError::RateLimited {
+                    retry_after_secs: 1,
+                }
+                .into());
+            }
+            Taken::Locked => {
+                // A lock is revealed only to the right password, like an inactive account;
+                // a wrong one answers what an unknown user gets, and counts nothing more.
+                let verified = self
+                    .inner
+                    .hasher
+                    .verify(user.password_hash.clone(), input.password)
+                    .await?;
+                let (action, reason, err) = match verified {
+                    Verified::Yes { .. } => {
+                        (Action::SigninRefused, "locked", DomainError::AccountLocked)
+                    }
+                    Verified::No => (
+                        Action::SigninFailed,
+                        "wrong_password_while_locked",
+                        DomainError::InvalidCredentials,
+                    ),
+                };
+                scope
+                    .audit()
+                    .record(event(
+                        action,
+                        actor_user(&user),
+                        target,
+                        meta,
+                        json!({"reason": reason}),
+                    ))
+                    .await?;
+                return Err(err.into());
+            }
+        };
         let verified = self
             .inner
             .hasher
             .verify(user.password_hash.clone(), input.password.clone())
-            .await?;
-        let target = Some(user_target(UserId(user.id), &user.username));
-        if user.locked {
-            // Locked stays locked whatever the password (P4); no count, no oracle.
-            scope
-                .audit()
-                .record(event(
-                    Action::SigninRefused,
-                    actor_user(&user),
-                    target,
-                    meta,
-                    json!({"reason": "locked"}),
-                ))
-                .await?;
-            return Err(DomainError::AccountLocked.into());
-        }
-        let Verified::Yes { rehash } = verified else {
-            return Err(self.count_failure(scope, &tenant, &user, meta).await);
+            .await;
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                scope.tries().password_release(user.id).await?;
+                return Err(e.into());
+            }
         };
+        let Verified::Yes { rehash } = verified else {
+            return Err(self
+                .count_failure(scope, threshold, &user, meta, "wrong_password")
+                .await);
+        };
+        // Guesses checked beside this one are judged first: a lock they reach wins
+        // (the flow below is only created for a user who is not locked).
+        scope.tries().password_right(user.id).await?;
         let refusal = ensure_active(&tenant)
             .err()
             .or_else(|| (!user.active).then_some(DomainError::AccountInactive));
@@ -301,32 +346,22 @@ impl Store {
         Ok(None)
     }
 
-    /// Counts a wrong password; locks at the tenant's threshold (P4).
-    async fn count_failure(
+    /// Records a wrong password whose try was taken; the failure that reaches the
+    /// tenant's threshold locks the user (P4).
+    pub(crate) async fn count_failure(
         &self,
         scope: TenantScope<'_>,
-        tenant: &Tenant,
+        threshold: u32,
         user: &users::Model,
         meta: &RequestMeta,
+        reason: &'static str,
     ) -> crate::StoreError {
-        let threshold = i64::from(tenant.settings.lockout_threshold.max(1));
         let result: Result<()> = async {
             let txn = crate::begin_write(&self.inner.db).await?;
-            // One atomic statement, so concurrent failures each get their own count and
-            // exactly one of them reaches the threshold.
-            let row = txn
-                .query_one_raw(stmt(
-                    self.backend(),
-                    "UPDATE users SET failed_logins = failed_logins + 1, \
-                     locked = CASE WHEN failed_logins + 1 >= $3 THEN TRUE ELSE locked END \
-                     WHERE id = $1 AND tenant_id = $2 RETURNING failed_logins",
-                    vec![user.id.into(), scope.uuid().into(), threshold.into()],
-                ))
+            let (n, locked) = scope
+                .tries()
+                .password_wrong(&txn, user.id, threshold)
                 .await?;
-            let count: i64 = match row {
-                Some(r) => r.try_get::<i32>("", "failed_logins").map(i64::from)?,
-                None => 0,
-            };
             let target = Some(user_target(UserId(user.id), &user.username));
             scope
                 .audit()
@@ -337,11 +372,11 @@ impl Store {
                         actor_user(user),
                         target.clone(),
                         meta,
-                        json!({"reason": "wrong_password", "failed_logins": count}),
+                        json!({"reason": reason, "failed_logins": n}),
                     ),
                 )
                 .await?;
-            if count == threshold {
+            if locked {
                 scope
                     .audit()
                     .append_in(
@@ -351,13 +386,13 @@ impl Store {
                             Actor::system(),
                             target,
                             meta,
-                            json!({"failed_logins": count}),
+                            json!({"reason": "failed_logins", "failed_logins": n}),
                         ),
                     )
                     .await?;
             }
             txn.commit().await?;
-            if count == threshold {
+            if locked {
                 crate::telemetry::metrics().lockouts.add(1, &[]);
             }
             Ok(())
@@ -391,13 +426,16 @@ impl Store {
         let now = self.inner.clock.now();
         let txn = crate::begin_write(&self.inner.db).await?;
         // First statement writes the user, so SQLite takes its write lock up front.
+        // Conditional on the user not being locked: a lock reached while this step ran
+        // (a burst of wrong passwords or codes) wins over it (P4, M13).
         let mut upd = users::Entity::update_many()
             .col_expr(
                 users::Column::FailedLogins,
                 sea_orm::sea_query::Expr::value(0),
             )
             .filter(users::Column::Id.eq(user.id))
-            .filter(users::Column::TenantId.eq(scope.uuid()));
+            .filter(users::Column::TenantId.eq(scope.uuid()))
+            .filter(users::Column::Locked.eq(false));
         if let Some(h) = a.new_hash {
             upd = upd.col_expr(
                 users::Column::PasswordHash,
@@ -410,7 +448,9 @@ impl Store {
                 sea_orm::sea_query::Expr::value(Some(now)),
             );
         }
-        upd.exec(&txn).await?;
+        if upd.exec(&txn).await?.rows_affected != 1 {
+            return Err(DomainError::AccountLocked.into());
+        }
 
         let completed = (status == FlowStatus::Authenticated).then_some(now);
         let state_json = a.state.to_json();

@@ -240,6 +240,9 @@ impl Store {
         .into_iter()
         .filter_map(|(k, set)| set.then_some(k))
         .collect();
+        if patch.touches_a_defence() {
+            self.require_step_up(actor)?;
+        }
         let txn = crate::begin_write(&self.inner.db).await?;
         // Re-read under the row lock (the UPDATE below runs first on SQLite too),
         // so two concurrent patches cannot lose each other's fields.

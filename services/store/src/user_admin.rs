@@ -128,9 +128,6 @@ impl Store {
             )
             .into());
         }
-        if new_role.is_some() {
-            self.require_step_up(actor)?;
-        }
         let same_text = |old: &Option<String>, new: Option<&str>| {
             old.as_deref().map(str::to_lowercase) == new.map(str::to_lowercase)
         };
@@ -140,6 +137,11 @@ impl Store {
         let phone = parsed
             .phone
             .filter(|p| !same_text(&m.phone, p.as_ref().map(PhoneE164::as_str)));
+        // A role grants access; one's own email or phone is where one's codes go (M11).
+        let own_contact = id == actor.user.id && (email.is_some() || phone.is_some());
+        if new_role.is_some() || own_contact {
+            self.require_step_up(actor)?;
+        }
         let first_name = parsed.first_name.filter(|n| *n != m.first_name);
         let last_name = parsed.last_name.filter(|n| *n != m.last_name);
 
@@ -278,11 +280,12 @@ impl Store {
             .find_model(&self.inner.db, user)
             .await?
             .ok_or(DomainError::NotFound)?;
-        if m.locked || m.failed_logins != 0 {
+        if m.locked || m.failed_logins != 0 || m.mfa_failures != 0 {
             let txn = crate::begin_write(&self.inner.db).await?;
             users::Entity::update_many()
                 .col_expr(users::Column::Locked, Expr::value(false))
                 .col_expr(users::Column::FailedLogins, Expr::value(0))
+                .col_expr(users::Column::MfaFailures, Expr::value(0))
                 .col_expr(
                     users::Column::UpdatedAt,
                     Expr::value(self.inner.clock.now()),
@@ -292,7 +295,8 @@ impl Store {
                 .exec(&txn)
                 .await?;
             if m.locked {
-                let mut details = json!({"failed_logins": m.failed_logins});
+                let mut details =
+                    json!({"failed_logins": m.failed_logins, "mfa_failures": m.mfa_failures});
                 if let Some(e) = escalation {
                     details["escalation_id"] = json!(e.to_string());
                 }
@@ -398,6 +402,9 @@ impl Store {
             groups: src.groups.iter().map(|g| g.id.0).collect(),
         };
         let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
+        if parsed.role.is_privileged() {
+            self.require_step_up(actor)?;
+        }
         let windows = scope.users().windows_of(db, src.id.0).await?;
         let networks: Vec<_> = scope
             .mfa()

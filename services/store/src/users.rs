@@ -507,6 +507,9 @@ impl Users<'_> {
             must_change_password: Set(must_change_password),
             password_hash: Set(password_hash),
             failed_logins: Set(0),
+            mfa_failures: Set(0),
+            login_tries: Set(0),
+            login_tries_at: Set(None),
             mfa_method: Set(UserMethod::None.as_str().to_owned()),
             mfa_enrollment: Set(Enrollment::NextLogin.as_str().to_owned()),
             created_at: Set(now),
@@ -693,6 +696,9 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<User> {
         let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
+        if parsed.role.is_privileged() {
+            self.require_step_up(actor)?;
+        }
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();

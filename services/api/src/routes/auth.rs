@@ -49,9 +49,6 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let result = async {
-        if let Some(ip) = meta.ip {
-            st.store.check_login_rate(ip).await?;
-        }
         let flow = st
             .store
             .login(

@@ -218,6 +218,21 @@ impl TestApp {
         .await
     }
 
+    /// Another process of the same deployment after a key rotation: `keyring` (a new
+    /// current key, the old ones as previous) instead of this app's.
+    pub async fn sibling_with_keyring(&self, keyring: Arc<Keyring>, opts: Options) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::spawn_on(
+            self.db,
+            self.db_url.clone(),
+            keyring,
+            self.redis.clone(),
+            dir,
+            opts,
+        )
+        .await
+    }
+
     async fn spawn_on(
         db: Db,
         url: String,
@@ -548,12 +563,35 @@ impl TestApp {
     /// A provisioned practice whose admin has a real password; returns the admin's token.
     /// Its MFA policy is `off` (set as a fixture): for tests about other things. MFA tests
     /// use `mfa_practice`.
+    /// The admin has no second factor, so the session is stepped up with the password
+    /// (M11, allowed where the policy is `off`) for the admin actions that need it.
     pub async fn practice(&self, company: &str) -> String {
         let support = self.support_token().await;
         let (admin, temp) = self.provision(&support, company).await;
         self.set_mfa_policy(company, "off").await;
-        self.finish_password_change(company, &admin, &temp, NEW_PASSWORD)
-            .await
+        let token = self
+            .finish_password_change(company, &admin, &temp, NEW_PASSWORD)
+            .await;
+        self.step_up_with_password(&token, NEW_PASSWORD).await;
+        token
+    }
+
+    /// Steps a session up with its password (a user without a second factor in a
+    /// practice whose MFA policy is `off`).
+    pub async fn step_up_with_password(&self, token: &str, password: &str) {
+        let r = self
+            .post(
+                "/v1/me/step-up",
+                Some(token),
+                &json!({"method": "password", "code": password}),
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::NO_CONTENT,
+            "step-up: {}",
+            r.text().await.unwrap_or_default()
+        );
     }
 
     /// A provisioned practice with the default policy (`require`); the admin changes the

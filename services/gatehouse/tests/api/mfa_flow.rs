@@ -29,13 +29,13 @@ on_both_databases!(
     m4_no_code_secret_or_token_in_any_table,
 );
 
-fn fixed_clock() -> Arc<FixedClock> {
+pub(crate) fn fixed_clock() -> Arc<FixedClock> {
     Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(),
     ))
 }
 
-async fn spawn_fixed(db: Db) -> (TestApp, Arc<FixedClock>) {
+pub(crate) async fn spawn_fixed(db: Db) -> (TestApp, Arc<FixedClock>) {
     let clock = fixed_clock();
     let app = TestApp::spawn_with(
         db,
@@ -48,11 +48,11 @@ async fn spawn_fixed(db: Db) -> (TestApp, Arc<FixedClock>) {
     (app, clock)
 }
 
-fn unix(clock: &FixedClock) -> u64 {
+pub(crate) fn unix(clock: &FixedClock) -> u64 {
     clock.now().timestamp() as u64
 }
 
-fn email_of(company: &str, user: &str) -> String {
+pub(crate) fn email_of(company: &str, user: &str) -> String {
     format!("{user}@{company}.example.com")
 }
 
@@ -98,7 +98,7 @@ pub(crate) async fn after_password_change(app: &TestApp, company: &str, user: &s
 
 /// A sign-in, optionally from another client address (X-Forwarded-For through the
 /// trusted local proxy) and with a remembered device token.
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     company: &str,
     user: &str,
@@ -139,7 +139,11 @@ pub(crate) async fn verify(
 
 /// Enrolls an authenticator in a flow at an enrollment step; answers the secret and
 /// the authenticated flow (with its recovery codes).
-async fn enroll_totp(app: &TestApp, clock: &FixedClock, flow: &Value) -> (Vec<u8>, Value) {
+pub(crate) async fn enroll_totp(
+    app: &TestApp,
+    clock: &FixedClock,
+    flow: &Value,
+) -> (Vec<u8>, Value) {
     let e = ok_json(
         app.post(
             &flow_path(flow, "enroll/totp"),
@@ -163,11 +167,11 @@ async fn enroll_totp(app: &TestApp, clock: &FixedClock, flow: &Value) -> (Vec<u8
     (secret, done)
 }
 
-async fn me(app: &TestApp, token: &str) -> Value {
+pub(crate) async fn me(app: &TestApp, token: &str) -> Value {
     ok_json(app.get("/v1/me", Some(token)).await).await
 }
 
-async fn actions(app: &TestApp, company: &str, admin: &str) -> Vec<Value> {
+pub(crate) async fn actions(app: &TestApp, company: &str, admin: &str) -> Vec<Value> {
     let log = ok_json(
         app.get(
             &format!("/v1/tenants/{company}/audit-events?limit=500"),
@@ -179,7 +183,7 @@ async fn actions(app: &TestApp, company: &str, admin: &str) -> Vec<Value> {
     log["items"].as_array().unwrap().clone()
 }
 
-fn has_action(events: &[Value], action: &str) -> bool {
+pub(crate) fn has_action(events: &[Value], action: &str) -> bool {
     events.iter().any(|e| e["action"] == action)
 }
 

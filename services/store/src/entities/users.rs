@@ -20,6 +20,11 @@ pub struct Model {
     pub must_change_password: bool,
     pub password_hash: String,
     pub failed_logins: i32,
+    /// Wrong second-factor codes in a row, any method (M13).
+    pub mfa_failures: i32,
+    /// Passwords being checked now (taken before the check, P4).
+    pub login_tries: i32,
+    pub login_tries_at: Option<DateTimeUtc>,
     pub mfa_method: String,
     pub mfa_enrollment: String,
     pub created_at: DateTimeUtc,

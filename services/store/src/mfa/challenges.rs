@@ -1,6 +1,7 @@
 //! Code challenges (M4): issuing a code writes its challenge and its delivery row in one
-//! transaction, after the send throttle; submitting a code is judged by conditional
-//! UPDATEs, so concurrent submissions cannot both succeed or over-count attempts.
+//! transaction, after the send throttle; a submitted code takes its try by a conditional
+//! UPDATE *before* it is compared (M13), so concurrent submissions are judged one by one:
+//! never more than five are compared per code, and two can never both succeed.
 
 use super::Mfa;
 use crate::Result;
@@ -109,6 +110,9 @@ fn local_day_start(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
 #[derive(Debug, Clone)]
 pub struct CheckedCode {
     pub check: CodeCheck,
+    /// Whether the submitted code took a try and was compared (`false`: the challenge was
+    /// already closed, and the code was not looked at).
+    pub compared: bool,
     pub channel: Channel,
     /// The full destination the code went to (an email address or E.164 number).
     pub destination: String,
@@ -429,56 +433,65 @@ impl Mfa<'_> {
         let channel = Channel::parse(&c.channel)
             .ok_or_else(|| StoreError::Corrupt(format!("challenge {}: channel", c.id)))?;
         let destination = c.destination.clone();
-        let checked = |check| CheckedCode {
+        let checked = |check, compared| CheckedCode {
             check,
+            compared,
             channel,
             destination: destination.clone(),
         };
-        // A code issued just before a key rotation still matches under the retired key.
-        let matched = self
-            .scope
-            .inner
-            .config
-            .keyring
-            .keys()
-            .any(|k| code.matches(k, c.id, &c.code_hash));
-        let open = Condition::all()
-            .add(ch::Column::TenantId.eq(tenant))
-            .add(ch::Column::Id.eq(c.id))
-            .add(ch::Column::UsedAt.is_null())
-            .add(ch::Column::SupersededAt.is_null())
-            .add(Expr::col(ch::Column::Attempts).lt(MAX_ATTEMPTS as i32))
-            .add(ch::Column::ExpiresAt.gt(now));
-        if matched {
+        // The try first: only a code that got one is compared.
+        let row = db
+            .query_one_raw(stmt(
+                db.get_database_backend(),
+                "UPDATE mfa_challenges SET attempts = attempts + 1 \
+                 WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND superseded_at IS NULL \
+                 AND attempts < $3 AND expires_at > $4 RETURNING attempts",
+                vec![
+                    tenant.into(),
+                    c.id.into(),
+                    (MAX_ATTEMPTS as i32).into(),
+                    now.into(),
+                ],
+            ))
+            .await?;
+        if let Some(r) = row {
+            let after = u32::try_from(r.try_get::<i32>("", "attempts")?).unwrap_or(MAX_ATTEMPTS);
+            // A code issued just before a key rotation still matches under the retired key.
+            let matched = self
+                .scope
+                .inner
+                .config
+                .keyring
+                .keys()
+                .any(|k| code.matches(k, c.id, &c.code_hash));
+            if !matched {
+                return Ok(Some(checked(
+                    if after >= MAX_ATTEMPTS {
+                        CodeCheck::Exhausted
+                    } else {
+                        CodeCheck::Reject {
+                            attempts_remaining: MAX_ATTEMPTS - after,
+                        }
+                    },
+                    true,
+                )));
+            }
+            // Right: the code is used, and its try is given back (it was no failure).
+            let open = Condition::all()
+                .add(ch::Column::TenantId.eq(tenant))
+                .add(ch::Column::Id.eq(c.id))
+                .add(ch::Column::UsedAt.is_null())
+                .add(ch::Column::SupersededAt.is_null())
+                .add(ch::Column::ExpiresAt.gt(now));
             let used = ch::Entity::update_many()
                 .col_expr(ch::Column::UsedAt, Expr::value(Some(now)))
+                .col_expr(ch::Column::Attempts, Expr::col(ch::Column::Attempts).sub(1))
                 .filter(open)
                 .exec(db)
                 .await?
                 .rows_affected;
             if used == 1 {
-                return Ok(Some(checked(CodeCheck::Accept)));
-            }
-        } else {
-            let row = db
-                .query_one_raw(stmt(
-                    db.get_database_backend(),
-                    "UPDATE mfa_challenges SET attempts = attempts + 1 \
-                     WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND superseded_at IS NULL \
-                     AND attempts < $3 AND expires_at > $4 RETURNING attempts",
-                    vec![tenant.into(), c.id.into(), (MAX_ATTEMPTS as i32).into(), now.into()],
-                ))
-                .await?;
-            if let Some(r) = row {
-                let after =
-                    u32::try_from(r.try_get::<i32>("", "attempts")?).unwrap_or(MAX_ATTEMPTS);
-                return Ok(Some(checked(if after >= MAX_ATTEMPTS {
-                    CodeCheck::Exhausted
-                } else {
-                    CodeCheck::Reject {
-                        attempts_remaining: MAX_ATTEMPTS - after,
-                    }
-                })));
+                return Ok(Some(checked(CodeCheck::Accept, true)));
             }
         }
         // The conditional update found the challenge closed: say why, from its current state.
@@ -488,15 +501,18 @@ impl Mfa<'_> {
             .one(db)
             .await?
             .ok_or_else(|| StoreError::Internal("challenge vanished".into()))?;
-        Ok(Some(checked(judge(
-            ChallengeState {
-                expires_at: fresh.expires_at,
-                attempts: u32::try_from(fresh.attempts).unwrap_or(MAX_ATTEMPTS),
-                used: fresh.used_at.is_some(),
-                superseded: fresh.superseded_at.is_some(),
-            },
-            now,
+        Ok(Some(checked(
+            judge(
+                ChallengeState {
+                    expires_at: fresh.expires_at,
+                    attempts: u32::try_from(fresh.attempts).unwrap_or(MAX_ATTEMPTS),
+                    used: fresh.used_at.is_some(),
+                    superseded: fresh.superseded_at.is_some(),
+                },
+                now,
+                false,
+            ),
             false,
-        ))))
+        )))
     }
 }

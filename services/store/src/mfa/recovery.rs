@@ -46,11 +46,16 @@ impl Mfa<'_> {
         let Some(normalized) = recovery::normalize(input) else {
             return Ok(false);
         };
-        let hash = recovery::keyed_hash(
-            self.scope.inner.config.keyring.current(),
-            user.0,
-            &normalized,
-        );
+        // Codes issued before a key rotation were hashed under a retired key: they match
+        // under any configured key, as one-time codes do.
+        let hashes: Vec<String> = self
+            .scope
+            .inner
+            .config
+            .keyring
+            .keys()
+            .map(|k| recovery::keyed_hash(k, user.0, &normalized))
+            .collect();
         let changed = rc::Entity::update_many()
             .col_expr(
                 rc::Column::UsedAt,
@@ -58,12 +63,12 @@ impl Mfa<'_> {
             )
             .filter(rc::Column::TenantId.eq(self.scope.uuid()))
             .filter(rc::Column::UserId.eq(user.0))
-            .filter(rc::Column::CodeHash.eq(hash))
+            .filter(rc::Column::CodeHash.is_in(hashes))
             .filter(rc::Column::UsedAt.is_null())
             .exec(&self.scope.inner.db)
             .await?
             .rows_affected;
-        Ok(changed == 1)
+        Ok(changed >= 1)
     }
 
     /// Unused recovery codes of the user (M12).
