@@ -2,7 +2,7 @@
 // builds the environment of both containers, so the deployment and the service's
 // configuration (architecture.md, "How it runs") cannot drift apart. Values that are
 // secrets come from Secrets Manager through ECS `secrets`, never `environment`.
-import { Aws } from 'aws-cdk-lib';
+import { Aws, Fn } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { Data, DATABASE_NAME, DATABASE_USER, RDS_CA_BUNDLE_PATH } from './data.js';
 import { Messaging } from './messaging.js';
@@ -63,6 +63,13 @@ export function serviceEnvironment(role: Role, props: ServiceEnvironmentProps): 
   if (role === 'api') {
     environment.GATEHOUSE_LISTEN = `0.0.0.0:${API_PORT}`;
     environment.GATEHOUSE_TRUSTED_PROXIES = props.trustedProxies.join(',');
+    // The webhook believes only this stack's topics: SNS signs any account's messages, so
+    // without the list anyone's topic could post a STOP or a bounce (unset: it accepts
+    // nothing). Joined at deploy time from the topics' ARNs.
+    environment.GATEHOUSE_SNS_TOPIC_ARNS = Fn.join(',', [
+      messaging.emailEventsTopic.topicArn,
+      messaging.inboundSmsTopic.topicArn,
+    ]);
   } else {
     environment.GATEHOUSE_WORKER_LISTEN = `127.0.0.1:${WORKER_PROBE_PORT}`;
   }

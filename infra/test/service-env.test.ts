@@ -27,7 +27,7 @@ const SET = {
     'GATEHOUSE_SNS_CERT_URL_PREFIXES',
     'GATEHOUSE_LOG_FORMAT',
   ],
-  serve: ['GATEHOUSE_LISTEN', 'GATEHOUSE_TRUSTED_PROXIES'],
+  serve: ['GATEHOUSE_LISTEN', 'GATEHOUSE_TRUSTED_PROXIES', 'GATEHOUSE_SNS_TOPIC_ARNS'],
   worker: ['GATEHOUSE_WORKER_LISTEN'],
 };
 
@@ -132,5 +132,21 @@ describe('values the stack derives', () => {
     assert.match(text(env.GATEHOUSE_SNS_CERT_URL_PREFIXES), /https:\/\/sns\.","?\{?"?Ref"?:"AWS::Region"/);
     assert.match(text(env.AWS_REGION), /AWS::Region/);
     assert.match(text(secrets.GATEHOUSE_REDIS_URL), /"Ref":"DataRedisUrl/);
+  });
+
+  it('o2_the_webhook_believes_exactly_the_stacks_two_topics', () => {
+    // SNS signs any account's messages: the API must list its own topics, and only them.
+    const { env } = environmentOf(container(json.production, 'api'));
+    const joined = env.GATEHOUSE_SNS_TOPIC_ARNS as unknown as { 'Fn::Join': [string, unknown[]] };
+    assert.ok(joined['Fn::Join'], JSON.stringify(env.GATEHOUSE_SNS_TOPIC_ARNS));
+    const [separator, parts] = joined['Fn::Join'];
+    assert.equal(separator, ',');
+    const refs = parts.map((p) => (p as { Ref: string }).Ref).sort();
+    const topics = Object.entries(json.production.Resources as Record<string, any>)
+      .filter(([id, r]) => r.Type === 'AWS::SNS::Topic' && id.startsWith('Messaging'))
+      .map(([id]) => id)
+      .sort();
+    assert.equal(topics.length, 2, topics.join(', '));
+    assert.deepEqual(refs, topics);
   });
 });

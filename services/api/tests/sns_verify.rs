@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::future::BoxFuture;
 use gatehouse_api::sns::{
     CertFetcher, CertUrlError, CertUrlPolicy, CertUrlPrefix, FetchError, HttpCertFetcher,
-    MessageType, SignatureVersion, SnsKind, Verifier, VerifyError,
+    MessageType, SignatureVersion, SnsKind, TopicArn, TopicPolicy, Verifier, VerifyError,
 };
 use rsa::pkcs1v15::SigningKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
@@ -32,6 +32,11 @@ use x509_cert::time::{Time, Validity};
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:gatehouse-ses-events";
 const TIMESTAMP: &str = "2012-05-02T00:54:06.655Z";
+
+/// The deployment's topics: [`TOPIC`] alone.
+fn ours() -> TopicPolicy {
+    TopicPolicy::new(vec![TopicArn::parse(TOPIC).unwrap()])
+}
 
 // ---------------------------------------------------------------------------------
 // Keys and certificates, made once per test binary (RSA key generation is slow in
@@ -162,12 +167,12 @@ impl CertServer {
     }
 }
 
-const GOOD: &str = "/certs/SimpleNotificationService-good.pem";
-const EXPIRED: &str = "/certs/SimpleNotificationService-expired.pem";
-const GARBAGE: &str = "/certs/garbage.pem";
-const HUGE: &str = "/certs/huge.pem";
-const REDIRECT: &str = "/certs/redirect.pem";
-const OUTSIDE: &str = "/other/SimpleNotificationService-good.pem";
+const GOOD: &str = "/certs/SimpleNotificationService-600d.pem";
+const EXPIRED: &str = "/certs/SimpleNotificationService-0e1d.pem";
+const GARBAGE: &str = "/certs/SimpleNotificationService-ba5e.pem";
+const HUGE: &str = "/certs/SimpleNotificationService-b16b16.pem";
+const REDIRECT: &str = "/certs/SimpleNotificationService-3d1ec7.pem";
+const OUTSIDE: &str = "/other/SimpleNotificationService-600d.pem";
 
 /// A server with every case, and a verifier trusting `<server>/certs/` only.
 async fn setup() -> (CertServer, Verifier) {
@@ -185,7 +190,7 @@ async fn setup() -> (CertServer, Verifier) {
     ]);
     let server = CertServer::start(files).await;
     let prefix = CertUrlPrefix::parse(&server.url("/certs/")).unwrap();
-    let verifier = Verifier::with_http(CertUrlPolicy::new(vec![prefix])).unwrap();
+    let verifier = Verifier::with_http(CertUrlPolicy::new(vec![prefix]), ours()).unwrap();
     (server, verifier)
 }
 
@@ -318,7 +323,14 @@ async fn d6_subscription_and_unsubscribe_confirmations_verify() {
 
 #[tokio::test]
 async fn d6_changed_fields_are_refused() {
-    let (server, verifier) = setup().await;
+    let (server, _) = setup().await;
+    let prefix = CertUrlPrefix::parse(&server.url("/certs/")).unwrap();
+    const OTHER_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:other";
+    let both = TopicPolicy::new(vec![
+        TopicArn::parse(TOPIC).unwrap(),
+        TopicArn::parse(OTHER_TOPIC).unwrap(),
+    ]);
+    let verifier = Verifier::with_http(CertUrlPolicy::new(vec![prefix]), both).unwrap();
     let url = server.url(GOOD);
     let signed = notification(&url, SignatureVersion::V2, Some("Bounce"), "original");
 
@@ -328,8 +340,9 @@ async fn d6_changed_fields_are_refused() {
     changed_subject["Subject"] = json!("Complaint");
     let mut dropped_subject = signed.clone();
     dropped_subject.as_object_mut().unwrap().remove("Subject");
+    // Another of our topics: the topic is believed, but it is signed too.
     let mut changed_topic = signed.clone();
-    changed_topic["TopicArn"] = json!("arn:aws:sns:us-east-1:123456789012:other");
+    changed_topic["TopicArn"] = json!(OTHER_TOPIC);
     let mut changed_version = signed.clone();
     changed_version["SignatureVersion"] = json!("1");
     let mut confirmation_as_unsubscribe =
@@ -414,7 +427,7 @@ async fn d6_cert_urls_outside_the_prefixes_are_never_fetched() {
             CertUrlError::NotAllowed,
         ),
         (
-            server.url("/certs/../other/SimpleNotificationService-good.pem"),
+            server.url("/certs/../other/SimpleNotificationService-600d.pem"),
             CertUrlError::NotAllowed,
         ),
         (
@@ -461,7 +474,7 @@ async fn d6_default_prefix_refuses_host_suffix_and_userinfo_tricks() {
     let policy = CertUrlPolicy::new(vec![
         CertUrlPrefix::default_for_region("us-east-1").unwrap(),
     ]);
-    let verifier = Verifier::new(policy, fetcher.clone());
+    let verifier = Verifier::new(policy, ours(), fetcher.clone());
     for cert_url in [
         "https://sns.us-east-1.amazonaws.com.evil.example/SimpleNotificationService-x.pem",
         "https://sns.us-east-1.amazonaws.com@evil.example/SimpleNotificationService-x.pem",
@@ -480,7 +493,7 @@ async fn d6_default_prefix_refuses_host_suffix_and_userinfo_tricks() {
     assert!(fetcher.asked.lock().unwrap().is_empty());
 
     // The genuine regional URL is the one thing it would fetch.
-    let genuine = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-x.pem";
+    let genuine = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0a.pem";
     let body = notification(genuine, SignatureVersion::V1, None, "hello");
     let err = verifier.verify(&bytes(&body)).await.unwrap_err();
     assert!(
@@ -527,7 +540,7 @@ async fn d6_fetch_failures_are_told_apart_from_bad_signatures() {
     let (server, verifier) = setup().await;
 
     let missing = notification(
-        &server.url("/certs/missing.pem"),
+        &server.url("/certs/SimpleNotificationService-0155.pem"),
         SignatureVersion::V2,
         None,
         "x",
@@ -559,16 +572,23 @@ async fn d6_fetch_failures_are_told_apart_from_bad_signatures() {
     assert!(matches!(err, VerifyError::CertInvalid(_)), "{err:?}");
     assert_eq!(err.kind(), "cert_invalid");
 
-    // Failures are not cached: the next message asks again.
-    let _ = verifier.verify(&bytes(&garbage)).await.unwrap_err();
-    assert_eq!(server.requests(), 5);
+    // Failures are remembered for a while: the next message does not ask again.
+    let err = verifier.verify(&bytes(&garbage)).await.unwrap_err();
+    assert!(matches!(err, VerifyError::CertFailedRecently), "{err:?}");
+    assert_eq!(err.kind(), "cert_failed_recently");
+    let err = verifier.verify(&bytes(&missing)).await.unwrap_err();
+    assert!(matches!(err, VerifyError::CertFailedRecently), "{err:?}");
+    assert_eq!(server.requests(), 4);
 
     // Nothing listening at all.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let closed_url = format!("http://{}/certs/x.pem", closed.local_addr().unwrap());
+    let closed_url = format!(
+        "http://{}/certs/SimpleNotificationService-0a.pem",
+        closed.local_addr().unwrap()
+    );
     drop(closed);
     let policy = CertUrlPolicy::new(vec![CertUrlPrefix::parse(&closed_url).unwrap()]);
-    let verifier = Verifier::new(policy, Arc::new(HttpCertFetcher::new().unwrap()));
+    let verifier = Verifier::new(policy, ours(), Arc::new(HttpCertFetcher::new().unwrap()));
     let body = notification(&closed_url, SignatureVersion::V2, None, "x");
     let err = verifier.verify(&bytes(&body)).await.unwrap_err();
     assert!(
@@ -607,4 +627,110 @@ async fn d6_malformed_bodies_are_typed_errors_and_fetch_nothing() {
         assert_eq!(err.kind(), "malformed");
     }
     assert_eq!(server.requests(), 0);
+}
+
+#[tokio::test]
+async fn d6_messages_of_other_topics_are_refused_before_any_fetch() {
+    let (server, verifier) = setup().await;
+    let url = server.url(GOOD);
+    // Genuinely signed by SNS (the canonical string includes the foreign topic).
+    let foreign = "arn:aws:sns:us-east-1:999999999999:gatehouse-ses-events";
+    let mut body = confirmation(&url, SignatureVersion::V2, "SubscriptionConfirmation");
+    body["TopicArn"] = json!(foreign);
+    let err = verifier.verify(&bytes(&body)).await.unwrap_err();
+    assert!(
+        matches!(err, VerifyError::TopicNotAllowed(ref t) if t == foreign),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), "topic_not_allowed");
+    assert!(!err.is_malformed());
+    assert_eq!(server.requests(), 0, "nothing fetched for another topic");
+
+    // No topics configured: nothing is believed, not even a perfect message.
+    let prefix = CertUrlPrefix::parse(&server.url("/certs/")).unwrap();
+    let none =
+        Verifier::with_http(CertUrlPolicy::new(vec![prefix]), TopicPolicy::default()).unwrap();
+    let good = notification(&url, SignatureVersion::V2, None, "hello");
+    let err = none.verify(&bytes(&good)).await.unwrap_err();
+    assert!(matches!(err, VerifyError::TopicNotAllowed(_)), "{err:?}");
+    assert_eq!(server.requests(), 0);
+    verifier.verify(&bytes(&good)).await.unwrap();
+}
+
+#[tokio::test]
+async fn d6_cert_urls_not_named_like_aws_certificates_are_never_fetched() {
+    let (server, verifier) = setup().await;
+    for path in [
+        "/certs/garbage.pem",
+        "/certs/SimpleNotificationService-good.pem",
+        "/certs/SimpleNotificationService-600d.pem?x=1",
+        "/certs/SimpleNotificationService-600d.pem/",
+        "/certs/upload/evil.pem",
+    ] {
+        let body = notification(&server.url(path), SignatureVersion::V2, None, "x");
+        let err = verifier.verify(&bytes(&body)).await.unwrap_err();
+        assert!(
+            matches!(err, VerifyError::CertUrlRefused(CertUrlError::NotAwsName)),
+            "{path}: {err:?}"
+        );
+    }
+    assert_eq!(server.requests(), 0);
+}
+
+/// Answers after a pause, counting how many fetches run at once.
+#[derive(Default)]
+struct SlowFetcher {
+    running: AtomicUsize,
+    most: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl CertFetcher for SlowFetcher {
+    fn fetch<'a>(&'a self, _url: &'a Url) -> BoxFuture<'a, Result<Vec<u8>, FetchError>> {
+        Box::pin(async move {
+            self.total.fetch_add(1, Ordering::SeqCst);
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(keys().cert_pem.clone().into_bytes())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d6_few_certificate_fetches_run_at_once_whatever_arrives() {
+    let fetcher = Arc::new(SlowFetcher::default());
+    let policy = CertUrlPolicy::new(vec![
+        CertUrlPrefix::default_for_region("us-east-1").unwrap(),
+    ]);
+    let verifier = Verifier::new(policy, ours(), fetcher.clone());
+    // 16 different certificate URLs, three messages each, all at once; twice.
+    let burst = || {
+        let mut tasks = Vec::new();
+        for i in 0..48 {
+            let verifier = verifier.clone();
+            let url = format!(
+                "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{:04x}.pem",
+                i % 16
+            );
+            tasks.push(tokio::spawn(async move {
+                let body = notification(&url, SignatureVersion::V2, None, "x");
+                verifier.verify(&bytes(&body)).await
+            }));
+        }
+        tasks
+    };
+    for t in burst() {
+        t.await.unwrap().unwrap();
+    }
+    let most = fetcher.most.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&most), "{most} fetches at once");
+    // A message that waited for a slot finds what the one before it fetched.
+    let first = fetcher.total.load(Ordering::SeqCst);
+    assert!((16..48).contains(&first), "{first} fetches");
+    for t in burst() {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(fetcher.total.load(Ordering::SeqCst), first, "all cached");
 }

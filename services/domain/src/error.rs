@@ -54,7 +54,9 @@ pub enum Error {
     StepUpRequired,
     /// The number texted STOP (D3); `opt_in_number` is where to text START.
     #[error("the phone number opted out of text messages")]
-    PhoneOptedOut { opt_in_number: Option<String> },
+    PhoneOptedOut {
+        opt_in_number: Option<crate::sender::SenderNumber>,
+    },
     #[error("the email address is suppressed after a bounce or complaint")]
     EmailSuppressed,
     #[error("the practice's daily SMS budget is spent")]

@@ -19,6 +19,7 @@ pub mod names;
 pub mod networks;
 pub mod password;
 pub mod role;
+pub mod sender;
 pub mod session;
 pub mod settings;
 pub mod signin;

@@ -3,7 +3,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatehouse_domain::crypto::{Keyring, SecretKey};
-use gatehouse_domain::ids::{CompanyId, EmailAddress, PhoneE164};
+use gatehouse_domain::ids::{CompanyId, EmailAddress};
+use gatehouse_domain::sender::{SenderNumber, SmsNumbers};
 use gatehouse_workers::aws::{AwsSettings, SesSettings, SmsSettings};
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -215,10 +216,25 @@ fn parse_sender_id(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_origination_number(s: &str) -> Result<String, String> {
-    PhoneE164::parse(s)
-        .map(|p| p.as_str().to_owned())
-        .map_err(|_| "GATEHOUSE_SMS_ORIGINATION_NUMBER: expected a phone number in E.164, such as +12025550100".into())
+/// What carriers send from: E.164 (long codes, toll-free numbers) or a 5-6 digit short code.
+fn parse_sender_number(var: &str, s: &str) -> Result<SenderNumber, String> {
+    SenderNumber::parse(s).map_err(|_| {
+        format!(
+            "{var}: expected a phone number in E.164 such as +12025550100 (toll-free numbers too), or a 5-6 digit short code such as 50120 or 501-20"
+        )
+    })
+}
+
+fn parse_origination_number(s: &str) -> Result<SenderNumber, String> {
+    parse_sender_number("GATEHOUSE_SMS_ORIGINATION_NUMBER", s)
+}
+
+fn parse_sns_topic(s: &str) -> Result<gatehouse_api::sns::TopicArn, String> {
+    gatehouse_api::sns::TopicArn::parse(s).map_err(|e| {
+        format!(
+            "GATEHOUSE_SNS_TOPIC_ARNS: expected comma-separated SNS topic ARNs such as arn:aws:sns:us-east-1:123456789012:gatehouse-events ({e})"
+        )
+    })
 }
 
 fn parse_sns_prefix(s: &str) -> Result<gatehouse_api::sns::CertUrlPrefix, String> {
@@ -229,13 +245,8 @@ fn parse_sns_prefix(s: &str) -> Result<gatehouse_api::sns::CertUrlPrefix, String
     })
 }
 
-fn parse_opt_in_number(s: &str) -> Result<String, String> {
-    PhoneE164::parse(s)
-        .map(|p| p.as_str().to_owned())
-        .map_err(|_| {
-            "GATEHOUSE_SMS_OPT_IN_NUMBER: expected a phone number in E.164, such as +12025550100"
-                .into()
-        })
+fn parse_opt_in_number(s: &str) -> Result<SenderNumber, String> {
+    parse_sender_number("GATEHOUSE_SMS_OPT_IN_NUMBER", s)
 }
 
 /// How this process's workers deliver codes.
@@ -257,15 +268,30 @@ pub struct DeliveryArgs {
     /// SMS sender id (1 to 11 letters and digits), where the destination country allows one.
     #[arg(long, env = "GATEHOUSE_SMS_SENDER_ID", value_parser = parse_sender_id)]
     pub sms_sender_id: Option<String>,
-    /// The number SMS are sent from (E.164): the number users text STOP and START to.
+    /// The number SMS are sent from (E.164, toll-free, or a short code such as 501-20): the
+    /// number users text STOP and START to.
     #[arg(long, env = "GATEHOUSE_SMS_ORIGINATION_NUMBER", value_parser = parse_origination_number)]
-    pub sms_origination_number: Option<String>,
+    pub sms_origination_number: Option<SenderNumber>,
+    /// The number users text START to, named in phone_opted_out answers (E.164, toll-free,
+    /// or a short code, shown as written: 501-20 stays 501-20); default: the SMS
+    /// origination number
+    #[arg(long, env = "GATEHOUSE_SMS_OPT_IN_NUMBER", value_parser = parse_opt_in_number)]
+    pub sms_opt_in_number: Option<SenderNumber>,
     /// Minutes between syncs of the SNS SMS opt-out list (aws; the first runs at start).
     #[arg(long, env = "GATEHOUSE_SMS_OPT_OUT_SYNC_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub sms_opt_out_sync_minutes: u32,
 }
 
 impl DeliveryArgs {
+    /// The deployment's own SMS numbers: named in answers, and the only ones an inbound
+    /// STOP or START may be sent to.
+    pub fn sms_numbers(&self) -> SmsNumbers {
+        SmsNumbers {
+            origination: self.sms_origination_number.clone(),
+            opt_in: self.sms_opt_in_number.clone(),
+        }
+    }
+
     /// Time between syncs of the SMS opt-out list.
     pub fn opt_out_sync(&self) -> std::time::Duration {
         std::time::Duration::from_secs(u64::from(self.sms_opt_out_sync_minutes) * 60)
@@ -513,11 +539,10 @@ pub struct ServeArgs {
     /// default: https://sns.<AWS_REGION>.amazonaws.com/
     #[arg(long, env = "GATEHOUSE_SNS_CERT_URL_PREFIXES", value_delimiter = ',', value_parser = parse_sns_prefix)]
     pub sns_cert_url_prefixes: Vec<gatehouse_api::sns::CertUrlPrefix>,
-
-    /// The number users text START to, named in phone_opted_out answers; default: the
-    /// SMS origination number
-    #[arg(long, env = "GATEHOUSE_SMS_OPT_IN_NUMBER", value_parser = parse_opt_in_number)]
-    pub sms_opt_in_number: Option<String>,
+    /// The SNS topics (ARNs, comma-separated) whose messages the webhook believes: the
+    /// deployment's SES-events and inbound-SMS topics. Unset: the webhook accepts nothing
+    #[arg(long, env = "GATEHOUSE_SNS_TOPIC_ARNS", value_delimiter = ',', value_parser = parse_sns_topic)]
+    pub sns_topic_arns: Vec<gatehouse_api::sns::TopicArn>,
     #[command(flatten)]
     pub redis: RedisArgs,
     #[command(flatten)]
@@ -651,13 +676,93 @@ mod tests {
             );
         }
         assert_eq!(
-            parse_origination_number("+1 (202) 555-0100"),
+            parse_origination_number("+1 (202) 555-0100").map(|n| n.to_string()),
             Ok("+12025550100".into())
         );
         assert!(
             parse_origination_number("call me")
                 .unwrap_err()
                 .contains("GATEHOUSE_SMS_ORIGINATION_NUMBER")
+        );
+    }
+
+    #[test]
+    fn d3_short_codes_and_toll_free_numbers_are_sender_numbers() {
+        for (value, shown) in [
+            ("50120", "50120"),
+            ("501-20", "501-20"),
+            ("+18005550100", "+18005550100"),
+        ] {
+            let cli = Cli::try_parse_from([
+                "gatehouse",
+                "serve",
+                "--sms-opt-in-number",
+                value,
+                "--sms-origination-number",
+                value,
+            ])
+            .unwrap_or_else(|e| panic!("{value}: {e}"));
+            let Command::Serve(args) = cli.command else {
+                panic!("serve")
+            };
+            let numbers = args.delivery.sms_numbers();
+            assert_eq!(numbers.opt_in_number().unwrap().to_string(), shown);
+            assert_eq!(
+                numbers.origination.as_ref().unwrap().to_string(),
+                shown,
+                "{value}"
+            );
+        }
+        let cli =
+            Cli::try_parse_from(["gatehouse", "worker", "--sms-opt-in-number", "501-20"]).unwrap();
+        let Command::Worker(args) = cli.command else {
+            panic!("worker")
+        };
+        assert_eq!(
+            args.delivery
+                .sms_numbers()
+                .opt_in_number()
+                .unwrap()
+                .aws_value(),
+            "50120"
+        );
+        for bad in ["5012", "5012345", "50-1-20", "call me"] {
+            let err = Cli::try_parse_from(["gatehouse", "serve", "--sms-opt-in-number", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("GATEHOUSE_SMS_OPT_IN_NUMBER"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn d6_sns_topics_are_listed_arns_and_name_their_variable() {
+        let cli = Cli::try_parse_from(["gatehouse", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert!(args.sns_topic_arns.is_empty(), "unset: none believed");
+        let cli = Cli::try_parse_from([
+            "gatehouse",
+            "serve",
+            "--sns-topic-arns",
+            "arn:aws:sns:us-east-1:123456789012:events,arn:aws:sns:us-east-1:123456789012:sms",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let arns: Vec<&str> = args.sns_topic_arns.iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            arns,
+            [
+                "arn:aws:sns:us-east-1:123456789012:events",
+                "arn:aws:sns:us-east-1:123456789012:sms"
+            ]
+        );
+        assert!(
+            parse_sns_topic("gatehouse-events")
+                .unwrap_err()
+                .contains("GATEHOUSE_SNS_TOPIC_ARNS")
         );
     }
 
@@ -718,8 +823,8 @@ mod tests {
         assert_eq!(settings.ses.configuration_set.as_deref(), Some("events"));
         assert_eq!(settings.sms.sender_id.as_deref(), Some("Demo"));
         assert_eq!(
-            settings.sms.origination_number.as_deref(),
-            Some("+12025550100")
+            settings.sms.origination_number.map(|n| n.to_string()),
+            Some("+12025550100".into())
         );
     }
 

@@ -231,12 +231,18 @@ fn sns_prefixes(
     })
 }
 
-/// The SNS webhook's verifier.
+/// The SNS webhook's verifier: the one place that decides which messages are believed.
 fn sns_verifier(
     prefixes: Vec<gatehouse_api::sns::CertUrlPrefix>,
+    topics: Vec<gatehouse_api::sns::TopicArn>,
 ) -> Result<gatehouse_api::sns::Verifier, RunError> {
-    use gatehouse_api::sns::{CertUrlPolicy, Verifier};
-    Verifier::with_http(CertUrlPolicy::new(prefixes))
+    use gatehouse_api::sns::{CertUrlPolicy, TopicPolicy, Verifier};
+    if topics.is_empty() {
+        tracing::warn!(
+            "GATEHOUSE_SNS_TOPIC_ARNS is unset: the SNS webhook accepts no message (no bounces, complaints or inbound STOP)"
+        );
+    }
+    Verifier::with_http(CertUrlPolicy::new(prefixes), TopicPolicy::new(topics))
         .map_err(|e| RunError::Config(format!("SNS certificate fetcher: {e}")))
 }
 
@@ -253,10 +259,7 @@ async fn serve(
             absolute: chrono::Duration::hours(i64::from(args.session_absolute_hours)),
             idle: chrono::Duration::minutes(i64::from(args.session_idle_minutes)),
         };
-        c.sms_opt_in_number = args
-            .sms_opt_in_number
-            .clone()
-            .or_else(|| args.delivery.sms_origination_number.clone());
+        c.sms_numbers = args.delivery.sms_numbers();
     })
     .await?;
     if !args.no_migrate {
@@ -273,7 +276,7 @@ async fn serve(
     let state = ApiState {
         store: store.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
-        sns: sns_verifier(prefixes)?,
+        sns: sns_verifier(prefixes, args.sns_topic_arns.clone())?,
         metrics: Some(Arc::new(Metrics(metrics))),
     };
     let configure = gatehouse_api::configure(state);
@@ -365,6 +368,8 @@ async fn worker(
         c.redis = Some(redis.clone());
         // A worker verifies no passwords.
         c.hash_workers = 1;
+        // Inbound STOP and START are processed here: only those to our numbers count.
+        c.sms_numbers = args.delivery.sms_numbers();
     })
     .await?;
     if !args.no_migrate {

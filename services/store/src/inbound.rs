@@ -42,6 +42,8 @@ pub enum InboundOutcome {
     OptOut { phone: String, opted_out: bool },
     /// A text that is not a keyword.
     IgnoredText,
+    /// A text to a number that is not one of ours: not ours to act on (D3).
+    NotOurNumber,
     /// A SubscriptionConfirmation: the worker confirms by visiting the SubscribeURL.
     Subscription { subscribe_url: Option<String> },
     /// An UnsubscribeConfirmation: recorded; nobody re-subscribes automatically.
@@ -76,6 +78,9 @@ impl InboundOutcome {
                 }
             }
             InboundOutcome::IgnoredText => "inbound text without a keyword".to_owned(),
+            InboundOutcome::NotOurNumber => {
+                "inbound text to a number that is not ours; ignored".to_owned()
+            }
             InboundOutcome::Subscription { .. } => "subscription confirmation received".to_owned(),
             InboundOutcome::Unsubscribed => "unsubscribe confirmation received".to_owned(),
             InboundOutcome::Unknown => "unknown message shape; ignored".to_owned(),
@@ -352,6 +357,16 @@ impl Store {
                 InboundOutcome::Delivered { deliveries }
             }
             InboundEvent::Sms(sms) => {
+                // Anyone can publish a well-formed inbound SMS; only one sent to a number
+                // of this deployment speaks for the sender's consent.
+                if !self
+                    .inner
+                    .config
+                    .sms_numbers
+                    .is_ours(sms.destination_number.as_deref())
+                {
+                    return Ok(InboundOutcome::NotOurNumber);
+                }
                 let (Some(keyword), Ok(phone)) = (
                     inbound_keyword(&sms.message_body),
                     PhoneE164::parse(&sms.origination_number),

@@ -40,6 +40,7 @@ use gatehouse_domain::clock::Clock;
 use gatehouse_domain::crypto::Keyring;
 use gatehouse_domain::ids::CompanyId;
 use gatehouse_domain::password::HashParams;
+use gatehouse_domain::sender::SmsNumbers;
 use gatehouse_domain::session::SessionPolicy;
 use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
@@ -69,8 +70,9 @@ pub struct StoreConfig {
     pub max_db_connections: u32,
     /// Seals secrets at rest and in job payloads; keys code hashes.
     pub keyring: Arc<Keyring>,
-    /// The number users text START to, named in `phone_opted_out` (D3).
-    pub sms_opt_in_number: Option<String>,
+    /// The deployment's own SMS numbers (D3): the opt-in number is named in
+    /// `phone_opted_out`, and only an inbound SMS to one of them changes an opt-out.
+    pub sms_numbers: SmsNumbers,
     /// Redis shared by several processes (GATEHOUSE_REDIS_URL); `None`: all in-process.
     pub redis: Option<shared::RedisSettings>,
 }
@@ -91,7 +93,7 @@ impl StoreConfig {
             login_rate_per_ip_per_minute: 30,
             max_db_connections: 16,
             keyring,
-            sms_opt_in_number: None,
+            sms_numbers: SmsNumbers::default(),
             redis: None,
         }
     }

@@ -7,8 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use gatehouse_store::inbound::NewInbound;
 
-/// Receives an SNS message. Only a valid SNS signature from an allow-listed certificate
-/// URL is accepted (else 403 and nothing changes); the message is recorded once by
+/// Receives an SNS message. Only a message of one of the deployment's topics with a valid
+/// SNS signature from an allow-listed certificate URL is accepted (else 403, nothing is
+/// recorded and nothing changes); the message is recorded once by
 /// MessageId and its processing queued, so the answer comes quickly and a redelivery
 /// has no second effect.
 #[utoipa::path(post, path = "/v1/webhooks/aws/sns", tag = "webhooks",
@@ -16,7 +17,7 @@ use gatehouse_store::inbound::NewInbound;
     responses(
         (status = 200, description = "Accepted (or a duplicate, which changes nothing)"),
         (status = 400, description = "bad_request: not an SNS message", body = Problem),
-        (status = 403, description = "forbidden: the signature does not verify", body = Problem),
+        (status = 403, description = "forbidden: the message is not of one of our topics, or its signature does not verify", body = Problem),
     ))]
 pub async fn sns(st: web::Data<ApiState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let msg = match st.sns.verify(&body).await {
@@ -33,7 +34,7 @@ pub async fn sns(st: web::Data<ApiState>, body: web::Bytes) -> Result<HttpRespon
         Err(e) => {
             tracing::warn!(reason = e.kind(), error = %e, "SNS webhook: message refused");
             return Err(ApiError::forbidden(
-                "The message's SNS signature could not be verified.",
+                "The message could not be verified as an SNS message of one of this deployment's topics.",
             ));
         }
     };

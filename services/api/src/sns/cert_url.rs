@@ -1,4 +1,6 @@
-//! Which SigningCertURLs may be fetched: those that start with a configured prefix.
+//! Which SigningCertURLs may be fetched: those that start with a configured prefix and
+//! name a file the way AWS names its signing certificates
+//! (`SimpleNotificationService-<hex>.pem`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -102,6 +104,26 @@ pub enum CertUrlError {
     UserInfo,
     #[error("the SigningCertURL matches no allowed prefix")]
     NotAllowed,
+    #[error("the SigningCertURL does not name a file SimpleNotificationService-<hex>.pem")]
+    NotAwsName,
+}
+
+/// Longest `<hex>` of a certificate file name accepted (AWS's are 32).
+const MAX_NAME_HEX: usize = 64;
+
+/// Whether the URL names a file as AWS names its signing certificates, with nothing
+/// after it: `.../SimpleNotificationService-<hex>.pem`. Anything else under an allowed
+/// host (another file, a redirector, an upload) is not a signing certificate.
+fn is_aws_certificate_name(url: &Url) -> bool {
+    if url.query().is_some() || url.fragment().is_some() {
+        return false;
+    }
+    let file = url.path().rsplit('/').next().unwrap_or("");
+    file.strip_prefix("SimpleNotificationService-")
+        .and_then(|rest| rest.strip_suffix(".pem"))
+        .is_some_and(|hex| {
+            (1..=MAX_NAME_HEX).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 /// The allowed prefixes (`GATEHOUSE_SNS_CERT_URL_PREFIXES`).
@@ -121,7 +143,8 @@ impl CertUrlPolicy {
         &self.prefixes
     }
 
-    /// The URL to fetch, if `raw` starts with an allowed prefix.
+    /// The URL to fetch, if `raw` starts with an allowed prefix and names an AWS signing
+    /// certificate file.
     pub fn check(&self, raw: &str) -> Result<Url, CertUrlError> {
         // SNS never puts user information in a SigningCertURL; an '@' anywhere is the
         // classic way to make a URL read as one host and fetch from another.
@@ -132,11 +155,13 @@ impl CertUrlPolicy {
         if !candidate.username().is_empty() || candidate.password().is_some() {
             return Err(CertUrlError::UserInfo);
         }
-        if self.prefixes.iter().any(|p| p.admits(raw, &candidate)) {
-            Ok(candidate)
-        } else {
-            Err(CertUrlError::NotAllowed)
+        if !self.prefixes.iter().any(|p| p.admits(raw, &candidate)) {
+            return Err(CertUrlError::NotAllowed);
         }
+        if !is_aws_certificate_name(&candidate) {
+            return Err(CertUrlError::NotAwsName);
+        }
+        Ok(candidate)
     }
 }
 
@@ -206,7 +231,10 @@ mod tests {
     #[test]
     fn d6_path_prefixes_hold_after_dot_segments() {
         let p = policy(&["http://127.0.0.1:8080/certs/"]);
-        assert!(p.check("http://127.0.0.1:8080/certs/a.pem").is_ok());
+        assert!(
+            p.check("http://127.0.0.1:8080/certs/SimpleNotificationService-0a.pem")
+                .is_ok()
+        );
         for url in [
             "http://127.0.0.1:8080/certs/../secret.pem",
             "http://127.0.0.1:8080/certs/%2e%2e/secret.pem",
@@ -216,6 +244,40 @@ mod tests {
         ] {
             assert_eq!(p.check(url), Err(CertUrlError::NotAllowed), "{url}");
         }
+    }
+
+    #[test]
+    fn d6_only_files_named_like_aws_certificates_are_admitted() {
+        let p = policy(&["https://sns.us-east-1.amazonaws.com/"]);
+        let base = "https://sns.us-east-1.amazonaws.com/";
+        assert!(
+            p.check(&format!(
+                "{base}SimpleNotificationService-01D088A6F77103D0FE307C0069E40ED6.pem"
+            ))
+            .is_ok()
+        );
+        for name in [
+            "evil.pem",
+            "SimpleNotificationService-.pem",
+            "SimpleNotificationService-xyz.pem",
+            "SimpleNotificationService-0a.pem.exe",
+            "SimpleNotificationService-0a.crt",
+            "SimpleNotificationService-0a.pem/",
+            "SimpleNotificationService-0a.pem/x",
+            "SimpleNotificationService-0a.pem?x=1",
+            "SimpleNotificationService-0a.pem#x",
+            "x/SimpleNotificationService-0a%2epem",
+            "simplenotificationservice-0a.pem",
+            "",
+        ] {
+            assert_eq!(
+                p.check(&format!("{base}{name}")),
+                Err(CertUrlError::NotAwsName),
+                "{name}"
+            );
+        }
+        let long = format!("{base}SimpleNotificationService-{}.pem", "a".repeat(65));
+        assert_eq!(p.check(&long), Err(CertUrlError::NotAwsName));
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum FetchError {
     Status(u16),
     #[error("the certificate is larger than {MAX_CERT_BYTES} bytes")]
     TooLarge,
+    #[error("too many certificate fetches in flight")]
+    Busy,
 }
 
 /// Fetches over HTTP(S) with rustls: 5 s for the whole request, no redirects (a

@@ -1,10 +1,14 @@
 //! Amazon SNS HTTP(S) subscription messages: parsing, signature verification and
 //! recognition of what a verified notification carries (D6).
 //!
-//! Trust comes from the configured SigningCertURL prefixes alone
-//! (`GATEHOUSE_SNS_CERT_URL_PREFIXES`): a certificate is fetched only from a URL that
-//! starts with one of them, and its RSA public key verifies the signature over the
-//! canonical string AWS documents for the message's type. Neither the message's age
+//! Trust needs two things, both decided in [`Verifier::verify`]. The topic: the
+//! message's `TopicArn` is one of the deployment's own (`GATEHOUSE_SNS_TOPIC_ARNS`),
+//! since SNS signs any account's messages. The signature: a certificate is fetched only
+//! from a URL that starts with a configured prefix (`GATEHOUSE_SNS_CERT_URL_PREFIXES`)
+//! and names a file as AWS does (`SimpleNotificationService-<hex>.pem`), and its RSA
+//! public key verifies the signature over the canonical string AWS documents for the
+//! message's type. Keys are cached, failures too (for a minute), and few fetches run at
+//! once. Neither the message's age
 //! nor the certificate's validity period is checked: SNS retries deliveries for a long
 //! time, and duplicates are dropped by `MessageId` instead.
 //!
@@ -15,6 +19,7 @@
 mod cert_url;
 mod fetch;
 mod message;
+mod topic;
 mod verify;
 
 pub use cert_url::{CertUrlError, CertUrlPolicy, CertUrlPrefix, CertUrlPrefixError};
@@ -23,4 +28,5 @@ pub use gatehouse_domain::inbound::{
     BounceType, InboundEvent, InboundSms, SesBounce, SesComplaint, SesDelivery, SesEvent, recognise,
 };
 pub use message::{MessageType, ParseError, SignatureVersion, SnsKind, SnsMessage};
+pub use topic::{TopicArn, TopicArnError, TopicPolicy};
 pub use verify::{CertError, Verifier, VerifyError};

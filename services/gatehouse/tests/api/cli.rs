@@ -481,7 +481,7 @@ fn cli_migrate_on_a_fresh_file_exits_zero_and_leaves_a_usable_schema() {
 fn cli_bad_configuration_exits_non_zero_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
-    let cases: [(&str, &str, &[&str]); 11] = [
+    let cases: [(&str, &str, &[&str]); 13] = [
         ("GATEHOUSE_LISTEN", "nonsense", &["serve"]),
         ("GATEHOUSE_LISTEN", "127.0.0.1:99999", &["serve"]),
         ("GATEHOUSE_DATABASE_URL", "mysql://x", &["serve"]),
@@ -510,6 +510,8 @@ fn cli_bad_configuration_exits_non_zero_naming_the_variable() {
             &["serve"],
         ),
         ("GATEHOUSE_SMS_OPT_IN_NUMBER", "call me", &["serve"]),
+        ("GATEHOUSE_SMS_OPT_IN_NUMBER", "5012345", &["serve"]),
+        ("GATEHOUSE_SNS_TOPIC_ARNS", "gatehouse-events", &["serve"]),
     ];
     for (var, value, args) in cases {
         let mut c = gatehouse(dir.path());
@@ -527,6 +529,30 @@ fn cli_bad_configuration_exits_non_zero_naming_the_variable() {
     }
     // None of them touched the database file.
     assert!(!dir.path().join("g.db").exists());
+}
+
+/// D3: the seeds' practices text START to a short code (`501-20`); a short code or a
+/// toll-free number is a valid opt-in and origination number, and start-up goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d3_serve_starts_with_short_codes_and_toll_free_numbers() {
+    let client = reqwest::Client::new();
+    for (opt_in, origination) in [
+        ("50120", "501-20"),
+        ("501-20", "+18005550100"),
+        ("+18335550100", "501200"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut c = gatehouse(dir.path());
+        c.env("GATEHOUSE_DATABASE_URL", sqlite_url(dir.path()))
+            .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEHOUSE_SMS_OPT_IN_NUMBER", opt_in)
+            .env("GATEHOUSE_SMS_ORIGINATION_NUMBER", origination)
+            .arg("serve");
+        let mut server = Server::spawn(c, port);
+        server.wait_ready(&client).await;
+        assert!(server.terminate(Duration::from_secs(15)), "{opt_in}");
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use crate::helpers::{Db, NEW_PASSWORD, OPT_IN_NUMBER, TestApp, ok_json, problem};
 use crate::on_both_databases;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
+use gatehouse_domain::sender::{SenderNumber, SmsNumbers};
 use gatehouse_store::optouts::OptOutSource;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ on_both_databases!(
     d4_a_suppressed_address_gets_no_code_until_support_lifts_it,
     d7_countries_and_the_daily_budget_limit_sms,
     d7_one_destination_gets_at_most_ten_codes_an_hour,
+    d3_the_opted_out_answer_names_a_short_code_as_configured,
 );
 
 const PHONE: &str = "+12025550147";
@@ -429,4 +431,42 @@ async fn d7_one_destination_gets_at_most_ten_codes_an_hour(db: Db) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+}
+
+/// The seeds' practices tell users to text START to the short code `501-20`: the answer
+/// names it in that form, whatever AWS writes.
+async fn d3_the_opted_out_answer_names_a_short_code_as_configured(db: Db) {
+    let app = TestApp::spawn_with(
+        db,
+        crate::helpers::Options {
+            sms_numbers: Some(SmsNumbers {
+                origination: Some(SenderNumber::parse("+18005550100").unwrap()),
+                opt_in: Some(SenderNumber::parse("501-20").unwrap()),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = app.mfa_practice("short-clinic").await;
+    sms_user(&app, "short-clinic", &admin, "sam", PHONE).await;
+    app.store
+        .set_phone_opted_out(
+            &PhoneE164::parse(PHONE).unwrap(),
+            true,
+            OptOutSource::Inbound,
+        )
+        .await
+        .unwrap();
+    let flow = sign_in(&app, "short-clinic", "sam").await;
+    let err = &flow["mfa"]["code_error"];
+    assert_eq!(err["code"], "phone_opted_out", "{flow}");
+    let detail = err["detail"].as_str().unwrap();
+    assert!(detail.contains("text START to 501-20 "), "{detail}");
+    assert_eq!(
+        statuses(&app, "short-clinic")
+            .await
+            .last()
+            .map(String::as_str),
+        Some("opted_out")
+    );
 }

@@ -7,6 +7,7 @@ use gatehouse_api::ApiState;
 use gatehouse_domain::clock::{Clock, FixedClock, SystemClock};
 use gatehouse_domain::crypto::{Keyring, SecretKey};
 use gatehouse_domain::ids::CompanyId;
+use gatehouse_domain::sender::{SenderNumber, SmsNumbers};
 use gatehouse_store::{Store, StoreConfig};
 use reqwest::{Response, StatusCode};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -30,8 +31,12 @@ pub struct Options {
     /// Do not believe X-Forwarded-For from 127.0.0.1 (by default the test client is
     /// treated as a trusted proxy, so tests can pose as other client addresses).
     pub untrusted_local_proxy: bool,
-    /// The SNS webhook's verifier (default: AWS's us-east-1 certificate URLs, fetched).
+    /// The SNS webhook's verifier (default: AWS's us-east-1 certificate URLs, fetched, and
+    /// no topic believed, as with GATEHOUSE_SNS_TOPIC_ARNS unset).
     pub sns: Option<gatehouse_api::sns::Verifier>,
+    /// The deployment's SMS numbers (default: origination [`ORIGINATION_NUMBER`], opt-in
+    /// [`OPT_IN_NUMBER`]).
+    pub sms_numbers: Option<SmsNumbers>,
     /// Where the workers may confirm SNS subscriptions (default: nowhere).
     pub subscribe_url_prefixes: Vec<String>,
     /// Share sign-in limits and session invalidations through the Redis on 127.0.0.1,
@@ -129,6 +134,8 @@ pub const SUPPORT_USER: &str = "root.support";
 pub const SUPPORT_PASSWORD: &str = "Operator-Root-Pass-77!";
 /// The number users text START to, as configured for the spawned app.
 pub const OPT_IN_NUMBER: &str = "+12025550100";
+/// The number SMS come from (a toll-free number), as configured for the spawned app.
+pub const ORIGINATION_NUMBER: &str = "+18005550100";
 /// A password that satisfies the default policy and contains none of the test usernames.
 pub const NEW_PASSWORD: &str = "Brisk-Lantern-Harvest-93!";
 
@@ -252,7 +259,10 @@ impl TestApp {
         cfg.redis = redis.clone();
         cfg.login_rate_per_ip_per_minute = opts.login_rate_per_ip_per_minute;
         cfg.max_db_connections = 8;
-        cfg.sms_opt_in_number = Some(OPT_IN_NUMBER.to_owned());
+        cfg.sms_numbers = opts.sms_numbers.clone().unwrap_or_else(|| SmsNumbers {
+            origination: Some(SenderNumber::parse(ORIGINATION_NUMBER).expect("number")),
+            opt_in: Some(SenderNumber::parse(OPT_IN_NUMBER).expect("number")),
+        });
         let clock: Arc<dyn Clock> = match &opts.clock {
             Some(c) => c.clone(),
             None => Arc::new(SystemClock),
@@ -280,6 +290,7 @@ impl TestApp {
                     gatehouse_api::sns::CertUrlPrefix::default_for_region("us-east-1")
                         .expect("prefix"),
                 ]),
+                gatehouse_api::sns::TopicPolicy::default(),
             )
             .expect("verifier"),
         };

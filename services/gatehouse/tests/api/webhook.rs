@@ -9,9 +9,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::future::BoxFuture;
 use gatehouse_api::sns::{
-    CertFetcher, CertUrlPolicy, CertUrlPrefix, FetchError, SignatureVersion, SnsMessage, Verifier,
+    CertFetcher, CertUrlPolicy, CertUrlPrefix, FetchError, SignatureVersion, SnsMessage, TopicArn,
+    TopicPolicy, Verifier,
 };
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
+use gatehouse_domain::sender::{SenderNumber, SmsNumbers};
 use reqwest::StatusCode;
 use rsa::pkcs1v15::SigningKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
@@ -35,9 +37,16 @@ on_both_databases!(
     d3_inbound_stop_and_start_change_the_opt_out_once_per_message,
     d6_unsigned_forged_or_foreign_messages_are_refused_and_change_nothing,
     d6_a_subscription_is_confirmed_only_at_an_allowed_url,
+    d6_messages_of_other_topics_are_refused_unrecorded_and_never_confirmed,
+    d6_with_no_topics_configured_the_webhook_accepts_nothing,
+    d3_an_inbound_stop_to_a_number_that_is_not_ours_changes_nothing,
+    d6_cert_urls_not_named_like_aws_are_never_fetched,
+    d6_a_failing_certificate_fetch_is_not_repeated_for_every_message,
+    d3_an_inbound_stop_to_our_short_code_opts_out,
 );
 
-const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
+const CERT_URL: &str =
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7e57c0de7e57c0de.pem";
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:gatehouse-events";
 
 struct Keys {
@@ -99,14 +108,28 @@ async fn spawn(db: Db) -> (TestApp, Arc<StaticCert>) {
 }
 
 async fn spawn_confirming(db: Db, subscribe: Vec<String>) -> (TestApp, Arc<StaticCert>) {
-    let fetcher = Arc::new(StaticCert::default());
+    spawn_on(db, &[TOPIC], subscribe).await
+}
+
+/// An app whose webhook believes exactly `topics` (GATEHOUSE_SNS_TOPIC_ARNS).
+async fn spawn_with_topics(db: Db, topics: &[&str]) -> (TestApp, Arc<StaticCert>) {
+    spawn_on(db, topics, Vec::new()).await
+}
+
+fn verifier(topics: &[&str], fetcher: Arc<StaticCert>) -> Verifier {
     let policy = CertUrlPolicy::new(vec![
         CertUrlPrefix::default_for_region("us-east-1").unwrap(),
     ]);
+    let topics = TopicPolicy::new(topics.iter().map(|t| TopicArn::parse(t).unwrap()).collect());
+    Verifier::new(policy, topics, fetcher)
+}
+
+async fn spawn_on(db: Db, topics: &[&str], subscribe: Vec<String>) -> (TestApp, Arc<StaticCert>) {
+    let fetcher = Arc::new(StaticCert::default());
     let app = TestApp::spawn_with(
         db,
         Options {
-            sns: Some(Verifier::new(policy, fetcher.clone())),
+            sns: Some(verifier(topics, fetcher.clone())),
             subscribe_url_prefixes: subscribe,
             ..Options::default()
         },
@@ -524,13 +547,10 @@ async fn d6_a_subscription_is_confirmed_only_at_an_allowed_url(db: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a2_an_inbound_stop_is_processed_in_the_trace_of_its_webhook_request() {
     let fetcher = Arc::new(StaticCert::default());
-    let policy = CertUrlPolicy::new(vec![
-        CertUrlPrefix::default_for_region("us-east-1").unwrap(),
-    ]);
     let app = TestApp::spawn_with(
         Db::Sqlite,
         Options {
-            sns: Some(Verifier::new(policy, fetcher)),
+            sns: Some(verifier(&[TOPIC], fetcher)),
             traced: true,
             ..Options::default()
         },
@@ -576,4 +596,236 @@ async fn a2_an_inbound_stop_is_processed_in_the_trace_of_its_webhook_request() {
         .unwrap();
     assert_eq!(job.span_context.trace_id(), request.span_context.trace_id());
     assert_eq!(job.parent_span_id, enqueue.span_context.span_id());
+}
+
+/// Another AWS account's topic: SNS signs its messages for real.
+const FOREIGN_TOPIC: &str = "arn:aws:sns:us-east-1:999999999999:attacker-topic";
+
+/// Re-signs `m` (v2) after a change to a signed field.
+fn resign(mut m: Value) -> Value {
+    let text = SnsMessage::parse(m.to_string().as_bytes())
+        .unwrap()
+        .string_to_sign();
+    let sig = keys()
+        .signer
+        .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&text))
+        .unwrap();
+    m["Signature"] = json!(BASE64.encode(sig));
+    m
+}
+
+/// How many messages were recorded.
+async fn recorded(app: &TestApp) -> i64 {
+    use sea_orm::ConnectionTrait;
+    app.raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM inbound_events",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
+async fn d6_messages_of_other_topics_are_refused_unrecorded_and_never_confirmed(db: Db) {
+    let (base, seen) = visit_counter().await;
+    let (app, _) = spawn_confirming(db, vec![format!("{base}/confirm/")]).await;
+    let addr = "victim@example.com";
+    let email = EmailAddress::parse(addr).unwrap();
+    let phone = PhoneE164::parse("+12025550147").unwrap();
+
+    // Correctly signed by SNS, but of a topic someone else owns.
+    let mut bounce_msg = notification(
+        "x-1",
+        &bounce("Permanent", addr),
+        SignatureVersion::V2,
+        &keys().signer,
+    );
+    bounce_msg["TopicArn"] = json!(FOREIGN_TOPIC);
+    let stop = json!({"originationNumber": "+12025550147", "destinationNumber": "+18005550100",
+                      "messageBody": "STOP", "inboundMessageId": "in-x"});
+    let mut stop_msg = notification("x-2", &stop, SignatureVersion::V2, &keys().signer);
+    stop_msg["TopicArn"] = json!(FOREIGN_TOPIC);
+    let mut subscribe = confirmation(
+        "x-3",
+        &format!("{base}/confirm/?Action=ConfirmSubscription&Token=foreign"),
+    );
+    subscribe["TopicArn"] = json!(FOREIGN_TOPIC);
+    for m in [bounce_msg, stop_msg, subscribe] {
+        let m = resign(m);
+        problem(post(&app, &m).await, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorded(&app).await, 0, "nothing is recorded");
+    assert!(!app.store.is_email_suppressed(&email).await.unwrap());
+    assert!(!app.store.is_phone_opted_out(&phone).await.unwrap());
+    assert!(seen.lock().unwrap().is_empty(), "never confirmed");
+
+    // The deployment's own topic still works.
+    let ours = confirmation(
+        "x-4",
+        &format!("{base}/confirm/?Action=ConfirmSubscription&Token=ours"),
+    );
+    assert_eq!(post(&app, &ours).await.status(), StatusCode::OK);
+    eventually("the confirmation of our own topic", || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(recorded(&app).await, 1);
+}
+
+async fn d6_with_no_topics_configured_the_webhook_accepts_nothing(db: Db) {
+    let (app, fetcher) = spawn_with_topics(db, &[]).await;
+    let addr = "victim@example.com";
+    let email = EmailAddress::parse(addr).unwrap();
+    let m = notification(
+        "n-1",
+        &bounce("Permanent", addr),
+        SignatureVersion::V2,
+        &keys().signer,
+    );
+    problem(post(&app, &m).await, StatusCode::FORBIDDEN, "forbidden").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorded(&app).await, 0);
+    assert!(!app.store.is_email_suppressed(&email).await.unwrap());
+    assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 0, "nothing fetched");
+}
+
+async fn d3_an_inbound_stop_to_a_number_that_is_not_ours_changes_nothing(db: Db) {
+    let (app, _) = spawn(db).await;
+    let phone = PhoneE164::parse("+12025550147").unwrap();
+    let sms = |to: &str, body: &str| {
+        json!({"originationNumber": "+12025550147", "destinationNumber": to,
+               "messageBody": body, "inboundMessageId": "in-1"})
+    };
+    // Someone else's number (their own toll-free number, in their own account), and no
+    // destination at all.
+    let mut no_destination = sms("", "STOP");
+    no_destination
+        .as_object_mut()
+        .unwrap()
+        .remove("destinationNumber");
+    for (id, m) in [
+        ("o-1", sms("+18885550123", "STOP")),
+        ("o-2", no_destination),
+    ] {
+        let r = post(
+            &app,
+            &notification(id, &m, SignatureVersion::V2, &keys().signer),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        eventually("the processing", || async { processed(&app, id).await }).await;
+    }
+    assert!(!app.store.is_phone_opted_out(&phone).await.unwrap());
+    // Sent to our opt-in number, it counts.
+    let r = post(
+        &app,
+        &notification(
+            "o-3",
+            &sms(crate::helpers::OPT_IN_NUMBER, "STOP"),
+            SignatureVersion::V2,
+            &keys().signer,
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("the opt-out", || async {
+        app.store.is_phone_opted_out(&phone).await.unwrap()
+    })
+    .await;
+}
+
+async fn d6_cert_urls_not_named_like_aws_are_never_fetched(db: Db) {
+    let (app, fetcher) = spawn(db).await;
+    let addr = "victim@example.com";
+    let email = EmailAddress::parse(addr).unwrap();
+    for url in [
+        "https://sns.us-east-1.amazonaws.com/evil.pem",
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-.pem",
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-xyz.pem",
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123abcd.pem/x",
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123abcd.pem?x=1",
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123abcd.crt",
+    ] {
+        let mut m = notification(
+            "u-1",
+            &bounce("Permanent", addr),
+            SignatureVersion::V2,
+            &keys().signer,
+        );
+        m["SigningCertURL"] = json!(url);
+        problem(post(&app, &m).await, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    assert_eq!(fetcher.fetches.load(Ordering::SeqCst), 0, "never fetched");
+    assert_eq!(recorded(&app).await, 0);
+    assert!(!app.store.is_email_suppressed(&email).await.unwrap());
+}
+
+async fn d6_a_failing_certificate_fetch_is_not_repeated_for_every_message(db: Db) {
+    let (app, fetcher) = spawn(db).await;
+    let missing = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0bad0bad.pem";
+    for i in 0..5 {
+        let mut m = notification(
+            &format!("g-{i}"),
+            &bounce("Permanent", "victim@example.com"),
+            SignatureVersion::V2,
+            &keys().signer,
+        );
+        m["SigningCertURL"] = json!(missing);
+        problem(post(&app, &m).await, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    assert_eq!(
+        fetcher.fetches.load(Ordering::SeqCst),
+        1,
+        "the failure is remembered for a while"
+    );
+    assert_eq!(recorded(&app).await, 0);
+}
+
+async fn d3_an_inbound_stop_to_our_short_code_opts_out(db: Db) {
+    // The seeds' practices: codes come from, and users text START to, the short code 501-20.
+    let fetcher = Arc::new(StaticCert::default());
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            sns: Some(verifier(&[TOPIC], fetcher)),
+            sms_numbers: Some(SmsNumbers {
+                origination: Some(SenderNumber::parse("501-20").unwrap()),
+                opt_in: None,
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    let phone = PhoneE164::parse("+12025550147").unwrap();
+    let stop = |to: &str| {
+        json!({"originationNumber": "+12025550147", "destinationNumber": to,
+               "messageBody": "STOP", "inboundMessageId": "in-s"})
+    };
+    // Another short code, and the number the default test app would own: not ours here.
+    for (id, to) in [("k-1", "50121"), ("k-2", crate::helpers::OPT_IN_NUMBER)] {
+        let r = post(
+            &app,
+            &notification(id, &stop(to), SignatureVersion::V2, &keys().signer),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        eventually("the processing", || async { processed(&app, id).await }).await;
+    }
+    assert!(!app.store.is_phone_opted_out(&phone).await.unwrap());
+    // AWS writes the short code as digits.
+    let r = post(
+        &app,
+        &notification("k-3", &stop("50120"), SignatureVersion::V2, &keys().signer),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually("the opt-out", || async {
+        app.store.is_phone_opted_out(&phone).await.unwrap()
+    })
+    .await;
 }

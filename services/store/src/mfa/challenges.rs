@@ -165,7 +165,7 @@ impl Mfa<'_> {
             DeliveryStatus::OptedOut => (
                 "refused: the number opted out (STOP)",
                 DomainError::PhoneOptedOut {
-                    opt_in_number: self.scope.inner.config.sms_opt_in_number.clone(),
+                    opt_in_number: self.scope.inner.config.sms_numbers.opt_in_number().cloned(),
                 }
                 .into(),
             ),

@@ -104,7 +104,7 @@ pub async fn providers_from_env(settings: AwsSettings) -> Result<AwsDelivery, Co
         from = %settings.ses.from,
         configuration_set = settings.ses.configuration_set.as_deref().unwrap_or("(none)"),
         sender_id = settings.sms.sender_id.as_deref().unwrap_or("(none)"),
-        origination_number = settings.sms.origination_number.as_deref().unwrap_or("(none)"),
+        origination_number = settings.sms.origination_number.as_ref().map_or("(none)", |n| n.aws_value()),
         "codes are delivered through SES (email) and SNS (SMS)"
     );
     Ok(delivery(&sdk, settings))

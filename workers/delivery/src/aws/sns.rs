@@ -13,6 +13,7 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
 use gatehouse_domain::ids::PhoneE164;
 use gatehouse_domain::mfa::codes::Channel;
+use gatehouse_domain::sender::SenderNumber;
 use secrecy::ExposeSecret;
 
 const API: &str = "SNS Publish";
@@ -29,9 +30,9 @@ pub struct SmsSettings {
     /// Alphanumeric sender id (`GATEHOUSE_SMS_SENDER_ID`), where the destination country
     /// allows one.
     pub sender_id: Option<String>,
-    /// The number messages are sent from (`GATEHOUSE_SMS_ORIGINATION_NUMBER`, E.164): the
-    /// number users text STOP and START to.
-    pub origination_number: Option<String>,
+    /// The number messages are sent from (`GATEHOUSE_SMS_ORIGINATION_NUMBER`: E.164 or a
+    /// short code): the number users text STOP and START to.
+    pub origination_number: Option<SenderNumber>,
 }
 
 /// Sends SMS through SNS.
@@ -156,7 +157,8 @@ fn attributes(settings: &SmsSettings) -> Vec<(&'static str, &str)> {
         out.push((SENDER_ID, id.as_str()));
     }
     if let Some(number) = &settings.origination_number {
-        out.push((ORIGINATION_NUMBER, number.as_str()));
+        // SNS takes E.164, or a short code's digits alone (never `501-20`).
+        out.push((ORIGINATION_NUMBER, number.aws_value()));
     }
     out
 }
@@ -188,7 +190,7 @@ mod tests {
         );
         let both = SmsSettings {
             sender_id: Some("DemoClinic".into()),
-            origination_number: Some("+12025550100".into()),
+            origination_number: Some(SenderNumber::parse("+12025550100").unwrap()),
         };
         assert_eq!(
             attributes(&both),
@@ -197,6 +199,14 @@ mod tests {
                 (SENDER_ID, "DemoClinic"),
                 (ORIGINATION_NUMBER, "+12025550100"),
             ]
+        );
+        let short_code = SmsSettings {
+            sender_id: None,
+            origination_number: Some(SenderNumber::parse("501-20").unwrap()),
+        };
+        assert_eq!(
+            attributes(&short_code),
+            vec![(SMS_TYPE, "Transactional"), (ORIGINATION_NUMBER, "50120")]
         );
         let value = string_attribute("Transactional").unwrap();
         assert_eq!(value.data_type(), "String");

@@ -100,7 +100,9 @@ async fn d2_an_sms_code_reaches_sns_and_the_delivery_records_its_id(db: Db) {
         },
         sms: SmsSettings {
             sender_id: Some("DemoClinic".into()),
-            origination_number: Some("+12025550100".into()),
+            origination_number: Some(
+                gatehouse_domain::sender::SenderNumber::parse("+12025550100").unwrap(),
+            ),
         },
     };
     let workers = spawn_in_process(t.store.clone(), aws_workers(&t, &sdk, settings)).unwrap();

@@ -112,6 +112,13 @@ impl TestStore {
             p_cost: 1,
         };
         cfg.max_db_connections = 8;
+        // The number inbound texts are sent to: only texts to our numbers count (D3).
+        cfg.sms_numbers = gatehouse_domain::sender::SmsNumbers {
+            origination: Some(
+                gatehouse_domain::sender::SenderNumber::parse("+12025550100").expect("number"),
+            ),
+            opt_in: None,
+        };
         tune(&mut cfg);
         let store = Store::connect(cfg, clock.clone())
             .await
