@@ -11,6 +11,7 @@ mod m20261124_000003_mfa_attempts;
 mod m20261124_000004_optouts;
 mod m20261124_000005_inbound_events;
 mod m20261124_000007_escalations;
+mod m20261206_000009_operator_approval;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_optouts::Migration),
             Box::new(m20261124_000005_inbound_events::Migration),
             Box::new(m20261124_000007_escalations::Migration),
+            Box::new(m20261206_000009_operator_approval::Migration),
         ]
     }
 }

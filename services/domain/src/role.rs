@@ -49,6 +49,22 @@ impl Role {
         matches!(self, Role::PracticeAdmin | Role::SupportAdmin)
     }
 
+    /// Whether giving this role grants power over other accounts (M11: creating, copying
+    /// or promoting to it needs step-up).
+    pub fn is_privileged(self) -> bool {
+        !matches!(self, Role::Staff)
+    }
+
+    /// S4: whether an operator account that had `from` (`None`: a new account) and is given
+    /// `self` must wait for a second support admin's approval. Every new operator account
+    /// waits, and so does one that gains `support_admin`; taking power away does not.
+    pub fn needs_second_approval(self, from: Option<Role>) -> bool {
+        match from {
+            None => self.is_support(),
+            Some(from) => self == Role::SupportAdmin && from != Role::SupportAdmin,
+        }
+    }
+
     /// Checks the role fits the tenant: support roles only in the operator tenant,
     /// practice roles only in practices.
     pub fn check_for_tenant(self, is_operator: bool) -> Result<Self, Error> {
@@ -87,5 +103,16 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Ok(r));
         }
         assert!(Role::parse("root").is_err());
+    }
+
+    #[test]
+    fn s4_new_operator_accounts_and_promotions_to_support_admin_wait_for_approval() {
+        assert!(Role::SupportAgent.needs_second_approval(None));
+        assert!(Role::SupportAdmin.needs_second_approval(None));
+        assert!(Role::SupportAdmin.needs_second_approval(Some(Role::SupportAgent)));
+        assert!(!Role::SupportAgent.needs_second_approval(Some(Role::SupportAdmin)));
+        assert!(!Role::SupportAdmin.needs_second_approval(Some(Role::SupportAdmin)));
+        assert!(!Role::Staff.needs_second_approval(None));
+        assert!(!Role::PracticeAdmin.needs_second_approval(Some(Role::Staff)));
     }
 }
