@@ -12,6 +12,7 @@ mod m20261124_000004_optouts;
 mod m20261124_000005_inbound_events;
 mod m20261124_000007_escalations;
 mod m20261206_000008_user_mfa_failures;
+mod m20261206_000009_operator_approval;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_inbound_events::Migration),
             Box::new(m20261124_000007_escalations::Migration),
             Box::new(m20261206_000008_user_mfa_failures::Migration),
+            Box::new(m20261206_000009_operator_approval::Migration),
         ]
     }
 }

@@ -321,6 +321,9 @@ pub struct UserDto {
     /// staff | practice_admin | support_agent | support_admin
     pub role: String,
     pub active: bool,
+    /// Operator accounts (S4): new, or given support_admin, and inactive until a second
+    /// support admin approves them (`POST .../users/{user_id}/approve`).
+    pub pending_approval: bool,
     pub locked: bool,
     pub must_change_password: bool,
     pub groups: Vec<GroupRefDto>,
@@ -346,6 +349,7 @@ impl UserDto {
             phone_verified: u.phone_verified,
             role: u.role.as_str().to_owned(),
             active: u.active,
+            pending_approval: u.pending_approval,
             locked: u.locked,
             must_change_password: u.must_change_password,
             groups: u

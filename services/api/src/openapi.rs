@@ -60,6 +60,7 @@ impl Modify for BearerAuth {
         routes::users::put_login_hours,
         routes::user_admin::patch,
         routes::user_admin::copy,
+        routes::user_admin::approve,
         routes::user_admin::unlock,
         routes::user_admin::reset_password,
         routes::groups::list,

@@ -65,6 +65,7 @@ actions! {
     UserUpdated => "user.updated",
     UserDeactivated => "user.deactivated",
     UserReactivated => "user.reactivated",
+    UserApproved => "user.approved",
     GroupCreated => "group.created",
     GroupUpdated => "group.updated",
     GroupDeleted => "group.deleted",

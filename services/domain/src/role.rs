@@ -44,15 +44,25 @@ impl Role {
         matches!(self, Role::SupportAgent | Role::SupportAdmin)
     }
 
-    /// Whether the role grants more than a staff member has: giving it, or creating a
-    /// user who has it, grants access and needs step-up (M11).
+    /// Whether this role administers its own tenant's users and settings.
+    pub fn administers_own_tenant(self) -> bool {
+        matches!(self, Role::PracticeAdmin | Role::SupportAdmin)
+    }
+
+    /// Whether giving this role grants power over other accounts (M11: creating, copying
+    /// or promoting to it needs step-up).
     pub fn is_privileged(self) -> bool {
         !matches!(self, Role::Staff)
     }
 
-    /// Whether this role administers its own tenant's users and settings.
-    pub fn administers_own_tenant(self) -> bool {
-        matches!(self, Role::PracticeAdmin | Role::SupportAdmin)
+    /// S4: whether an operator account that had `from` (`None`: a new account) and is given
+    /// `self` must wait for a second support admin's approval. Every new operator account
+    /// waits, and so does one that gains `support_admin`; taking power away does not.
+    pub fn needs_second_approval(self, from: Option<Role>) -> bool {
+        match from {
+            None => self.is_support(),
+            Some(from) => self == Role::SupportAdmin && from != Role::SupportAdmin,
+        }
     }
 
     /// Checks the role fits the tenant: support roles only in the operator tenant,
@@ -93,5 +103,16 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Ok(r));
         }
         assert!(Role::parse("root").is_err());
+    }
+
+    #[test]
+    fn s4_new_operator_accounts_and_promotions_to_support_admin_wait_for_approval() {
+        assert!(Role::SupportAgent.needs_second_approval(None));
+        assert!(Role::SupportAdmin.needs_second_approval(None));
+        assert!(Role::SupportAdmin.needs_second_approval(Some(Role::SupportAgent)));
+        assert!(!Role::SupportAgent.needs_second_approval(Some(Role::SupportAdmin)));
+        assert!(!Role::SupportAdmin.needs_second_approval(Some(Role::SupportAdmin)));
+        assert!(!Role::Staff.needs_second_approval(None));
+        assert!(!Role::PracticeAdmin.needs_second_approval(Some(Role::Staff)));
     }
 }

@@ -85,7 +85,7 @@ impl Store {
         let txn = crate::begin_write(&self.inner.db).await?;
         let m = scope
             .users()
-            .insert(&txn, &parsed, hash, false, now)
+            .insert(&txn, &parsed, hash, false, None, now)
             .await?;
         scope
             .audit()

@@ -252,6 +252,8 @@ mod tests {
                 phone_verified: false,
                 role: Role::Staff,
                 active: true,
+                pending_approval: false,
+                approval_requested_by: None,
                 locked: false,
                 must_change_password: false,
                 failed_logins: 0,

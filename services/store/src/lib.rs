@@ -18,6 +18,7 @@ pub mod hashing;
 pub mod inbound;
 pub mod mfa;
 pub mod mfa_manage;
+pub mod operators;
 pub mod optouts;
 pub mod queue;
 pub mod ratelimit;

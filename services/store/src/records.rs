@@ -95,6 +95,10 @@ pub struct User {
     pub phone_verified: bool,
     pub role: Role,
     pub active: bool,
+    /// S4: inactive until a support admin other than `approval_requested_by` approves it.
+    pub pending_approval: bool,
+    /// Who created or promoted the account that waits for approval.
+    pub approval_requested_by: Option<UserId>,
     pub locked: bool,
     pub must_change_password: bool,
     pub failed_logins: u32,
@@ -130,6 +134,8 @@ impl User {
             phone: m.phone,
             phone_verified: m.phone_verified,
             active: m.active,
+            pending_approval: m.pending_approval,
+            approval_requested_by: m.approval_requested_by.map(UserId),
             locked: m.locked,
             must_change_password: m.must_change_password,
             totp_enrolled: false,

@@ -190,6 +190,8 @@ impl Store {
                         updated_at: Set(now),
                         last_login_at: Set(None),
                         password_changed_at: Set(Some(now)),
+                        pending_approval: Set(false),
+                        approval_requested_by: Set(None),
                     });
                 }
                 tenant_rows.push(tenants::ActiveModel {

@@ -167,7 +167,10 @@ impl Store {
         let txn = crate::begin_write(&self.inner.db).await?;
         let tenant = self.insert_tenant(&txn, &company, name, tz, false).await?;
         let scope = self.tenant(tenant.id);
-        let user = scope.users().insert(&txn, &admin, hash, true, now).await?;
+        let user = scope
+            .users()
+            .insert(&txn, &admin, hash, true, None, now)
+            .await?;
         let by = actor_of(actor);
         scope
             .audit()

@@ -7,7 +7,7 @@ use crate::audit::event;
 use crate::entities::{trusted_networks, users};
 use crate::records::{Principal, Tenant, User};
 use crate::scope::UserRef;
-use crate::users::{NewUser, PasswordVia, actor_of, user_target};
+use crate::users::{NewUser, PasswordVia, actor_of, approval_by, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor};
@@ -119,8 +119,10 @@ impl Store {
         let current_role = Role::parse(&m.role)
             .map_err(|_| crate::error::StoreError::Corrupt(format!("user {}: role", m.id)))?;
         let new_role = parsed.role.filter(|r| *r != current_role);
+        // S4: a support role gained waits, inactive, for another support admin's approval.
+        let pending_by = new_role.and_then(|r| approval_by(actor, r, Some(current_role)));
         let deactivate = patch.active == Some(false) && m.active;
-        let reactivate = patch.active == Some(true) && !m.active;
+        let reactivate = patch.active == Some(true) && !m.active && pending_by.is_none();
         if id == actor.user.id && (new_role.is_some() || deactivate) {
             return Err(DomainError::Conflict(
                 "You cannot change your own role or deactivate yourself; ask another administrator."
@@ -128,6 +130,15 @@ impl Store {
             )
             .into());
         }
+        if reactivate && m.pending_approval {
+            return Err(DomainError::Conflict(
+                "This account waits for approval by a support admin other than the one who created or promoted it."
+                    .into(),
+            )
+            .into());
+        }
+        // Waiting for approval ends the account's sessions as deactivation does.
+        let suspend = pending_by.is_some() && m.active;
         let same_text = |old: &Option<String>, new: Option<&str>| {
             old.as_deref().map(str::to_lowercase) == new.map(str::to_lowercase)
         };
@@ -184,6 +195,12 @@ impl Store {
         if deactivate || reactivate {
             q = q.col_expr(users::Column::Active, Expr::value(reactivate));
         }
+        if let Some(by) = pending_by {
+            q = q
+                .col_expr(users::Column::Active, Expr::value(false))
+                .col_expr(users::Column::PendingApproval, Expr::value(true))
+                .col_expr(users::Column::ApprovalRequestedBy, Expr::value(Some(by.0)));
+        }
         if changed.is_empty() && !deactivate && !reactivate {
             return scope.users().get(&UserRef::Id(m.id)).await;
         }
@@ -199,6 +216,9 @@ impl Store {
             if email.is_some() || phone.is_some() {
                 details["reverification"] = json!(true);
             }
+            if pending_by.is_some() {
+                details["pending_approval"] = json!(true);
+            }
             scope
                 .audit()
                 .append_in(
@@ -213,7 +233,7 @@ impl Store {
                 )
                 .await?;
         }
-        if deactivate {
+        if deactivate || suspend {
             let sessions = scope.revoke_user_sessions(&txn, id, None).await?;
             let devices = scope.mfa().revoke_all_devices(&txn, id).await?;
             scope
@@ -225,7 +245,8 @@ impl Store {
                         actor_of(actor),
                         target(),
                         meta,
-                        json!({"sessions_ended": sessions, "devices_revoked": devices}),
+                        json!({"sessions_ended": sessions, "devices_revoked": devices,
+                               "pending_approval": suspend}),
                     ),
                 )
                 .await?;
@@ -405,6 +426,7 @@ impl Store {
         if parsed.role.is_privileged() {
             self.require_step_up(actor)?;
         }
+        let approval_by = approval_by(actor, parsed.role, None);
         let windows = scope.users().windows_of(db, src.id.0).await?;
         let networks: Vec<_> = scope
             .mfa()
@@ -416,7 +438,10 @@ impl Store {
         let hash = self.inner.hasher.hash(new.password).await?;
         let now = self.inner.clock.now();
         let txn = crate::begin_write(db).await?;
-        let m = scope.users().insert(&txn, &parsed, hash, true, now).await?;
+        let m = scope
+            .users()
+            .insert(&txn, &parsed, hash, true, approval_by, now)
+            .await?;
         let id = UserId(m.id);
         scope
             .users()
@@ -459,6 +484,7 @@ impl Store {
                         "trusted_networks": networks.len(),
                         "mfa_method": src.mfa_method.as_str(),
                         "mfa_enrollment": src.mfa_enrollment.as_str(),
+                        "pending_approval": approval_by.is_some(),
                     }),
                 ),
             )

@@ -49,6 +49,12 @@ pub(crate) fn user_target(id: UserId, username: &str) -> Target {
     }
 }
 
+/// S4: who must not approve an operator account given `role` (having had `from`, or new):
+/// the admin acting now, when the account must wait for a second support admin.
+pub(crate) fn approval_by(actor: &Principal, role: Role, from: Option<Role>) -> Option<UserId> {
+    role.needs_second_approval(from).then_some(actor.user.id)
+}
+
 /// Who set a password, and so whether it is temporary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordVia {
@@ -481,13 +487,15 @@ impl Users<'_> {
         Ok(Page { items, next_cursor })
     }
 
-    /// Inserts a user row; a taken username is a `Conflict`.
+    /// Inserts a user row; a taken username is a `Conflict`. With `approval_by`, the
+    /// account waits inactive for a support admin other than that user (S4).
     pub(crate) async fn insert<C: ConnectionTrait>(
         &self,
         conn: &C,
         p: &ParsedUser,
         password_hash: String,
         must_change_password: bool,
+        approval_by: Option<UserId>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<users::Model> {
         let row = users::ActiveModel {
@@ -502,7 +510,9 @@ impl Users<'_> {
             phone: Set(p.phone.as_ref().map(|e| e.as_str().to_owned())),
             phone_verified: Set(false),
             role: Set(p.role.as_str().to_owned()),
-            active: Set(true),
+            active: Set(approval_by.is_none()),
+            pending_approval: Set(approval_by.is_some()),
+            approval_requested_by: Set(approval_by.map(|u| u.0)),
             locked: Set(false),
             must_change_password: Set(must_change_password),
             password_hash: Set(password_hash),
@@ -699,11 +709,15 @@ impl Store {
         if parsed.role.is_privileged() {
             self.require_step_up(actor)?;
         }
+        let approval_by = approval_by(actor, parsed.role, None);
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();
         let txn = crate::begin_write(&self.inner.db).await?;
-        let m = scope.users().insert(&txn, &parsed, hash, true, now).await?;
+        let m = scope
+            .users()
+            .insert(&txn, &parsed, hash, true, approval_by, now)
+            .await?;
         scope
             .users()
             .add_to_groups(&txn, m.id, &new.groups, now)
@@ -717,7 +731,8 @@ impl Store {
                     actor_of(actor),
                     Some(user_target(UserId(m.id), &m.username)),
                     meta,
-                    json!({"role": parsed.role.as_str(), "groups": new.groups.len()}),
+                    json!({"role": parsed.role.as_str(), "groups": new.groups.len(),
+                           "pending_approval": approval_by.is_some()}),
                 ),
             )
             .await?;

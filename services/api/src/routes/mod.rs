@@ -188,6 +188,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(user_admin::copy)),
         )
         .service(
+            resource("/v1/tenants/{company}/users/{user_id}/approve", "POST")
+                .route(web::post().to(user_admin::approve)),
+        )
+        .service(
             resource("/v1/tenants/{company}/users/{user_id}/unlock", "POST")
                 .route(web::post().to(user_admin::unlock)),
         )

@@ -11,13 +11,14 @@ use gatehouse_store::user_admin::{UserCopy, UserPatch};
 
 /// Changes any of names, email, phone, role and active. A new email or phone must be
 /// verified again; a role change needs step-up; `active: false` ends the user's sessions
-/// and remembered devices at once.
+/// and remembered devices at once. An operator account given `support_admin` becomes
+/// inactive with `pending_approval` until a second support admin approves it (S4).
 #[utoipa::path(patch, path = "/v1/tenants/{company}/users/{user_id}", tag = "users",
     security(("bearer" = [])), params(("company" = String, Path), ("user_id" = String, Path, description = "UUID or username")),
     request_body = UpdateUserRequest,
     responses((status = 200, body = UserDto), (status = 403, description = "forbidden or step_up_required", body = Problem),
         (status = 404, body = Problem),
-        (status = 409, description = "conflict: your own role or active flag", body = Problem),
+        (status = 409, description = "conflict: your own role or active flag, or activating an account waiting for approval", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn patch(
     st: web::Data<ApiState>,
@@ -91,12 +92,38 @@ pub async fn reset_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Operator accounts (S4): activates an account waiting for approval. Only a support admin
+/// other than the one who created or promoted it, after step-up.
+#[utoipa::path(post, path = "/v1/tenants/{company}/users/{user_id}/approve", tag = "support",
+    security(("bearer" = [])),
+    params(("company" = String, Path, description = "the operator tenant"), ("user_id" = String, Path, description = "UUID or username")),
+    responses((status = 200, body = UserDto),
+        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 403, description = "forbidden (the one who created or promoted it) or step_up_required", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "conflict: the account is not waiting for approval", body = Problem)))]
+pub async fn approve(
+    st: web::Data<ApiState>,
+    Meta(meta): Meta,
+    t: TenantAdmin,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let user = st
+        .store
+        .approve_user(&t.principal, &t.tenant, &user_ref(&path)?, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &t.tenant)))
+}
+
 /// Creates a user from an existing one (T4): role, groups, MFA method and enrollment,
-/// login hours and per-user trusted networks are copied; no credentials.
+/// login hours and per-user trusted networks are copied; no credentials. Copying an admin
+/// or support role needs step-up; an operator-tenant copy waits for approval (S4).
 #[utoipa::path(post, path = "/v1/tenants/{company}/users/{user_id}/copy", tag = "users",
     security(("bearer" = [])), params(("company" = String, Path), ("user_id" = String, Path, description = "the user copied")),
     request_body = CopyUserRequest,
-    responses((status = 201, body = UserDto), (status = 404, body = Problem),
+    responses((status = 201, body = UserDto),
+        (status = 403, description = "forbidden or step_up_required (admin or support role)", body = Problem),
+        (status = 404, body = Problem),
         (status = 409, description = "conflict: username taken", body = Problem),
         (status = 422, description = "validation_failed or password_policy", body = Problem)))]
 pub async fn copy(

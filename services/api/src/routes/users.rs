@@ -85,10 +85,13 @@ pub async fn require_password_change(
     Ok(HttpResponse::Ok().json(CountDto { count }))
 }
 
-/// Creates a user with a temporary password.
+/// Creates a user with a temporary password. An admin or support role needs step-up; an
+/// operator-tenant account is created inactive with `pending_approval` (S4).
 #[utoipa::path(post, path = "/v1/tenants/{company}/users", tag = "users", security(("bearer" = [])),
     params(("company" = String, Path)), request_body = CreateUserRequest,
-    responses((status = 201, body = UserDto), (status = 404, body = Problem),
+    responses((status = 201, body = UserDto),
+        (status = 403, description = "forbidden or step_up_required (admin or support role)", body = Problem),
+        (status = 404, body = Problem),
         (status = 409, description = "conflict: username taken", body = Problem),
         (status = 422, description = "validation_failed or password_policy", body = Problem)))]
 pub async fn create(

@@ -25,18 +25,11 @@ on_both_databases!(
 
 const TEMP: &str = "Temporary-Pass-1234!";
 
+/// An operator account made by root and approved by a second support admin (S4).
 async fn agent(app: &TestApp, root: &str, username: &str, role: &str) -> String {
-    let r = app
-        .post(
-            "/v1/tenants/operator/users",
-            Some(root),
-            &json!({"username": username, "first_name": "Sam", "last_name": "Support",
-                    "role": role, "password": TEMP}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    app.finish_password_change("operator", username, TEMP, NEW_PASSWORD)
+    crate::operators::approved_operator(app, root, username, role)
         .await
+        .0
 }
 
 async fn open(app: &TestApp, token: &str, company: &str, user: &str, action: &str) -> Value {

@@ -166,17 +166,9 @@ async fn events(app: &TestApp, token: &str, company: &str, action: &str) -> Vec<
 /// A support agent in the operator tenant; answers its token.
 async fn support_agent(app: &TestApp, username: &str) -> String {
     let root = app.support_token().await;
-    let r = app
-        .post(
-            "/v1/tenants/operator/users",
-            Some(&root),
-            &json!({"username": username, "first_name": "Ag", "last_name": "Ent",
-                    "role": "support_agent", "password": TEMP}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    app.finish_password_change("operator", username, TEMP, NEW_PASSWORD)
+    crate::operators::approved_operator(app, &root, username, "support_agent")
         .await
+        .0
 }
 
 async fn t5_groups_are_created_listed_by_name_with_member_counts_renamed_and_deleted(db: Db) {

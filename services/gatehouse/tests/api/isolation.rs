@@ -389,11 +389,8 @@ async fn t2_practice_admin_and_staff_get_403_on_vendor_tenant_list_and_create(db
 
 /// A support agent in the operator tenant; returns (token, user id).
 pub(crate) async fn support_agent(app: &TestApp, root: &str, username: &str) -> (String, String) {
-    let agent = create_user(app, "operator", root, username, "support_agent").await;
-    let token = app
-        .finish_password_change("operator", username, TEMP_PASSWORD, NEW_PASSWORD)
-        .await;
-    (token, agent["id"].as_str().unwrap().to_owned())
+    // S4: root's new account waits for a second support admin's approval.
+    crate::operators::approved_operator(app, root, username, "support_agent").await
 }
 
 async fn s1_support_reads_of_b_succeed_and_each_is_audited_in_b_log(db: Db) {

@@ -16,6 +16,7 @@ mod login_hours;
 mod mfa_flow;
 mod mfa_store;
 mod openapi;
+mod operators;
 mod otlp;
 mod processes;
 mod scale;

@@ -31,6 +31,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
     pub password_changed_at: Option<DateTimeUtc>,
+    /// S4: inactive until a support admin other than `approval_requested_by` approves.
+    pub pending_approval: bool,
+    pub approval_requested_by: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
