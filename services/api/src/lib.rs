@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod params;
+pub mod reference;
 pub mod routes;
 pub mod sns;
 pub mod state;
