@@ -10,6 +10,7 @@ pub mod routes;
 pub mod sns;
 pub mod state;
 pub mod telemetry;
+pub mod vocabulary;
 
 use actix_web::web;
 
