@@ -40,7 +40,7 @@ pub struct SessionToken {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Flow {
     pub flow_id: Uuid,
-    /// authenticated | password_change_required | mfa_required | mfa_enrollment_required | mfa_enrollment_suggested
+    #[schema(value_type = crate::vocabulary::FlowStatus)]
     pub status: String,
     pub expires_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,7 @@ pub struct Flow {
 /// A code just queued for delivery.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CodeSentDto {
-    /// email | sms
+    #[schema(value_type = crate::vocabulary::Channel)]
     pub channel: String,
     /// The masked destination.
     pub to: String,
@@ -76,8 +76,10 @@ impl From<gatehouse_store::flow::CodeSent> for CodeSentDto {
 /// The second-factor part of a Flow.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FlowMfaDto {
-    /// sms | email | totp | recovery_code: to verify with, or (enrollment) to enroll in.
+    /// To verify with, or (enrollment) to enroll in.
+    #[schema(value_type = Vec<crate::vocabulary::FlowMethod>)]
     pub methods: Vec<String>,
+    #[schema(value_type = Option<crate::vocabulary::FlowMethod>)]
     pub preferred: Option<String>,
     /// The code sent on entering `mfa_required`; null when none was sent.
     pub code_sent: Option<CodeSentDto>,
@@ -89,16 +91,17 @@ pub struct FlowMfaDto {
 /// `POST /v1/auth/flows/{flow_id}/code` and `/v1/me/step-up/code`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChannelRequest {
-    /// email | sms
+    #[schema(value_type = crate::vocabulary::Channel)]
     pub channel: String,
 }
 
 /// `POST /v1/auth/flows/{flow_id}/verify`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VerifyRequest {
-    /// code | totp | recovery_code
+    #[schema(value_type = crate::vocabulary::Proof)]
     pub method: String,
-    #[schema(value_type = String)]
+    /// The 6-digit code (spaces and dashes ignored), or a 10-character recovery code.
+    #[schema(value_type = String, pattern = "^[ -]*(?:(?:[0-9][ -]*){6}|(?:[0-9A-TV-Za-tv-z][ -]*){10})$")]
     pub code: SecretString,
     #[serde(default)]
     pub remember_device: bool,
@@ -107,8 +110,11 @@ pub struct VerifyRequest {
 /// `POST /v1/me/step-up`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StepUpRequest {
-    /// code | totp | recovery_code; password only for a user without a second factor where the practice's MFA policy is off
+    /// `password` only for a user without a second factor where the practice's MFA policy is off
+    #[schema(value_type = crate::vocabulary::StepUpProof)]
     pub method: String,
+    /// The 6-digit code (spaces and dashes ignored), a 10-character recovery code, or
+    /// (with `method: password`) the password.
     #[schema(value_type = String)]
     pub code: SecretString,
 }
@@ -116,7 +122,8 @@ pub struct StepUpRequest {
 /// A body holding one code.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeRequest {
-    #[schema(value_type = String)]
+    /// The 6-digit code (spaces and dashes ignored).
+    #[schema(value_type = String, pattern = "^[ -]*(?:[0-9][ -]*){6}$")]
     pub code: SecretString,
 }
 
@@ -164,16 +171,16 @@ pub struct RecoveryCodesDto {
 /// `PUT /v1/me/mfa`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetMethodRequest {
-    /// none | email | sms | totp
+    #[schema(value_type = crate::vocabulary::UserMethod)]
     pub method: String,
 }
 
 /// `PUT /v1/tenants/{company}/users/{user_id}/mfa`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AdminMfaRequest {
-    /// none | email | sms | totp
+    #[schema(value_type = crate::vocabulary::UserMethod)]
     pub method: String,
-    /// next_login | prompt | require
+    #[schema(value_type = crate::vocabulary::Enrollment)]
     pub enrollment: String,
 }
 
@@ -275,6 +282,11 @@ impl From<gatehouse_store::Group> for GroupDto {
 #[serde(deny_unknown_fields)]
 pub struct GroupRequest {
     /// 1 to 100 printable characters, unique in the practice regardless of case.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: String,
 }
 
@@ -297,9 +309,9 @@ pub struct AddedDto {
 /// MFA status at a glance (M12).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MfaStatus {
-    /// none | email | sms | totp
+    #[schema(value_type = crate::vocabulary::UserMethod)]
     pub method: String,
-    /// next_login | prompt | require
+    #[schema(value_type = crate::vocabulary::Enrollment)]
     pub enrollment: String,
     pub totp_enrolled: bool,
     pub recovery_codes_remaining: u32,
@@ -318,7 +330,7 @@ pub struct UserDto {
     pub email_verified: bool,
     pub phone: Option<String>,
     pub phone_verified: bool,
-    /// staff | practice_admin | support_agent | support_admin
+    #[schema(value_type = crate::vocabulary::Role)]
     pub role: String,
     pub active: bool,
     /// Operator accounts (S4): new, or given support_admin, and inactive until a second
@@ -405,11 +417,9 @@ pub struct PasswordPolicyDto {
 /// All settings of a tenant.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsDto {
-    /// off | suggest | require
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::vocabulary::MfaPolicy)]
     pub mfa_policy: settings::MfaPolicy,
-    /// email | sms | totp
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<crate::vocabulary::AllowedMethod>)]
     pub allowed_methods: Vec<settings::AllowedMethod>,
     pub code_ttl_seconds: u32,
     pub remember_device_hours: u32,
@@ -450,7 +460,7 @@ pub struct TenantDto {
     pub company: String,
     pub name: String,
     pub timezone: String,
-    /// active | suspended
+    #[schema(value_type = crate::vocabulary::TenantStatus)]
     pub status: String,
     pub settings: SettingsDto,
     pub created_at: DateTime<Utc>,
@@ -505,6 +515,8 @@ pub struct CreateTenantRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordPolicyPatchDto {
+    #[schema(minimum = 8, maximum = 128)]
+    #[serde(default, deserialize_with = "whole_u32")]
     pub min_length: Option<u32>,
     pub require_upper: Option<bool>,
     pub require_lower: Option<bool>,
@@ -512,23 +524,57 @@ pub struct PasswordPolicyPatchDto {
     pub require_special: Option<bool>,
 }
 
+/// A whole number, also when written as `2.0` (JSON Schema's `integer` includes it).
+fn whole_u32<'de, D>(d: D) -> Result<Option<u32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(v) = n.as_u64() {
+        return u32::try_from(v)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("{v} is out of range")));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            // Exact: whole and within range.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(Some(f as u32))
+        }
+        _ => Err(D::Error::custom(format!(
+            "expected a whole number from 0 to {}, got {n}",
+            u32::MAX
+        ))),
+    }
+}
+
 /// `PATCH /v1/tenants/{company}/settings`: any subset of the settings.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatchDto {
-    /// off | suggest | require
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::vocabulary::MfaPolicy>)]
     pub mfa_policy: Option<settings::MfaPolicy>,
-    /// email | sms | totp
-    #[schema(value_type = Option<Vec<String>>)]
+    /// At least one; none repeated.
+    #[schema(value_type = Option<Vec<crate::vocabulary::AllowedMethod>>, min_items = 1)]
     pub allowed_methods: Option<Vec<settings::AllowedMethod>>,
+    #[schema(minimum = 60, maximum = 900)]
+    #[serde(default, deserialize_with = "whole_u32")]
     pub code_ttl_seconds: Option<u32>,
+    #[schema(minimum = 0, maximum = 720)]
+    #[serde(default, deserialize_with = "whole_u32")]
     pub remember_device_hours: Option<u32>,
+    #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "whole_u32")]
     pub lockout_threshold: Option<u32>,
     pub timezone: Option<String>,
     pub password_policy: Option<PasswordPolicyPatchDto>,
     pub self_service_mfa: Option<bool>,
     pub sms_country_codes: Option<Vec<String>>,
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "whole_u32")]
     pub sms_daily_limit: Option<u32>,
 }
 
@@ -565,6 +611,7 @@ pub struct CreateUserRequest {
     pub email: Option<String>,
     pub phone: Option<String>,
     /// staff | practice_admin (support_agent | support_admin in the operator tenant)
+    #[schema(value_type = crate::vocabulary::Role)]
     pub role: String,
     /// Temporary: the user must change it at first sign-in.
     #[schema(value_type = String, format = Password)]
@@ -597,6 +644,7 @@ pub struct UpdateUserRequest {
     #[schema(value_type = Option<String>, nullable)]
     pub phone: Option<Option<String>>,
     /// A change needs step-up (a second factor within 15 minutes).
+    #[schema(value_type = Option<crate::vocabulary::Role>)]
     pub role: Option<String>,
     /// false deactivates (sessions and remembered devices end at once); true reactivates.
     pub active: Option<bool>,
@@ -639,7 +687,7 @@ pub struct ChangePasswordRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginWindowDto {
-    /// monday .. sunday
+    #[schema(value_type = crate::vocabulary::Weekday)]
     pub weekday: String,
     /// HH:MM in the tenant's time zone
     pub start: String,
@@ -764,13 +812,13 @@ pub struct AuditVerifyDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDto {
     pub id: Uuid,
-    /// email | sms
+    #[schema(value_type = crate::vocabulary::Channel)]
     pub channel: String,
     /// The destination, masked: `j•••@example.com`, `•••-•••-1234`.
     pub to: String,
-    /// sign_in | enroll | contact | step_up
+    #[schema(value_type = crate::vocabulary::DeliveryPurpose)]
     pub purpose: String,
-    /// queued | sent | delivered | bounced | complained | suppressed | opted_out | failed
+    #[schema(value_type = crate::vocabulary::DeliveryStatus)]
     pub status: String,
     pub attempts: u32,
     pub provider_message_id: Option<String>,
@@ -845,10 +893,67 @@ pub struct ListOf<T: ToSchema> {
 
 /// `?limit=&cursor=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 500, default 50
+    #[param(schema_with = crate::dto::limit_schema)]
     pub limit: Option<u64>,
     pub cursor: Option<String>,
+}
+
+/// `?limit=`: any whole number a `u64` holds; below 1 counts as 1, above 500 as 500.
+/// No `format`: int64 would claim the values above `i64::MAX` are refused.
+pub fn limit_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .minimum(Some(0u64))
+        .maximum(Some(u64::MAX))
+        .description(Some(
+            "1 to 500, default 50 (0 counts as 1, more than 500 as 500)",
+        ))
+        .build()
+}
+
+/// A query value that may also be given empty: like an absent parameter, `?x=` means
+/// no filter (see `params::text`).
+fn or_empty(schema: utoipa::openapi::RefOr<utoipa::openapi::Schema>) -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(schema)
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(0)),
+        )
+        .build()
+        .into()
+}
+
+/// `?since=`, `?until=`: an RFC 3339 instant, or empty.
+pub fn query_instant_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .into(),
+    )
+}
+
+/// `?active=`, `?locked=`: true or false (1 or 0), or empty.
+pub fn query_flag_schema() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    or_empty(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["true", "false", "1", "0"]))
+            .into(),
+    )
+}
+
+/// `?status=` of escalations: a status, or empty.
+pub fn query_escalation_status_schema() -> utoipa::openapi::Schema {
+    or_empty(<crate::vocabulary::EscalationStatus as utoipa::PartialSchema>::schema())
 }
 
 /// Readiness answer.
@@ -866,7 +971,7 @@ pub struct CreateEscalationRequest {
     pub company: String,
     /// The user's id (UUID) or username.
     pub user_id: String,
-    /// unlock | reset_mfa | reset_password
+    #[schema(value_type = crate::vocabulary::EscalationAction)]
     pub action: String,
     pub reason: String,
     /// The support ticket reference.
@@ -889,11 +994,11 @@ pub struct EscalationDto {
     pub id: Uuid,
     pub company: String,
     pub user_id: Uuid,
-    /// unlock | reset_mfa | reset_password
+    #[schema(value_type = crate::vocabulary::EscalationAction)]
     pub action: &'static str,
     pub reason: String,
     pub ticket: String,
-    /// pending | approved | denied | executed | expired
+    #[schema(value_type = crate::vocabulary::EscalationStatus)]
     pub status: &'static str,
     /// The id of the support user who asked.
     pub requested_by: Uuid,

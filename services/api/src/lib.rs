@@ -5,10 +5,12 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod params;
+pub mod reference;
 pub mod routes;
 pub mod sns;
 pub mod state;
 pub mod telemetry;
+pub mod vocabulary;
 
 use actix_web::web;
 

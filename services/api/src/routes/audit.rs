@@ -14,15 +14,19 @@ use uuid::Uuid;
 
 /// `?action=&actor_id=&target_id=&since=&until=&limit=&cursor=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// A dotted action name, e.g. signin.failed
     pub action: Option<String>,
     pub actor_id: Option<String>,
     pub target_id: Option<String>,
     /// RFC 3339, inclusive
+    #[param(schema_with = crate::dto::query_instant_schema)]
     pub since: Option<String>,
     /// RFC 3339, exclusive
+    #[param(schema_with = crate::dto::query_instant_schema)]
     pub until: Option<String>,
+    #[param(schema_with = crate::dto::limit_schema)]
     pub limit: Option<u64>,
     pub cursor: Option<String>,
 }

@@ -14,10 +14,12 @@ use uuid::Uuid;
 
 /// `?status=&limit=&cursor=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EscalationQuery {
-    /// pending | approved | denied | executed | expired
+    #[param(schema_with = crate::dto::query_escalation_status_schema)]
     pub status: Option<String>,
     /// 1 to 500, default 50
+    #[param(schema_with = crate::dto::limit_schema)]
     pub limit: Option<u64>,
     /// From the previous page's next_cursor
     pub cursor: Option<String>,
@@ -95,7 +97,7 @@ pub async fn support_approve(
 
 /// Executes an approved escalation, once, within an hour of its approval.
 #[utoipa::path(post, path = "/v1/escalations/{id}/execute", tag = "escalations", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = ExecuteEscalationRequest,
+    params(("id" = Uuid, Path)), request_body(content = Option<ExecuteEscalationRequest>, description = "May be omitted"),
     responses((status = 200, body = EscalationDto), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, description = "escalation_not_approved: pending, denied, executed or expired", body = Problem),
         (status = 422, description = "validation_failed or password_policy", body = Problem)))]

@@ -87,7 +87,7 @@ pub async fn verify(
 
 /// Starts enrolling an authenticator app: the secret, its otpauth URI and a QR code.
 #[utoipa::path(post, path = "/v1/auth/flows/{flow_id}/enroll/totp", tag = "sign-in",
-    request_body(content = TotpStartRequest, description = "Optional"),
+    request_body(content = Option<TotpStartRequest>, description = "May be omitted"),
     params(("flow_id" = Uuid, Path, description = "The flow")),
     responses(
         (status = 200, body = TotpEnrollmentDto),
@@ -137,8 +137,8 @@ pub async fn confirm_totp(
 
 /// Starts enrolling email or SMS codes: a code goes to the address being enrolled.
 #[utoipa::path(post, path = "/v1/auth/flows/{flow_id}/enroll/{channel}", tag = "sign-in",
-    request_body(content = EnrollChannelRequest, description = "Optional"),
-    params(("flow_id" = Uuid, Path, description = "The flow"), ("channel" = String, Path, description = "email | sms")),
+    request_body(content = Option<EnrollChannelRequest>, description = "May be omitted: the user's own address"),
+    params(("flow_id" = Uuid, Path, description = "The flow"), ("channel" = inline(crate::vocabulary::Channel), Path)),
     responses(
         (status = 202, body = CodeSentDto),
         (status = 404, body = Problem),
@@ -168,7 +168,7 @@ pub async fn enroll_channel(
 /// user's verified contact and method.
 #[utoipa::path(post, path = "/v1/auth/flows/{flow_id}/enroll/{channel}/confirm", tag = "sign-in",
     request_body = CodeRequest,
-    params(("flow_id" = Uuid, Path, description = "The flow"), ("channel" = String, Path, description = "email | sms")),
+    params(("flow_id" = Uuid, Path, description = "The flow"), ("channel" = inline(crate::vocabulary::Channel), Path)),
     responses(
         (status = 200, body = Flow),
         (status = 400, description = "mfa_code_invalid", body = Problem),

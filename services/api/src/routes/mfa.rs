@@ -53,7 +53,7 @@ pub async fn put_me_mfa(
 
 /// Starts enrolling an authenticator app for oneself.
 #[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "self-service", security(("bearer" = [])),
-    request_body(content = TotpStartRequest, description = "Optional"),
+    request_body(content = Option<TotpStartRequest>, description = "May be omitted"),
     responses(
         (status = 200, body = TotpEnrollmentDto),
         (status = 401, body = Problem),
@@ -135,7 +135,7 @@ pub async fn regenerate_recovery_codes(
 
 /// Sends a verification code to a new email address or phone number (M10).
 #[utoipa::path(post, path = "/v1/me/contacts/{kind}", tag = "self-service", security(("bearer" = [])),
-    params(("kind" = String, Path, description = "email | phone")),
+    params(("kind" = inline(crate::vocabulary::ContactKind), Path)),
     request_body = ContactRequest,
     responses(
         (status = 202, body = CodeSentDto),
@@ -161,7 +161,7 @@ pub async fn start_contact(
 
 /// Proves the new address with its code; it becomes the verified email or phone.
 #[utoipa::path(post, path = "/v1/me/contacts/{kind}/verify", tag = "self-service", security(("bearer" = [])),
-    params(("kind" = String, Path, description = "email | phone")),
+    params(("kind" = inline(crate::vocabulary::ContactKind), Path)),
     request_body = CodeRequest,
     responses(
         (status = 200, body = UserDto),

@@ -29,7 +29,8 @@ pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
         }))
 }
 
-/// A JSON body that may be omitted: an empty body means every field takes its default.
+/// A JSON body that may be omitted: an empty body, or JSON `null`, means every field takes
+/// its default.
 pub(crate) fn optional_body<T: serde::de::DeserializeOwned + Default>(
     req: &actix_web::HttpRequest,
     body: &web::Bytes,
@@ -63,18 +64,20 @@ pub(crate) fn optional_body<T: serde::de::DeserializeOwned + Default>(
             "Send the body as application/json.",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let mut a = ApiError::validation(vec![gatehouse_domain::FieldError::new(
-            "body",
-            e.to_string(),
-        )]);
-        a.set_detail(if e.is_syntax() || e.is_eof() {
-            "The body is not valid JSON."
-        } else {
-            "The body does not have the expected fields and types; see errors."
-        });
-        a
-    })
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            let mut a = ApiError::validation(vec![gatehouse_domain::FieldError::new(
+                "body",
+                e.to_string(),
+            )]);
+            a.set_detail(if e.is_syntax() || e.is_eof() {
+                "The body is not valid JSON."
+            } else {
+                "The body does not have the expected fields and types; see errors."
+            });
+            a
+        })
 }
 
 /// 404 problem+json for any unknown path.

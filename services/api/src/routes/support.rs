@@ -15,11 +15,13 @@ use serde::Deserialize;
 
 /// `?q=&limit=&cursor=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserSearchQuery {
     /// At least 3 characters: part of a username or email address (case-insensitive), or a
     /// phone number (whole, in any common notation, or some of its digits)
     pub q: Option<String>,
     /// 1 to 500, default 50
+    #[param(schema_with = crate::dto::limit_schema)]
     pub limit: Option<u64>,
     /// From the previous page's next_cursor
     pub cursor: Option<String>,
@@ -27,10 +29,12 @@ pub struct UserSearchQuery {
 
 /// `?destination=&limit=&cursor=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliverySearchQuery {
     /// An email address or a phone number
     pub destination: Option<String>,
     /// 1 to 500, default 50
+    #[param(schema_with = crate::dto::limit_schema)]
     pub limit: Option<u64>,
     /// From the previous page's next_cursor
     pub cursor: Option<String>,

@@ -16,14 +16,16 @@ use serde::Deserialize;
 
 /// `?active=&locked=&q=&limit=&cursor=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserListQuery {
-    /// true | false
+    #[param(schema_with = crate::dto::query_flag_schema)]
     pub active: Option<String>,
-    /// true | false
+    #[param(schema_with = crate::dto::query_flag_schema)]
     pub locked: Option<String>,
     /// Text search over username, names, email and phone
     pub q: Option<String>,
     /// 1 to 500, default 50
+    #[param(schema_with = crate::dto::limit_schema)]
     pub limit: Option<u64>,
     /// From the previous page's next_cursor
     pub cursor: Option<String>,
