@@ -29,6 +29,9 @@ pub enum Command {
     Migrate(CommonArgs),
     /// Create the operator tenant and its first support_admin (exit 0 if already there).
     Bootstrap(BootstrapArgs),
+    /// Approve a waiting operator account (S4) from the server: how a deployment gets its
+    /// second support admin, which no single support admin can approve alone.
+    ApproveOperator(ApproveOperatorArgs),
     /// Write scale data for load tests: many practices and users, in bulk (never on a
     /// production database: every user gets the given password).
     SeedScale(SeedScaleArgs),
@@ -575,6 +578,18 @@ pub struct BootstrapArgs {
     /// Password of the first support_admin (prefer the environment variable to keep it out of shell history).
     #[arg(long, env = "GATEHOUSE_BOOTSTRAP_PASSWORD", hide_env_values = true)]
     pub password: String,
+    /// Do not apply migrations first.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveOperatorArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Username of the waiting operator account.
+    #[arg(long)]
+    pub username: String,
     /// Do not apply migrations first.
     #[arg(long)]
     pub no_migrate: bool,

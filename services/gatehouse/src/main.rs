@@ -496,6 +496,9 @@ async fn main() -> ExitCode {
         Command::Worker(a) => (a.common.log_format, "gatehouse-worker", "worker", true),
         Command::Migrate(a) => (a.log_format, "gatehouse", "migrate", false),
         Command::Bootstrap(a) => (a.common.log_format, "gatehouse", "bootstrap", false),
+        Command::ApproveOperator(a) => {
+            (a.common.log_format, "gatehouse", "approve-operator", false)
+        }
         Command::SeedScale(a) => (a.common.log_format, "gatehouse", "seed-scale", false),
     };
     let telemetry = match init_telemetry(format, service, process, otlp) {
@@ -540,6 +543,22 @@ async fn main() -> ExitCode {
                         println!("operator tenant already has a support_admin; nothing to do")
                     }
                 }
+                Ok(())
+            }
+            .await
+        }
+        Command::ApproveOperator(args) => {
+            async {
+                let store = open_store(&args.common, |_| {}).await?;
+                if !args.no_migrate {
+                    store.migrate().await?;
+                }
+                let user = store.approve_operator_from_server(&args.username).await?;
+                println!(
+                    "approved operator account '{}' ({})",
+                    user.username,
+                    user.role.as_str()
+                );
                 Ok(())
             }
             .await

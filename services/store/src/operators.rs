@@ -10,7 +10,7 @@ use crate::scope::UserRef;
 use crate::users::{actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::{Action, Actor};
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::role::Role;
 use sea_orm::sea_query::Expr;
@@ -55,6 +55,49 @@ impl Store {
             )
             .into());
         }
+        self.activate_pending(tenant, &m, actor_of(actor), "support_admin", meta)
+            .await
+    }
+
+    /// `gatehouse approve-operator`: the deployment's own operator, on the server, approves
+    /// a waiting operator account. This is how a deployment gets its second support admin
+    /// (bootstrap makes only the first, and one support admin cannot approve an account
+    /// they created): whoever runs it holds the deployment's database and key, a second
+    /// person apart from the support admin who asked in the API. Audited as `user.approved`
+    /// by the system.
+    pub async fn approve_operator_from_server(&self, username: &str) -> Result<User> {
+        let company = self.inner.config.operator_company.clone();
+        let tenant = self
+            .find_tenant(&company)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let name = gatehouse_domain::ids::Username::parse(username)?;
+        let m = self
+            .tenant(tenant.id)
+            .users()
+            .find_model(&self.inner.db, &UserRef::Username(name.lower()))
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        if !m.pending_approval {
+            return Err(
+                DomainError::Conflict("This account is not waiting for approval.".into()).into(),
+            );
+        }
+        let meta = RequestMeta::default();
+        self.activate_pending(&tenant, &m, Actor::system(), "server", &meta)
+            .await
+    }
+
+    /// Activates a waiting operator account, once (two approvals racing make one event).
+    async fn activate_pending(
+        &self,
+        tenant: &Tenant,
+        m: &users::Model,
+        actor: Actor,
+        via: &str,
+        meta: &RequestMeta,
+    ) -> Result<User> {
+        let scope = self.tenant(tenant.id);
         let txn = crate::begin_write(&self.inner.db).await?;
         // Only while it still waits, so two approvals racing make one event.
         let done = users::Entity::update_many()
@@ -85,12 +128,13 @@ impl Store {
                 &txn,
                 event(
                     Action::UserApproved,
-                    actor_of(actor),
+                    actor,
                     Some(user_target(UserId(m.id), &m.username)),
                     meta,
                     json!({
                         "role": m.role,
                         "requested_by": m.approval_requested_by.map(|u| u.to_string()),
+                        "via": via,
                     }),
                 ),
             )

@@ -506,6 +506,8 @@ async fn s2_approvals_lapse_after_an_hour_and_undecided_requests_expire(db: Db) 
         admin_email,
     )
     .await;
+    // Deciding is a step-up action (M11); this admin has no second factor (policy off).
+    app.step_up_with_password(&admin, NEW_PASSWORD).await;
     let root = sign_in(
         &app,
         "operator",

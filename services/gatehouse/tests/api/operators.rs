@@ -20,6 +20,7 @@ on_both_databases!(
     s4_approving_needs_step_up,
     s4_promoting_an_agent_to_support_admin_suspends_it_until_approved,
     s4_one_support_admin_alone_cannot_get_an_escalation_approved_by_a_second_account,
+    s4_the_deployments_own_operator_approves_the_second_support_admin_on_the_server,
 );
 
 const TEMP: &str = "Temporary-Pass-1234!";
@@ -413,4 +414,50 @@ async fn s4_one_support_admin_alone_cannot_get_an_escalation_approved_by_a_secon
     .await;
     assert_eq!(now["status"], "pending");
     assert!(now["decided_by"].is_null());
+}
+
+/// Bootstrap makes one support admin, and one support admin cannot approve an account they
+/// created: the second one is approved on the server, by whoever runs the deployment.
+async fn s4_the_deployments_own_operator_approves_the_second_support_admin_on_the_server(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let root = app.support_token().await;
+    let new = create(&app, &root, "admin.two", "support_admin").await;
+    let id = new["id"].as_str().unwrap().to_owned();
+    let approve = |username: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::cli::gatehouse(dir.path());
+        c.env("GATEHOUSE_DATABASE_URL", &app.db_url)
+            .env("GATEHOUSE_SECRET_KEY", app.keyring.current().to_base64())
+            .args(["approve-operator", "--username", username]);
+        crate::cli::run(c, std::time::Duration::from_secs(30))
+    };
+    let out = approve("admin.two");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        crate::cli::text(&out.stdout),
+        crate::cli::text(&out.stderr)
+    );
+    assert!(crate::cli::text(&out.stdout).contains("admin.two"));
+    let seen = user(&app, &root, "admin.two").await;
+    assert_eq!(
+        (seen["active"].clone(), seen["pending_approval"].clone()),
+        (json!(true), json!(false))
+    );
+    let approved = events_about(&app, &root, "user.approved", &id).await;
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["actor"]["kind"], "system");
+    assert_eq!(approved[0]["details"]["via"], "server");
+    // It signs in (and, the operator tenant requiring MFA, enrolls).
+    let r = app.login("operator", "admin.two", TEMP).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Nothing waits any more: a second run changes nothing and says so.
+    let out = approve("admin.two");
+    assert!(!out.status.success());
+    assert_eq!(
+        events_about(&app, &root, "user.approved", &id).await.len(),
+        1
+    );
+    // An unknown account is refused too.
+    assert!(!approve("nobody.here").status.success());
 }
