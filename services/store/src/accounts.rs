@@ -370,7 +370,7 @@ impl Store {
             Ok(v) => v,
             Err(e) => {
                 scope.tries().password_release(m.id).await?;
-                return Err(e.into());
+                return Err(e);
             }
         };
         if verified == Verified::No {

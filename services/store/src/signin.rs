@@ -250,7 +250,7 @@ impl Store {
             Ok(v) => v,
             Err(e) => {
                 scope.tries().password_release(user.id).await?;
-                return Err(e.into());
+                return Err(e);
             }
         };
         let Verified::Yes { rehash } = verified else {

@@ -184,7 +184,7 @@ async fn p4_the_address_limit_holds_against_a_burst(db: Db) {
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
     assert_eq!(checked + refused, 40, "{statuses:?}");
-    assert!(checked <= 5 && checked >= 1, "{checked} checked");
+    assert!((1..=5).contains(&checked), "{checked} checked");
     // The address is now over its limit; another address is not.
     assert_eq!(
         login_from(&app, "198.51.100.7", "nobody", "Wrong-Password-000!").await,
