@@ -393,6 +393,10 @@ async fn openapi_problems_are_problem_json_with_401_and_422_enums_and_optional_b
     };
     let field = |schema: &str, f: &str| schemas[schema]["properties"][f].to_string();
     assert_eq!(words("Proof"), ["code", "totp", "recovery_code"]);
+    assert_eq!(
+        words("StepUpProof"),
+        ["code", "totp", "recovery_code", "password"]
+    );
     assert_eq!(words("Channel"), ["email", "sms"]);
     assert_eq!(words("UserMethod"), ["none", "email", "sms", "totp"]);
     assert_eq!(words("Enrollment"), ["next_login", "prompt", "require"]);
@@ -402,7 +406,7 @@ async fn openapi_problems_are_problem_json_with_401_and_422_enums_and_optional_b
     );
     for (schema, f, e) in [
         ("VerifyRequest", "method", "Proof"),
-        ("StepUpRequest", "method", "Proof"),
+        ("StepUpRequest", "method", "StepUpProof"),
         ("ChannelRequest", "channel", "Channel"),
         ("SetMethodRequest", "method", "UserMethod"),
         ("AdminMfaRequest", "method", "UserMethod"),
