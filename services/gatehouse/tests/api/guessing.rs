@@ -496,7 +496,10 @@ async fn m13_authenticator_bursts_compare_five_per_flow_and_ten_per_user(db: Db)
     assert!((9..=10).contains(&failed), "{failed}: {statuses:?}");
     // Every compared guess is audited: those answered 400, the fifth of a flow (429) and
     // the one that locked (423).
-    assert!(wrong_answers < failed, "{wrong_answers} < {failed}: {statuses:?}");
+    assert!(
+        wrong_answers < failed,
+        "{wrong_answers} < {failed}: {statuses:?}"
+    );
     let locks = events_of(&events, "user.locked", "tom");
     assert_eq!(locks.len(), 1);
     assert_eq!(locks[0]["details"]["reason"], "mfa_failures");
