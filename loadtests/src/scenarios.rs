@@ -323,28 +323,41 @@ fn stray_ip() -> String {
 fn mistakes<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
     Box::pin(async move {
         if rand::thread_rng().gen_bool(0.5) {
-            // Wrong passwords until the account locks (then it stays locked).
+            // The practice's threshold of wrong passwords (5) locks the account. A lock is
+            // revealed only to the right password (a wrong one answers like an unknown
+            // user), so the right one, typed last, tells whether it locked.
             let Some(a) = ctx.victims.take_fresh() else {
                 return Ok(());
             };
-            for _ in 0..6 {
+            for _ in 0..5 {
                 let body = serde_json::json!({"company": a.company, "username": a.username,
                                               "password": "Not-The-Password-1!"});
-                let r = user
-                    .call(
-                        Call::post(
-                            "login (wrong password)",
-                            "/v1/auth/login".into(),
-                            body,
-                            &stray_ip(),
-                        )
-                        .ok(&[401, 423]),
+                user.call(
+                    Call::post(
+                        "login (wrong password)",
+                        "/v1/auth/login".into(),
+                        body,
+                        &stray_ip(),
                     )
-                    .await?;
-                if r.status == 423 {
-                    ctx.lockouts.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
+                    .ok(&[401]),
+                )
+                .await?;
+            }
+            let body = serde_json::json!({"company": a.company, "username": a.username,
+                                          "password": ctx.password});
+            let r = user
+                .call(
+                    Call::post(
+                        "login (locked, right password)",
+                        "/v1/auth/login".into(),
+                        body,
+                        &stray_ip(),
+                    )
+                    .ok(&[423]),
+                )
+                .await?;
+            if r.status == 423 {
+                ctx.lockouts.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
         } else {
