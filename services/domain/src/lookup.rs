@@ -7,6 +7,12 @@ use crate::ids::{EmailAddress, PhoneE164};
 
 /// A search for users by username, email or phone: at least three characters, compared
 /// case-insensitively; read as a phone number as well when it looks like one.
+///
+/// A term matches where an index can find it (finding 13 of the hardening review: a
+/// search that matched anywhere in a value scanned every user of every practice): the
+/// start of a username or email address, a whole phone number, or a number's last
+/// [`Self::MIN_TAIL_DIGITS`] or more digits. Support staff type the beginning of a name,
+/// or the end of a number a caller reads out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserLookup {
     text: String,
@@ -24,6 +30,9 @@ impl UserLookup {
     pub const MIN_CHARS: usize = 3;
     /// Longer than any username, email address or phone number.
     pub const MAX_CHARS: usize = 254;
+    /// A number is found by its last digits only from this many on: the index holds
+    /// each number's last four, and fewer would match a large share of all numbers.
+    pub const MIN_TAIL_DIGITS: usize = 4;
 
     /// Parses the `q` of a support search.
     pub fn parse(input: &str) -> Result<Self, Error> {
@@ -56,7 +65,7 @@ impl UserLookup {
         })
     }
 
-    /// The term, lower-cased: compared with usernames and email addresses.
+    /// The term, lower-cased: the start of the usernames and email addresses it finds.
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -69,6 +78,12 @@ impl UserLookup {
     /// The term's digits, when it looks like (a part of) a phone number.
     pub fn digits(&self) -> Option<&str> {
         self.digits.as_deref()
+    }
+
+    /// The digits that end the numbers it finds: the term's digits, when it looks like a
+    /// phone number and has at least [`Self::MIN_TAIL_DIGITS`] of them.
+    pub fn phone_tail(&self) -> Option<&str> {
+        self.digits().filter(|d| d.len() >= Self::MIN_TAIL_DIGITS)
     }
 
     /// The term as a practice's audit log records it: a whole phone number or email
@@ -156,6 +171,11 @@ mod tests {
         let part = UserLookup::parse("0147").map_err(|e| e.to_string());
         assert_eq!(part.as_ref().map(|l| l.phone()), Ok(None));
         assert_eq!(part.as_ref().map(|l| l.digits()), Ok(Some("0147")));
+        assert_eq!(part.as_ref().map(|l| l.phone_tail()), Ok(Some("0147")));
+        // Three digits are a username's start, not a number's end.
+        let short = UserLookup::parse("147").map_err(|e| e.to_string());
+        assert_eq!(short.as_ref().map(|l| l.digits()), Ok(Some("147")));
+        assert_eq!(short.map(|l| l.phone_tail().is_none()), Ok(true));
         // Letters make it a name, not a number.
         let name = UserLookup::parse("bob2000").map_err(|e| e.to_string());
         assert_eq!(name.map(|l| l.digits().is_none()), Ok(true));

@@ -5,13 +5,16 @@
 
 use crate::entities::users;
 use crate::records::{Page, Principal, Tenant, User};
+use crate::sql::stmt;
 use crate::{RequestMeta, Result, Store, StoreError};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::ids::TenantId;
 use gatehouse_domain::lookup::UserLookup;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use std::collections::BTreeMap;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
+    Value,
+};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// A user found across practices, with the practice it belongs to.
@@ -21,10 +24,28 @@ pub struct TenantUser {
     pub user: User,
 }
 
-/// `%text%` for LIKE, the text's own wildcards taken literally (usernames may hold `_`).
-fn contains(text: &str) -> LikeExpr {
-    let mut escaped = String::with_capacity(text.len() + 2);
-    escaped.push('%');
+/// The least string greater than every string that starts with `prefix`, in code point
+/// order (which is UTF-8 byte order: SQLite's `BINARY`, PostgreSQL's `"C"`): its last
+/// character moved one on. `None` when every character is the last one there is.
+fn past_prefix(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // Surrogates are not characters: after U+D7FF comes U+E000.
+        let next = match u32::from(last) {
+            0xD7FF => Some('\u{E000}'),
+            n => char::from_u32(n + 1),
+        };
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// `text%` for LIKE, the text's own wildcards taken literally (usernames may hold `_`).
+fn starting_with(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 1);
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             escaped.push('\\');
@@ -32,22 +53,100 @@ fn contains(text: &str) -> LikeExpr {
         escaped.push(c);
     }
     escaped.push('%');
-    LikeExpr::new(escaped).escape('\\')
+    escaped
 }
 
-/// Users whose username, email address or phone number matches the lookup.
-fn matching(lookup: &UserLookup) -> Condition {
-    use users::Column as C;
-    let mut any = Condition::any()
-        .add(Expr::col(C::UsernameLower).like(contains(lookup.text())))
-        .add(Expr::expr(Func::lower(Expr::col(C::Email))).like(contains(lookup.text())));
+/// Numbered parameters of a hand-written statement.
+#[derive(Default)]
+struct Params(Vec<Value>);
+
+impl Params {
+    fn add(&mut self, v: impl Into<Value>) -> String {
+        self.0.push(v.into());
+        format!("${}", self.0.len())
+    }
+}
+
+/// The search as one statement answering the ids of the page (and one more), in order.
+///
+/// Each way of matching is a subquery of its own that an index answers, each bounded by
+/// the page: the start of a username (`idx_users_username_search`, already in order), the
+/// start of an email address (`idx_users_email_search`), a number by its last four digits
+/// (`idx_users_phone_tail`); the union is ordered and bounded once more. Both databases
+/// compare bytes (PostgreSQL's `"C"` collation, SQLite's `BINARY`), so a prefix is a
+/// range of an index and the order is the same on both. The migration that makes the
+/// indexes (`m20261206_000010_support_search`) writes the same expressions.
+pub fn search_statement(
+    backend: DbBackend,
+    lookup: &UserLookup,
+    after: Option<(&str, Uuid)>,
+    limit: u64,
+) -> Statement {
+    let c = match backend {
+        DbBackend::Postgres => " COLLATE \"C\"",
+        _ => "",
+    };
+    let mut p = Params::default();
+    let take = p.add(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX));
+    let after = after
+        .map(|(name, id)| {
+            let (name, id) = (p.add(name), p.add(id));
+            format!(
+                " AND (username_lower{c} > {name} OR (username_lower{c} = {name} AND id > {id}))"
+            )
+        })
+        .unwrap_or_default();
+    let text = lookup.text();
+    let starts = |p: &mut Params, col: &str| match past_prefix(text) {
+        Some(end) => format!("{col}{c} >= {} AND {col}{c} < {}", p.add(text), p.add(end)),
+        None => format!(
+            "{col}{c} >= {} AND {col} LIKE {} ESCAPE '\\'",
+            p.add(text),
+            p.add(starting_with(text))
+        ),
+    };
+    let mut ways = vec![
+        starts(&mut p, "username_lower"),
+        starts(&mut p, "lower(email)"),
+    ];
+    let tail = "substr(phone, length(phone) - 3)";
+    let mut numbers = Vec::new();
+    if let Some(digits) = lookup.phone_tail() {
+        let last4 = &digits[digits.len() - 4..];
+        numbers.push(format!(
+            "({tail} = {} AND phone LIKE {})",
+            p.add(last4),
+            p.add(format!("%{digits}"))
+        ));
+    }
     if let Some(phone) = lookup.phone() {
-        any = any.add(C::Phone.eq(phone.as_str()));
+        let whole = phone.as_str();
+        let last4 = &whole[whole.len().saturating_sub(4)..];
+        numbers.push(format!(
+            "({tail} = {} AND phone = {})",
+            p.add(last4),
+            p.add(whole)
+        ));
     }
-    if let Some(digits) = lookup.digits() {
-        any = any.add(Expr::col(C::Phone).like(contains(digits)));
+    if !numbers.is_empty() {
+        ways.push(numbers.join(" OR "));
     }
-    any
+    let union = ways
+        .iter()
+        .enumerate()
+        .map(|(i, way)| {
+            format!(
+                "SELECT id, username_lower FROM (SELECT id, username_lower FROM users \
+                 WHERE {way}{after} ORDER BY username_lower{c}, id LIMIT {take}) AS w{i}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ");
+    stmt(
+        backend,
+        &format!("SELECT id FROM ({union}) AS found ORDER BY username_lower{c}, id LIMIT {take}"),
+        p.0,
+    )
 }
 
 impl Store {
@@ -65,30 +164,42 @@ impl Store {
     ) -> Result<Page<TenantUser>> {
         use users::Column as C;
         let db = &self.inner.db;
-        let mut cond = Condition::all().add(matching(lookup));
-        if let Some(last) = cursor {
-            let name: String = users::Entity::find_by_id(last)
-                .select_only()
-                .column(C::UsernameLower)
-                .into_tuple()
-                .one(db)
+        let after = match cursor {
+            Some(last) => {
+                let name: String = users::Entity::find_by_id(last)
+                    .select_only()
+                    .column(C::UsernameLower)
+                    .into_tuple()
+                    .one(db)
+                    .await?
+                    .ok_or_else(|| DomainError::field("cursor", "not a cursor of this list"))?;
+                Some((name, last))
+            }
+            None => None,
+        };
+        let found = db
+            .query_all_raw(search_statement(
+                db.get_database_backend(),
+                lookup,
+                after.as_ref().map(|(name, id)| (name.as_str(), *id)),
+                limit,
+            ))
+            .await?
+            .iter()
+            .map(|r| r.try_get::<Uuid>("", "id"))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut rows = if found.is_empty() {
+            Vec::new()
+        } else {
+            users::Entity::find()
+                .filter(C::Id.is_in(found.clone()))
+                .all(db)
                 .await?
-                .ok_or_else(|| DomainError::field("cursor", "not a cursor of this list"))?;
-            cond = cond.add(
-                Condition::any().add(C::UsernameLower.gt(name.clone())).add(
-                    Condition::all()
-                        .add(C::UsernameLower.eq(name))
-                        .add(C::Id.gt(last)),
-                ),
-            );
-        }
-        let mut rows = users::Entity::find()
-            .filter(cond)
-            .order_by_asc(C::UsernameLower)
-            .order_by_asc(C::Id)
-            .limit(limit + 1)
-            .all(db)
-            .await?;
+        };
+        // The statement's order, which the rows' own fetch does not keep.
+        let place: HashMap<Uuid, usize> =
+            found.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        rows.sort_by_key(|r| place.get(&r.id).copied().unwrap_or(usize::MAX));
         let next_cursor = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(|r| r.id.to_string())
@@ -102,20 +213,32 @@ impl Store {
         for r in &rows {
             by_tenant.entry(r.tenant_id).or_default().push(r.id);
         }
-        let mut groups = std::collections::HashMap::new();
-        let mut mfa = std::collections::HashMap::new();
+        let mut groups = HashMap::new();
+        let mut mfa = HashMap::new();
         for (tenant, ids) in &by_tenant {
             let repo = self.tenant(TenantId(*tenant)).users();
             groups.extend(repo.groups_of(db, ids).await?);
             mfa.extend(repo.mfa_of(db, ids).await?);
         }
 
+        // One transaction for every practice's `support.read`, however many: the chain
+        // heads are locked and moved together (`audit::append_many_in`).
         let query = format!("q={}", lookup.for_audit());
         let mut shown: Vec<&Tenant> = tenants.values().collect();
         shown.sort_by(|a, b| a.company.as_str().cmp(b.company.as_str()));
-        for tenant in shown {
-            self.record_support_read(actor, tenant, path, &query, meta)
-                .await?;
+        let reads = shown
+            .into_iter()
+            .map(|tenant| {
+                (
+                    tenant.id,
+                    crate::tenants::support_read_event(actor, tenant, path, &query, meta),
+                )
+            })
+            .collect::<Vec<_>>();
+        if !reads.is_empty() {
+            let txn = crate::begin_write(db).await?;
+            crate::audit::append_many_in(&txn, self.inner.clock.now(), reads).await?;
+            txn.commit().await?;
         }
 
         let items = rows

@@ -8,7 +8,7 @@ use crate::scope::UserRef;
 use crate::users::{NewUser, actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor, Target};
+use gatehouse_domain::audit::{Action, Actor, NewEvent, Target};
 use gatehouse_domain::ids::{CompanyId, UserId};
 use gatehouse_domain::names::display_name;
 use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
@@ -35,6 +35,23 @@ pub(crate) fn tenant_target(t: &Tenant) -> Target {
         id: t.id.to_string(),
         label: Some(t.company.to_string()),
     }
+}
+
+/// The `support.read` a practice's log records when the vendor's staff read its data.
+pub(crate) fn support_read_event(
+    p: &Principal,
+    tenant: &Tenant,
+    path: &str,
+    query: &str,
+    meta: &RequestMeta,
+) -> NewEvent {
+    event(
+        Action::SupportRead,
+        actor_of(p),
+        Some(tenant_target(tenant)),
+        meta,
+        json!({"path": path, "query": query, "role": p.user.role.as_str()}),
+    )
 }
 
 impl Store {
@@ -301,13 +318,7 @@ impl Store {
     ) -> Result<()> {
         self.tenant(tenant.id)
             .audit()
-            .record(event(
-                Action::SupportRead,
-                actor_of(p),
-                Some(tenant_target(tenant)),
-                meta,
-                json!({"path": path, "query": query, "role": p.user.role.as_str()}),
-            ))
+            .record(support_read_event(p, tenant, path, query, meta))
             .await
     }
 

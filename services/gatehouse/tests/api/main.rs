@@ -25,6 +25,7 @@ mod shared_state;
 mod signin;
 mod step_up;
 mod support;
+mod support_search;
 mod telemetry;
 mod user_admin;
 mod users;
