@@ -8,13 +8,12 @@ use crate::records::{Page, Principal, Tenant, User};
 use crate::sql::stmt;
 use crate::{RequestMeta, Result, Store, StoreError};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::ids::TenantId;
 use gatehouse_domain::lookup::UserLookup;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
     Value,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A user found across practices, with the practice it belongs to.
@@ -208,18 +207,12 @@ impl Store {
         };
         let tenants = self.tenants_by_id(rows.iter().map(|r| r.tenant_id)).await?;
 
-        // Groups and MFA status come from each practice's own repository.
-        let mut by_tenant: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
-        for r in &rows {
-            by_tenant.entry(r.tenant_id).or_default().push(r.id);
-        }
-        let mut groups = HashMap::new();
-        let mut mfa = HashMap::new();
-        for (tenant, ids) in &by_tenant {
-            let repo = self.tenant(TenantId(*tenant)).users();
-            groups.extend(repo.groups_of(db, ids).await?);
-            mfa.extend(repo.mfa_of(db, ids).await?);
-        }
+        // Groups and MFA status of the page's users, each found under its own practice:
+        // three statements however many practices the page spans.
+        let practices: Vec<Uuid> = tenants.keys().copied().collect();
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut groups = crate::users::groups_in(db, &practices, &ids).await?;
+        let mut mfa = crate::users::mfa_in(db, &practices, &ids).await?;
 
         // One transaction for every practice's `support.read`, however many: the chain
         // heads are locked and moved together (`audit::append_many_in`).

@@ -341,29 +341,7 @@ impl Users<'_> {
         conn: &C,
         user_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<GroupRef>>> {
-        if user_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<(Uuid, Uuid, String)> = group_members::Entity::find()
-            .select_only()
-            .column(group_members::Column::UserId)
-            .column(groups::Column::Id)
-            .column(groups::Column::Name)
-            .join(JoinType::InnerJoin, group_members::Relation::Group.def())
-            .filter(group_members::Column::TenantId.eq(self.scope.uuid()))
-            .filter(group_members::Column::UserId.is_in(user_ids.iter().copied()))
-            .order_by_asc(groups::Column::NameLower)
-            .into_tuple()
-            .all(conn)
-            .await?;
-        let mut out: HashMap<Uuid, Vec<GroupRef>> = HashMap::new();
-        for (user, id, name) in rows {
-            out.entry(user).or_default().push(GroupRef {
-                id: GroupId(id),
-                name,
-            });
-        }
-        Ok(out)
+        groups_in(conn, &[self.scope.uuid()], user_ids).await
     }
 
     /// Authenticator enrolled and recovery codes left, for several users of this tenant.
@@ -372,38 +350,7 @@ impl Users<'_> {
         conn: &C,
         user_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, (bool, u32)>> {
-        use crate::entities::{recovery_codes as rc, totp_credentials as tc};
-        let mut out: HashMap<Uuid, (bool, u32)> = HashMap::new();
-        if user_ids.is_empty() {
-            return Ok(out);
-        }
-        let enrolled: Vec<Uuid> = tc::Entity::find()
-            .select_only()
-            .column(tc::Column::UserId)
-            .filter(tc::Column::TenantId.eq(self.scope.uuid()))
-            .filter(tc::Column::UserId.is_in(user_ids.iter().copied()))
-            .filter(tc::Column::Confirmed.eq(true))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        for u in enrolled {
-            out.entry(u).or_default().0 = true;
-        }
-        let left: Vec<(Uuid, i64)> = rc::Entity::find()
-            .select_only()
-            .column(rc::Column::UserId)
-            .column_as(rc::Column::Id.count(), "n")
-            .filter(rc::Column::TenantId.eq(self.scope.uuid()))
-            .filter(rc::Column::UserId.is_in(user_ids.iter().copied()))
-            .filter(rc::Column::UsedAt.is_null())
-            .group_by(rc::Column::UserId)
-            .into_tuple()
-            .all(conn)
-            .await?;
-        for (u, n) in left {
-            out.entry(u).or_default().1 = u32::try_from(n).unwrap_or(0);
-        }
-        Ok(out)
+        mfa_in(conn, &[self.scope.uuid()], user_ids).await
     }
 
     /// Users ordered by username; the cursor is the last username of the previous page.
@@ -819,4 +766,78 @@ impl Store {
         txn.commit().await?;
         Ok(count)
     }
+}
+
+/// Groups of several users of the given tenants, by user id: the rows of a user are
+/// found only under its own tenant (one of `tenants`). One statement for a page of users
+/// of many practices (the support search), or of one practice.
+pub(crate) async fn groups_in<C: ConnectionTrait>(
+    conn: &C,
+    tenants: &[Uuid],
+    user_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<GroupRef>>> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid, String)> = group_members::Entity::find()
+        .select_only()
+        .column(group_members::Column::UserId)
+        .column(groups::Column::Id)
+        .column(groups::Column::Name)
+        .join(JoinType::InnerJoin, group_members::Relation::Group.def())
+        .filter(group_members::Column::TenantId.is_in(tenants.iter().copied()))
+        .filter(group_members::Column::UserId.is_in(user_ids.iter().copied()))
+        .order_by_asc(groups::Column::NameLower)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut out: HashMap<Uuid, Vec<GroupRef>> = HashMap::new();
+    for (user, id, name) in rows {
+        out.entry(user).or_default().push(GroupRef {
+            id: GroupId(id),
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// Authenticator enrolled and recovery codes left, for several users of the given
+/// tenants (as [`groups_in`]).
+pub(crate) async fn mfa_in<C: ConnectionTrait>(
+    conn: &C,
+    tenants: &[Uuid],
+    user_ids: &[Uuid],
+) -> Result<HashMap<Uuid, (bool, u32)>> {
+    use crate::entities::{recovery_codes as rc, totp_credentials as tc};
+    let mut out: HashMap<Uuid, (bool, u32)> = HashMap::new();
+    if user_ids.is_empty() {
+        return Ok(out);
+    }
+    let enrolled: Vec<Uuid> = tc::Entity::find()
+        .select_only()
+        .column(tc::Column::UserId)
+        .filter(tc::Column::TenantId.is_in(tenants.iter().copied()))
+        .filter(tc::Column::UserId.is_in(user_ids.iter().copied()))
+        .filter(tc::Column::Confirmed.eq(true))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for u in enrolled {
+        out.entry(u).or_default().0 = true;
+    }
+    let left: Vec<(Uuid, i64)> = rc::Entity::find()
+        .select_only()
+        .column(rc::Column::UserId)
+        .column_as(rc::Column::Id.count(), "n")
+        .filter(rc::Column::TenantId.is_in(tenants.iter().copied()))
+        .filter(rc::Column::UserId.is_in(user_ids.iter().copied()))
+        .filter(rc::Column::UsedAt.is_null())
+        .group_by(rc::Column::UserId)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for (u, n) in left {
+        out.entry(u).or_default().1 = u32::try_from(n).unwrap_or(0);
+    }
+    Ok(out)
 }
