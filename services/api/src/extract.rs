@@ -10,39 +10,12 @@ use futures_util::future::LocalBoxFuture;
 use gatehouse_domain::ids::CompanyId;
 use gatehouse_domain::role::Role;
 use gatehouse_store::{Principal, RequestMeta, Tenant};
-use ipnet::IpNet;
 use secrecy::SecretString;
-use std::net::IpAddr;
 
 fn state(req: &HttpRequest) -> Result<web::Data<ApiState>, ApiError> {
     req.app_data::<web::Data<ApiState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(&std::io::Error::other("ApiState not registered")))
-}
-
-/// The client's address: the socket peer, or the first address in X-Forwarded-For
-/// that is not one of our trusted proxies when the peer is a trusted proxy (M8).
-pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip())?;
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(peer);
-    }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    // Walk from the nearest hop back; the first untrusted address is the client.
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !is_trusted(ip))
-            .unwrap_or(peer),
-    )
 }
 
 /// Request metadata for audit events and rate limits.
@@ -59,7 +32,7 @@ impl FromRequest for Meta {
 
 pub(crate) fn meta_of(req: &HttpRequest, s: &ApiState) -> RequestMeta {
     RequestMeta {
-        ip: client_ip(req, &s.trusted_proxies),
+        ip: s.client_ip(req),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

@@ -14,8 +14,8 @@ pub mod vocabulary;
 
 use actix_web::web;
 
-pub use state::ApiState;
-pub use telemetry::{MetricsText, RequestTelemetry};
+pub use state::{ApiState, MetricsText};
+pub use telemetry::RequestTelemetry;
 
 /// Largest JSON body accepted; every request body of the API is far smaller.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -33,6 +33,7 @@ pub fn configure(state: ApiState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .app_data(web::QueryConfig::default().error_handler(error::rejections::query))
             .app_data(web::PathConfig::default().error_handler(error::rejections::path))
             .configure(routes::configure)
+            .configure(openapi::configure)
             .default_service(web::to(routes::unknown_route));
     }
 }

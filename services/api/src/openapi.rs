@@ -244,3 +244,34 @@ impl Modify for ProblemResponses {
     )
 )]
 pub struct ApiDoc;
+
+/// Registers the document and the reference rendered from it. Beside the routes, not
+/// among them: the document is made from the routes.
+pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::web;
+    cfg.service(routes::resource("/openapi.json", "GET").route(web::get().to(document)))
+        .service(routes::resource("/docs", "GET").route(web::get().to(reference)));
+}
+
+/// The OpenAPI document, generated from the code.
+async fn document() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// The API reference, rendered once from the OpenAPI document: plain HTML with no script
+/// and nothing from another origin, under a Content-Security-Policy that allows only its
+/// own inline style sheet.
+async fn reference() -> actix_web::HttpResponse {
+    static PAGE: std::sync::LazyLock<crate::reference::Reference> =
+        std::sync::LazyLock::new(|| {
+            let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+            crate::reference::render(&doc)
+        });
+    actix_web::HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", PAGE.csp.as_str()))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .body(PAGE.html.clone())
+}

@@ -1,7 +1,9 @@
-//! Shared state of the HTTP handlers.
+//! Shared state of the HTTP handlers, and what the state knows of a request's origin.
 
+use actix_web::HttpRequest;
 use gatehouse_store::Store;
 use ipnet::IpNet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// What every handler can reach.
@@ -13,5 +15,39 @@ pub struct ApiState {
     /// Verifies SNS webhook messages (GATEHOUSE_SNS_CERT_URL_PREFIXES).
     pub sns: crate::sns::Verifier,
     /// What `GET /metrics` serves; `None`: 404.
-    pub metrics: Option<Arc<dyn crate::telemetry::MetricsText>>,
+    pub metrics: Option<Arc<dyn MetricsText>>,
+}
+
+/// What `GET /metrics` serves: the process's metrics in the Prometheus text format.
+pub trait MetricsText: Send + Sync + std::fmt::Debug + 'static {
+    /// The current text.
+    fn render(&self) -> Result<String, String>;
+}
+
+impl ApiState {
+    /// The client's address: the socket peer, or the first address in X-Forwarded-For
+    /// that is not one of our trusted proxies when the peer is a trusted proxy (M8).
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let trusted = self.trusted_proxies.as_slice();
+        let peer = req.peer_addr().map(|a| a.ip())?;
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+        if !is_trusted(&peer) {
+            return Some(peer);
+        }
+        let forwarded: Vec<IpAddr> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        // Walk from the nearest hop back; the first untrusted address is the client.
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !is_trusted(ip))
+                .unwrap_or(peer),
+        )
+    }
 }

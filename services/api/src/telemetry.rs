@@ -8,7 +8,6 @@
 //! Only the route template is recorded, never the path: a flow id in a path lets its
 //! holder finish that sign-in, so it must reach neither logs nor traces.
 
-use crate::extract::client_ip;
 use crate::state::ApiState;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
@@ -26,12 +25,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-/// What `GET /metrics` serves: the process's metrics in the Prometheus text format.
-pub trait MetricsText: Send + Sync + std::fmt::Debug + 'static {
-    /// The current text.
-    fn render(&self) -> Result<String, String>;
-}
 
 /// The route template of a resource (its app data, set by `routes::resource`).
 #[derive(Debug, Clone)]
@@ -130,7 +123,7 @@ where
         }
         let client = req
             .app_data::<web::Data<ApiState>>()
-            .and_then(|st| client_ip(req.request(), &st.trusted_proxies));
+            .and_then(|st| st.client_ip(req.request()));
         let started = Instant::now();
         let fut = span.in_scope(|| self.service.call(req));
         Box::pin(async move {

@@ -4,8 +4,8 @@
 //! Carriers use E.164 long codes, toll-free numbers (E.164 too, e.g. +18005550100) and
 //! 5-6 digit short codes, which practices advertise as `50120` or `501-20`.
 
-use crate::error::Error;
 use crate::ids::PhoneE164;
+use crate::validation::FieldError;
 use std::fmt;
 
 /// A number SMS are sent from or users text to: a phone number (long code or toll-free)
@@ -53,12 +53,12 @@ impl SenderNumber {
     /// Parses a short code (5-6 digits, optionally one dash) or a phone number written
     /// with its `+` and country code (normalised to E.164). Without the `+`, a mistyped
     /// short code such as `5012345` would read as a US number.
-    pub fn parse(input: &str) -> Result<Self, Error> {
+    pub fn parse(input: &str) -> Result<Self, FieldError> {
         if let Some(code) = ShortCode::parse(input) {
             return Ok(Self::ShortCode(code));
         }
         let bad = || {
-            Error::field(
+            FieldError::new(
                 "number",
                 "not a phone number in E.164 (e.g. +12025550100) or a 5-6 digit short code (e.g. 50120 or 501-20)",
             )

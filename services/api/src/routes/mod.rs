@@ -309,7 +309,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/webhooks/aws/sns", "POST").route(web::post().to(webhooks::sns)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
-        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
-        .service(resource("/openapi.json", "GET").route(web::get().to(ops::openapi)))
-        .service(resource("/docs", "GET").route(web::get().to(ops::docs)));
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)));
 }

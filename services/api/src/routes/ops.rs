@@ -1,11 +1,9 @@
-//! Health, readiness and the API description.
+//! Health, readiness and metrics. (The API's own description is served by `openapi`.)
 
 use crate::dto::Health;
 use crate::error::ApiError;
-use crate::openapi::ApiDoc;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
@@ -51,27 +49,4 @@ pub async fn metrics(st: web::Data<ApiState>) -> Result<HttpResponse, ApiError> 
             Err(ApiError::internal(&std::io::Error::other(e)))
         }
     }
-}
-
-/// The OpenAPI document, generated from the code.
-pub async fn openapi() -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(ApiDoc::openapi()))
-}
-
-/// The API reference, rendered once from the OpenAPI document: plain HTML with no script
-/// and nothing from another origin, under a Content-Security-Policy that allows only its
-/// own inline style sheet.
-pub async fn docs() -> HttpResponse {
-    static PAGE: std::sync::LazyLock<crate::reference::Reference> =
-        std::sync::LazyLock::new(|| {
-            let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-            crate::reference::render(&doc)
-        });
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Content-Security-Policy", PAGE.csp.as_str()))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .body(PAGE.html.clone())
 }
