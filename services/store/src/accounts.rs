@@ -2,12 +2,13 @@
 //! and a user changing their own password.
 
 use crate::audit::event;
+use crate::audit::{actor_of, user_target};
 use crate::entities::users;
 use crate::mfa::Destination;
 use crate::records::{Principal, Tenant};
 use crate::scope::UserRef;
 use crate::tries::Taken;
-use crate::users::{NewUser, actor_of, user_target};
+use crate::users::NewUser;
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::{CompanyId, EmailAddress, PhoneE164, UserId};
@@ -68,7 +69,7 @@ impl Store {
         self.system_event(
             &t,
             Action::TenantCreated,
-            Some(crate::tenants::tenant_target(&t)),
+            Some(crate::audit::tenant_target(&t)),
             json!({"name": name}),
         )
         .await?;

@@ -8,17 +8,21 @@
 
 use crate::entities::audit_events;
 use crate::error::StoreError;
-use crate::records::Page;
+use crate::records::{Page, Principal, Tenant};
 use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{RequestMeta, Result};
 use chrono::{DateTime, Utc};
-use gatehouse_domain::audit::{Action, Actor, ChainVerifier, ChainedEvent, NewEvent, Target};
+use gatehouse_domain::audit::{
+    Action, Actor, ActorKind, ChainVerifier, ChainedEvent, NewEvent, Target,
+};
 use gatehouse_domain::ids::TenantId;
+use gatehouse_domain::ids::UserId;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, Value,
 };
+use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -56,6 +60,53 @@ pub fn event(
         user_agent: meta.user_agent_trimmed(),
         details,
     }
+}
+
+/// The actor of an audit event for an authenticated caller.
+pub(crate) fn actor_of(p: &Principal) -> Actor {
+    Actor {
+        kind: if p.user.role.is_support() {
+            ActorKind::Support
+        } else {
+            ActorKind::User
+        },
+        id: Some(p.user.id.0),
+        username: Some(p.user.username.clone()),
+    }
+}
+
+/// The audit target for a user.
+pub(crate) fn user_target(id: UserId, username: &str) -> Target {
+    Target {
+        kind: "user",
+        id: id.to_string(),
+        label: Some(username.to_owned()),
+    }
+}
+
+pub(crate) fn tenant_target(t: &Tenant) -> Target {
+    Target {
+        kind: "tenant",
+        id: t.id.to_string(),
+        label: Some(t.company.to_string()),
+    }
+}
+
+/// The `support.read` a practice's log records when the vendor's staff read its data.
+pub(crate) fn support_read_event(
+    p: &Principal,
+    tenant: &Tenant,
+    path: &str,
+    query: &str,
+    meta: &RequestMeta,
+) -> NewEvent {
+    event(
+        Action::SupportRead,
+        actor_of(p),
+        Some(tenant_target(tenant)),
+        meta,
+        json!({"path": path, "query": query, "role": p.user.role.as_str()}),
+    )
 }
 
 fn to_chained(m: audit_events::Model) -> Result<ChainedEvent> {

@@ -7,12 +7,13 @@
 //! audited in the practice's log and in the operator's.
 
 use crate::audit::event;
+use crate::audit::tenant_target;
+use crate::audit::{actor_of, user_target};
 use crate::entities::{escalations as es, tenants, users};
 use crate::error::StoreError;
 use crate::records::{Page, Principal, Tenant, TenantStatus};
 use crate::scope::UserRef;
-use crate::tenants::tenant_target;
-use crate::users::{PasswordVia, actor_of, user_target};
+use crate::users::PasswordVia;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Duration, Utc};
 use gatehouse_domain::Error as DomainError;

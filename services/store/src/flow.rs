@@ -9,6 +9,7 @@
 //! challenge.
 
 use crate::audit::event;
+use crate::audit::user_target;
 use crate::entities::{sign_in_flows, users};
 use crate::error::StoreError;
 use crate::guess::{GuessContext, code_verdict};
@@ -17,7 +18,6 @@ use crate::records::Tenant;
 use crate::scope::TenantScope;
 use crate::signin::{Advance, FlowView, actor_user};
 use crate::tries::Counter;
-use crate::users::user_target;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;

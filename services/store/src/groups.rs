@@ -9,12 +9,13 @@ mod members;
 
 pub use members::{MAX_USER_IDS, NewMembers};
 
+use crate::audit::actor_of;
 use crate::audit::event;
 use crate::entities::{group_members, groups};
 use crate::error::StoreError;
 use crate::records::{Group, Page, Principal, Tenant, User};
 use crate::scope::TenantScope;
-use crate::users::{UserFilter, actor_of};
+use crate::users::UserFilter;
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Target};

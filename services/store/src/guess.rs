@@ -8,12 +8,12 @@
 //! 10 per user. This is the one place where a second-factor guess is settled and audited.
 
 use crate::audit::event;
+use crate::audit::user_target;
 use crate::entities::users;
 use crate::flow::refusal_event;
 use crate::mfa::CheckedCode;
 use crate::scope::TenantScope;
 use crate::tries::{Counter, MAX_USER_MFA_FAILURES, Taken};
-use crate::users::user_target;
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor};

@@ -4,6 +4,7 @@
 //! without codes or secrets.
 
 use crate::audit::event;
+use crate::audit::{actor_of, user_target};
 use crate::entities::{sessions, users};
 use crate::flow::{CodeSent, Proof, own_destination, parse_channel, parse_destination, unix_now};
 use crate::guess::{GuessContext, code_verdict};
@@ -11,7 +12,6 @@ use crate::mfa::{CodeOwner, Device, TrustedNetwork};
 use crate::records::{Principal, Tenant, User};
 use crate::scope::{TenantScope, UserRef};
 use crate::tries::Counter;
-use crate::users::{actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;

@@ -4,10 +4,10 @@
 //! `gatehouse bootstrap` alone makes the first support admin, active at once.
 
 use crate::audit::event;
+use crate::audit::{actor_of, user_target};
 use crate::entities::users;
 use crate::records::{Principal, Tenant, User};
 use crate::scope::UserRef;
-use crate::users::{actor_of, user_target};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor};

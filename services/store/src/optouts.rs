@@ -4,10 +4,10 @@
 //! before any provider call; only the user (START) or support (lifting a suppression)
 //! undoes them, never a practice.
 
+use crate::audit::actor_of;
 use crate::audit::event;
 use crate::entities::{email_suppressions as es, phone_opt_outs as po};
 use crate::records::Principal;
-use crate::users::actor_of;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;

@@ -3,12 +3,12 @@
 //! `GET /v1/auth/session` is served from the in-process cache on a hit; on a miss it costs
 //! exactly one database read (session, user, tenant and groups in one joined query).
 
+use crate::audit::actor_of;
 use crate::audit::event;
 use crate::entities::{sessions, tenants, users};
 use crate::records::{GroupRef, Principal, PrincipalData, Tenant, TenantStatus, User};
 use crate::scope::TenantScope;
 use crate::sql::{prefixed_columns, stmt};
-use crate::users::actor_of;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
@@ -248,7 +248,7 @@ impl Store {
                 event(
                     Action::SessionEnded,
                     actor_of(p),
-                    Some(crate::users::user_target(p.user.id, &p.user.username)),
+                    Some(crate::audit::user_target(p.user.id, &p.user.username)),
                     meta,
                     json!({"reason": "logout"}),
                 ),

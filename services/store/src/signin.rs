@@ -6,6 +6,7 @@
 //! leak nothing to someone guessing.
 
 use crate::audit::event;
+use crate::audit::user_target;
 use crate::entities::{sign_in_flows, tenants, users};
 use crate::flow::{FlowMfa, FlowState, mfa_view, next_step, status_of};
 use crate::mfa::CodeOwner;
@@ -15,7 +16,6 @@ use crate::sessions::NewSession;
 use crate::sql::{prefixed_columns, stmt};
 use crate::tenants::ensure_active;
 use crate::tries::Taken;
-use crate::users::user_target;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::audit::NewEvent;

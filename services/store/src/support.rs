@@ -224,7 +224,7 @@ impl Store {
             .map(|tenant| {
                 (
                     tenant.id,
-                    crate::tenants::support_read_event(actor, tenant, path, &query, meta),
+                    crate::audit::support_read_event(actor, tenant, path, &query, meta),
                 )
             })
             .collect::<Vec<_>>();

@@ -3,11 +3,11 @@
 //! in the database and in the session cache of every API process. Reactivating lets its
 //! users sign in again; the sessions ended stay ended.
 
+use crate::audit::actor_of;
 use crate::audit::event;
+use crate::audit::tenant_target;
 use crate::entities::tenants;
 use crate::records::{Principal, Tenant, TenantStatus};
-use crate::tenants::tenant_target;
-use crate::users::actor_of;
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;

@@ -1,14 +1,15 @@
 //! Tenants: provisioning by the vendor (S3), lookup, settings (T1).
 
-use crate::audit::event;
+use crate::audit::{actor_of, user_target};
+use crate::audit::{event, support_read_event, tenant_target};
 use crate::entities::tenants;
 use crate::error::StoreError;
 use crate::records::{Page, Principal, Tenant, TenantStatus, User};
 use crate::scope::UserRef;
-use crate::users::{NewUser, actor_of, user_target};
+use crate::users::NewUser;
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor, NewEvent, Target};
+use gatehouse_domain::audit::{Action, Actor, Target};
 use gatehouse_domain::ids::{CompanyId, UserId};
 use gatehouse_domain::names::display_name;
 use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
@@ -27,31 +28,6 @@ pub struct NewTenant {
     pub name: String,
     pub timezone: Option<String>,
     pub admin: NewUser,
-}
-
-pub(crate) fn tenant_target(t: &Tenant) -> Target {
-    Target {
-        kind: "tenant",
-        id: t.id.to_string(),
-        label: Some(t.company.to_string()),
-    }
-}
-
-/// The `support.read` a practice's log records when the vendor's staff read its data.
-pub(crate) fn support_read_event(
-    p: &Principal,
-    tenant: &Tenant,
-    path: &str,
-    query: &str,
-    meta: &RequestMeta,
-) -> NewEvent {
-    event(
-        Action::SupportRead,
-        actor_of(p),
-        Some(tenant_target(tenant)),
-        meta,
-        json!({"path": path, "query": query, "role": p.user.role.as_str()}),
-    )
 }
 
 impl Store {

@@ -4,10 +4,11 @@
 //! reach the same operations through `*_as` without it, with support as the actor.
 
 use crate::audit::event;
+use crate::audit::{actor_of, user_target};
 use crate::entities::{trusted_networks, users};
 use crate::records::{Principal, Tenant, User};
 use crate::scope::UserRef;
-use crate::users::{NewUser, PasswordVia, actor_of, approval_by, user_target};
+use crate::users::{NewUser, PasswordVia, approval_by};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor};

@@ -2,14 +2,14 @@
 
 use crate::mfa::Destination;
 
-use crate::audit::event;
+use crate::audit::{actor_of, event, user_target};
 use crate::entities::{group_members, groups, login_hours, users};
 use crate::error::StoreError;
 use crate::records::{GroupRef, Page, Principal, Tenant, User};
 use crate::scope::{TenantScope, UserRef};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor, ActorKind, Target};
+use gatehouse_domain::audit::{Action, Actor};
 use gatehouse_domain::ids::{EmailAddress, GroupId, PhoneE164, UserId, Username};
 use gatehouse_domain::login_hours::{LoginWindow, Weekday};
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
@@ -26,28 +26,6 @@ use secrecy::SecretString;
 use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// The actor of an audit event for an authenticated caller.
-pub(crate) fn actor_of(p: &Principal) -> Actor {
-    Actor {
-        kind: if p.user.role.is_support() {
-            ActorKind::Support
-        } else {
-            ActorKind::User
-        },
-        id: Some(p.user.id.0),
-        username: Some(p.user.username.clone()),
-    }
-}
-
-/// The audit target for a user.
-pub(crate) fn user_target(id: UserId, username: &str) -> Target {
-    Target {
-        kind: "user",
-        id: id.to_string(),
-        label: Some(username.to_owned()),
-    }
-}
 
 /// S4: who must not approve an operator account given `role` (having had `from`, or new):
 /// the admin acting now, when the account must wait for a second support admin.
@@ -757,7 +735,7 @@ impl Store {
                 event(
                     Action::UserUpdated,
                     actor_of(actor),
-                    Some(crate::tenants::tenant_target(tenant)),
+                    Some(crate::audit::tenant_target(tenant)),
                     meta,
                     json!({"must_change_password": true, "users": count}),
                 ),

@@ -1,11 +1,11 @@
 //! Who belongs to a group: adding and removing members, one or many at once (T5).
 
 use super::{Groups, group_target};
+use crate::audit::actor_of;
 use crate::audit::event;
 use crate::entities::{group_members, users};
 use crate::records::{Principal, Tenant};
 use crate::scope::UserRef;
-use crate::users::actor_of;
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
