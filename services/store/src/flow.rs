@@ -25,58 +25,16 @@ use gatehouse_domain::audit::Action;
 use gatehouse_domain::audit::NewEvent;
 use gatehouse_domain::ids::{EmailAddress, FlowId, PhoneE164, UserId};
 use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
-use gatehouse_domain::mfa::step::{Factor, Facts, Step, decide};
+use gatehouse_domain::mfa::flow::{
+    CodeSent, FlowState, Proof, allowed_of, channel_refusal, check_label, factor_of, next_step,
+    parse_channel,
+};
+use gatehouse_domain::mfa::step::{Factor, Facts, Step};
 use gatehouse_domain::mfa::totp::Enrollment as TotpEnrollment;
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::settings::AllowedMethod;
 use gatehouse_domain::signin::FlowStatus;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-/// What a flow remembers between calls (`sign_in_flows.state`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct FlowState {
-    /// A remembered device or trusted network found at the password step.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bypass: Option<gatehouse_domain::mfa::step::Bypass>,
-    /// When a second factor was proven in this flow (verify or completed enrollment).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified_at: Option<DateTime<Utc>>,
-    /// The user skipped a suggested enrollment.
-    #[serde(default)]
-    pub skipped: bool,
-}
-
-impl FlowState {
-    pub(crate) fn parse(flow: &sign_in_flows::Model) -> Result<Self> {
-        serde_json::from_str(&flow.state)
-            .map_err(|_| StoreError::Corrupt(format!("flow {}: state", flow.id)))
-    }
-
-    pub(crate) fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
-    }
-}
-
-/// A code just queued for delivery (api.md `code_sent`, and the 202 of the send calls).
-#[derive(Debug, Clone)]
-pub struct CodeSent {
-    pub channel: Channel,
-    /// Masked destination.
-    pub to: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// The `mfa` member of a Flow.
-#[derive(Debug, Clone)]
-pub struct FlowMfa {
-    /// Verification: the factors the user can prove now; enrollment: the methods on offer.
-    pub methods: Vec<&'static str>,
-    pub preferred: Option<&'static str>,
-    pub code_sent: Option<CodeSent>,
-    /// Why the automatic send was refused.
-    pub code_error: Option<DomainError>,
-}
 
 /// `POST .../verify` as submitted.
 #[derive(Debug)]
@@ -86,125 +44,10 @@ pub struct VerifyInput {
     pub remember_device: bool,
 }
 
-/// The proof a verify (flow or step-up) submits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Proof {
-    Code,
-    Totp,
-    RecoveryCode,
-}
-
-impl Proof {
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        match s {
-            "code" => Ok(Proof::Code),
-            "totp" => Ok(Proof::Totp),
-            "recovery_code" => Ok(Proof::RecoveryCode),
-            _ => Err(
-                DomainError::field("method", "method must be code, totp or recovery_code").into(),
-            ),
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Proof::Code => "code",
-            Proof::Totp => "totp",
-            Proof::RecoveryCode => "recovery_code",
-        }
-    }
-
-    /// Whether the user may prove this factor now.
-    pub(crate) fn usable(self, factors: &[Factor]) -> bool {
-        match self {
-            Proof::Code => factors
-                .iter()
-                .any(|f| matches!(f, Factor::Sms | Factor::Email)),
-            Proof::Totp => factors.contains(&Factor::Totp),
-            Proof::RecoveryCode => factors.contains(&Factor::RecoveryCode),
-        }
-    }
-}
-
-/// Parses `email` or `sms` (a submitted channel).
-pub(crate) fn parse_channel(s: &str, field: &str) -> Result<Channel> {
-    Channel::parse(s)
-        .ok_or_else(|| DomainError::field(field, "channel must be email or sms").into())
-}
-
-fn allowed_of(channel: Channel) -> AllowedMethod {
-    match channel {
-        Channel::Email => AllowedMethod::Email,
-        Channel::Sms => AllowedMethod::Sms,
-    }
-}
-
-pub(crate) fn factor_of(channel: Channel) -> Factor {
-    match channel {
-        Channel::Email => Factor::Email,
-        Channel::Sms => Factor::Sms,
-    }
-}
-
-fn allowed_name(m: AllowedMethod) -> &'static str {
-    match m {
-        AllowedMethod::Email => "email",
-        AllowedMethod::Sms => "sms",
-        AllowedMethod::Totp => "totp",
-    }
-}
-
-/// The reason a channel cannot be used at all right now (opted out, suppressed, over
-/// budget, country), as audit details name it; `None` for other errors.
-pub(crate) fn channel_refusal(e: &DomainError) -> Option<&'static str> {
-    match e {
-        DomainError::PhoneOptedOut { .. } => Some("phone_opted_out"),
-        DomainError::EmailSuppressed => Some("email_suppressed"),
-        DomainError::SmsBudgetExceeded => Some("sms_budget_exceeded"),
-        DomainError::SmsCountryBlocked(_) => Some("sms_country_blocked"),
-        _ => None,
-    }
-}
-
-/// The next step, honouring a skipped suggestion.
-pub(crate) fn next_step(facts: &Facts, state: &FlowState) -> Step {
-    match decide(facts) {
-        Step::EnrollSuggested { .. } if state.skipped => Step::Done { bypassed: None },
-        s => s,
-    }
-}
-
-/// The flow status a step shows.
-pub(crate) fn status_of(step: &Step) -> FlowStatus {
-    match step {
-        Step::Verify { .. } => FlowStatus::MfaRequired,
-        Step::EnrollRequired { .. } => FlowStatus::MfaEnrollmentRequired,
-        Step::EnrollSuggested { .. } => FlowStatus::MfaEnrollmentSuggested,
-        Step::Done { .. } => FlowStatus::Authenticated,
-    }
-}
-
-/// The Flow's `mfa` member for a step.
-pub(crate) fn mfa_view(step: &Step, method: UserMethod) -> Option<FlowMfa> {
-    match step {
-        Step::Verify { factors, preferred } => Some(FlowMfa {
-            methods: factors.iter().map(|f| f.as_str()).collect(),
-            preferred: Some(preferred.as_str()),
-            code_sent: None,
-            code_error: None,
-        }),
-        Step::EnrollRequired { options } | Step::EnrollSuggested { options } => Some(FlowMfa {
-            methods: options.iter().map(|m| allowed_name(*m)).collect(),
-            preferred: options
-                .iter()
-                .map(|m| allowed_name(*m))
-                .find(|m| *m == method.as_str())
-                .or_else(|| options.first().map(|m| allowed_name(*m))),
-            code_sent: None,
-            code_error: None,
-        }),
-        Step::Done { .. } => None,
-    }
+/// Reads a flow row's state.
+pub(crate) fn flow_state(flow: &sign_in_flows::Model) -> Result<FlowState> {
+    FlowState::from_json(&flow.state)
+        .ok_or_else(|| StoreError::Corrupt(format!("flow {}: state", flow.id)))
 }
 
 /// The user's own address for `channel`, as a destination; with `verified`, only a proven one (M10).
@@ -276,21 +119,6 @@ pub(crate) fn refusal_event(
         )),
         _ => None,
     }
-}
-
-/// Checks a TOTP label: what the authenticator app shows under the issuer.
-pub(crate) fn check_label(label: Option<String>, username: &str) -> Result<String> {
-    let Some(l) = label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()) else {
-        return Ok(username.to_owned());
-    };
-    if l.chars().count() > 64 || l.chars().any(|c| c.is_control() || c == ':') {
-        return Err(DomainError::field(
-            "label",
-            "label must be at most 64 characters, without ':' or control characters",
-        )
-        .into());
-    }
-    Ok(l)
 }
 
 impl Store {
@@ -432,7 +260,7 @@ impl Store {
     ) -> Result<CodeSent> {
         let channel = parse_channel(channel, "channel")?;
         let (flow, user, tenant) = self.open_flow(id).await?;
-        let state = FlowState::parse(&flow)?;
+        let state = flow_state(&flow)?;
         let factors = self.verify_step(&flow, &tenant, &user, &state).await?;
         if !tenant
             .settings
@@ -474,7 +302,7 @@ impl Store {
     ) -> Result<FlowView> {
         let proof = Proof::parse(&input.method)?;
         let (flow, user, tenant) = self.open_flow(id).await?;
-        let mut state = FlowState::parse(&flow)?;
+        let mut state = flow_state(&flow)?;
         let factors = self.verify_step(&flow, &tenant, &user, &state).await?;
         if !proof.usable(&factors) {
             return Err(DomainError::MethodNotAllowed(format!(
@@ -599,7 +427,7 @@ impl Store {
         label: Option<String>,
     ) -> Result<TotpEnrollment> {
         let (flow, user, tenant) = self.open_flow(id).await?;
-        let state = FlowState::parse(&flow)?;
+        let state = flow_state(&flow)?;
         let options = self.enroll_step(&flow, &tenant, &user, &state).await?;
         if !options.contains(&AllowedMethod::Totp) {
             return Err(DomainError::MethodNotAllowed(
@@ -623,7 +451,7 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<FlowView> {
         let (flow, user, tenant) = self.open_flow(id).await?;
-        let mut state = FlowState::parse(&flow)?;
+        let mut state = flow_state(&flow)?;
         self.enroll_step(&flow, &tenant, &user, &state).await?;
         let scope = self.tenant(tenant.id);
         let uid = UserId(user.id);
@@ -716,7 +544,7 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<CodeSent> {
         let (flow, user, tenant) = self.open_flow(id).await?;
-        let state = FlowState::parse(&flow)?;
+        let state = flow_state(&flow)?;
         let options = self.enroll_step(&flow, &tenant, &user, &state).await?;
         if !options.contains(&allowed_of(channel)) {
             return Err(DomainError::MethodNotAllowed(format!(
@@ -751,7 +579,7 @@ impl Store {
     ) -> Result<FlowView> {
         let code = OtpCode::parse(code)?;
         let (flow, user, tenant) = self.open_flow(id).await?;
-        let mut state = FlowState::parse(&flow)?;
+        let mut state = flow_state(&flow)?;
         self.enroll_step(&flow, &tenant, &user, &state).await?;
         let scope = self.tenant(tenant.id);
         let uid = UserId(user.id);
@@ -840,7 +668,7 @@ impl Store {
     /// `POST /v1/auth/flows/{flow_id}/skip`: declines a suggested enrollment.
     pub async fn flow_skip(&self, id: FlowId, meta: &RequestMeta) -> Result<FlowView> {
         let (flow, user, tenant) = self.open_flow(id).await?;
-        let mut state = FlowState::parse(&flow)?;
+        let mut state = flow_state(&flow)?;
         if FlowStatus::parse(&flow.status) != Some(FlowStatus::MfaEnrollmentSuggested) {
             return Err(DomainError::FlowWrongStep.into());
         }

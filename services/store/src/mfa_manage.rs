@@ -6,7 +6,7 @@
 use crate::audit::event;
 use crate::audit::{actor_of, user_target};
 use crate::entities::{sessions, users};
-use crate::flow::{CodeSent, Proof, own_destination, parse_channel, parse_destination, unix_now};
+use crate::flow::{own_destination, parse_destination, unix_now};
 use crate::guess::{GuessContext, code_verdict};
 use crate::mfa::{CodeOwner, Device, TrustedNetwork};
 use crate::records::{Principal, Tenant, User};
@@ -17,6 +17,7 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
+use gatehouse_domain::mfa::flow::{CodeSent, Proof, parse_channel};
 use gatehouse_domain::mfa::totp::Enrollment as TotpEnrollment;
 use gatehouse_domain::mfa::{Enrollment, STEP_UP_MINUTES, UserMethod};
 use gatehouse_domain::networks::Cidr;
@@ -179,7 +180,7 @@ impl Store {
             )
             .into());
         }
-        let label = crate::flow::check_label(label, &p.user.username)?;
+        let label = gatehouse_domain::mfa::flow::check_label(label, &p.user.username)?;
         self.tenant(p.tenant.id)
             .mfa()
             .start_totp(p.user.id, &p.tenant.name, &label)
@@ -400,7 +401,7 @@ impl Store {
         if !user
             .mfa_facts(&p.tenant)
             .usable_factors()
-            .contains(&crate::flow::factor_of(channel))
+            .contains(&gatehouse_domain::mfa::flow::factor_of(channel))
         {
             return Err(DomainError::MethodNotAllowed(format!(
                 "{} codes are not one of this account's methods.",

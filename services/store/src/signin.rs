@@ -8,7 +8,7 @@
 use crate::audit::event;
 use crate::audit::user_target;
 use crate::entities::{sign_in_flows, tenants, users};
-use crate::flow::{FlowMfa, FlowState, mfa_view, next_step, status_of};
+use crate::flow::flow_state;
 use crate::mfa::CodeOwner;
 use crate::records::Tenant;
 use crate::scope::TenantScope;
@@ -24,6 +24,7 @@ use gatehouse_domain::ids::{CompanyId, FlowId, UserId, Username};
 use gatehouse_domain::login_hours::is_allowed;
 use gatehouse_domain::mfa::UserMethod;
 use gatehouse_domain::mfa::codes::{Channel, Purpose};
+use gatehouse_domain::mfa::flow::{FlowMfa, FlowState, mfa_view, next_step, status_of};
 use gatehouse_domain::mfa::step::{Bypass, Factor, Step};
 use gatehouse_domain::password::{Verified, check_policy};
 use gatehouse_domain::signin::{FlowStatus, flow_lifetime};
@@ -583,7 +584,7 @@ impl Store {
                 Err(crate::StoreError::Domain(d)) => {
                     // A channel that cannot be used at all now (opted out, suppressed, over
                     // budget, country) is not offered; the user's other methods are.
-                    if crate::flow::channel_refusal(&d).is_some() {
+                    if gatehouse_domain::mfa::flow::channel_refusal(&d).is_some() {
                         m.methods.retain(|x| *x != channel.as_str());
                         m.preferred = m.methods.first().copied();
                     }
@@ -681,7 +682,7 @@ impl Store {
             crate::users::PasswordVia::SignInFlow,
         )
         .await?;
-        let state = FlowState::parse(&flow)?;
+        let state = flow_state(&flow)?;
         self.advance(
             Advance {
                 tenant: &tenant,

@@ -58,8 +58,8 @@ pub struct CodeSentDto {
     pub expires_at: DateTime<Utc>,
 }
 
-impl From<gatehouse_store::flow::CodeSent> for CodeSentDto {
-    fn from(c: gatehouse_store::flow::CodeSent) -> Self {
+impl From<gatehouse_domain::mfa::flow::CodeSent> for CodeSentDto {
+    fn from(c: gatehouse_domain::mfa::flow::CodeSent) -> Self {
         CodeSentDto {
             channel: c.channel.as_str().to_owned(),
             to: c.to,

@@ -2,6 +2,7 @@
 //! authenticator apps (M5), recovery codes (M6) and the step the sign-in flow takes next.
 
 pub mod codes;
+pub mod flow;
 pub mod recovery;
 pub mod step;
 pub mod totp;
