@@ -13,6 +13,7 @@ mod m20261124_000005_inbound_events;
 mod m20261124_000007_escalations;
 mod m20261206_000008_user_mfa_failures;
 mod m20261206_000009_operator_approval;
+mod m20261206_000011_delivery_attempts;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_escalations::Migration),
             Box::new(m20261206_000008_user_mfa_failures::Migration),
             Box::new(m20261206_000009_operator_approval::Migration),
+            Box::new(m20261206_000011_delivery_attempts::Migration),
         ]
     }
 }
