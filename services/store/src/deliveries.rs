@@ -49,6 +49,11 @@ pub struct SendContext {
 /// Why a delivery whose code died before it could be sent ended `failed`.
 pub const DEAD_CODE: &str = "the code expired or was replaced before it could be sent";
 
+/// Why a delivery whose code died unused ended `failed` when one of its attempts has an
+/// unknown outcome (its worker stopped, maybe after the provider took the message): it
+/// may have been sent, so "before it could be sent" would not be true.
+pub const DEAD_CODE_UNKNOWN: &str = "outcome unknown: the worker stopped (the code may have been sent); the code expired or was replaced unused";
+
 /// How long a notice (no code, purpose `notice`) may wait to be sent.
 pub const NOTICE_HOURS: i64 = 24;
 
@@ -240,7 +245,10 @@ impl Deliveries<'_> {
                         .deliver_used(Some((self.scope.tenant_id, challenge_id)), 1)
                         .await?;
                 } else if !open {
-                    self.fail(id, DEAD_CODE, true).await?;
+                    self.scope
+                        .inner
+                        .end_dead_codes(&[(d.tenant_id, d.id, d.attempts)], now)
+                        .await?;
                 }
             }
             None if d.purpose == Purpose::Notice.as_str()
@@ -512,9 +520,11 @@ impl Store {
         let mut failed = self
             .fail_queued(notice(now, false), DEAD_NOTICE, limit)
             .await?;
-        let ids: Vec<Uuid> = dl::Entity::find()
+        let dead: Vec<(Uuid, Uuid, i32)> = dl::Entity::find()
             .select_only()
+            .column(dl::Column::TenantId)
             .column(dl::Column::Id)
+            .column(dl::Column::Attempts)
             .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
             .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
             .filter(unclaimed(now))
@@ -523,27 +533,7 @@ impl Store {
             .into_tuple()
             .all(&self.inner.db)
             .await?;
-        failed += if ids.is_empty() {
-            0
-        } else {
-            dl::Entity::update_many()
-                .col_expr(
-                    dl::Column::Status,
-                    Expr::value(DeliveryStatus::Failed.as_str()),
-                )
-                .col_expr(dl::Column::Error, Expr::value(Some(DEAD_CODE)))
-                .col_expr(
-                    dl::Column::PayloadSealed,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-                .filter(dl::Column::Id.is_in(ids))
-                .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
-                .filter(unclaimed(now))
-                .exec(&self.inner.db)
-                .await?
-                .rows_affected
-        };
+        failed += self.inner.end_dead_codes(&dead, now).await?;
         // Emails keep their sealed message after the send only while the code lives.
         let dropped = dl::Entity::find()
             .select_only()
@@ -580,6 +570,75 @@ impl Store {
 }
 
 impl Inner {
+    /// Ends `failed` (sealed message dropped) the listed queued, unclaimed deliveries
+    /// `(tenant, id, attempts)` whose code died unused; answers how many. One never
+    /// claimed was never sent ([`DEAD_CODE`]). One claimed before may have been: each
+    /// claimed attempt without a record is written `unknown` in its history, and when
+    /// any attempt's outcome is unknown its error says so ([`DEAD_CODE_UNKNOWN`]), since
+    /// "before it could be sent" may be false.
+    pub(crate) async fn end_dead_codes(
+        &self,
+        dead: &[(Uuid, Uuid, i32)],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let end = |ids: Vec<Uuid>, error: &'static str| {
+            dl::Entity::update_many()
+                .col_expr(
+                    dl::Column::Status,
+                    Expr::value(DeliveryStatus::Failed.as_str()),
+                )
+                .col_expr(dl::Column::Error, Expr::value(Some(error)))
+                .col_expr(
+                    dl::Column::PayloadSealed,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+                .filter(dl::Column::Id.is_in(ids))
+                .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+                .filter(unclaimed(now))
+        };
+        let never_claimed: Vec<Uuid> = dead
+            .iter()
+            .filter(|(_, _, attempts)| *attempts == 0)
+            .map(|(_, id, _)| *id)
+            .collect();
+        let mut failed = 0;
+        if !never_claimed.is_empty() {
+            failed += end(never_claimed, DEAD_CODE)
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        // Claimed before: rare (a worker stopped, or transient failures until the code
+        // died), so one at a time, each with its history in one transaction.
+        for (tenant, id, attempts) in dead.iter().filter(|(_, _, a)| *a > 0) {
+            let txn = crate::begin_write(&self.db).await?;
+            let recorded = crate::delivery_attempts::of(&txn, *tenant, *id).await?;
+            let lost = (1..=*attempts).any(|n| !recorded.iter().any(|a| a.attempt == n));
+            let unknown = lost
+                || recorded.iter().any(|a| {
+                    a.outcome == crate::delivery_attempts::AttemptOutcome::Unknown.as_str()
+                });
+            let error = if unknown {
+                DEAD_CODE_UNKNOWN
+            } else {
+                DEAD_CODE
+            };
+            let done = end(vec![*id], error)
+                .filter(dl::Column::TenantId.eq(*tenant))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if done == 1 && lost {
+                crate::delivery_attempts::unknown_before_in(&txn, *tenant, *id, attempts + 1, now)
+                    .await?;
+            }
+            txn.commit().await?;
+            failed += done;
+        }
+        Ok(failed)
+    }
+
     /// See [`Deliveries::code_used`]: `which` narrows it to one challenge.
     pub(crate) async fn deliver_used(
         &self,

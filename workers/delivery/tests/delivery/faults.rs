@@ -321,7 +321,90 @@ async fn f2_an_interrupted_send_is_sent_again_and_the_record_says_so(db: Db) {
     assert!(!shown.contains("admin@demo-clinic.example.com"), "{shown}");
 }
 
+/// An unused code whose attempt's outcome is unknown (its worker stopped after the
+/// provider took the message, the lease ran out) and that then expires: it ends `failed`,
+/// as the API's statuses allow, but neither its error nor its history says it was never
+/// sent: the lost attempt is written `unknown`, and the error says the outcome is unknown.
+/// Whether the sweep finds it or a late job's claim does. A code never claimed still
+/// says "expired or was replaced before it could be sent".
+async fn f2_an_unknown_attempt_whose_code_expires_unused_is_not_called_unsent(db: Db) {
+    let t = TestStore::new(db).await;
+    let (_flow, swept) = issue_on_flow(&t, "admin").await;
+    interrupted_send(&t, &swept).await;
+    let (_flow, claimed) = issue_on_flow(&t, "nurse.joy").await;
+    interrupted_send(&t, &claimed).await;
+    let (_flow, never) = issue_on_flow(&t, "dr.house").await;
+
+    // Past the lease and the codes' life; nobody used them.
+    t.advance(400);
+    // A late job of one: its claim finds the code dead and ends the delivery.
+    let none = t
+        .store
+        .tenant(t.tenant)
+        .deliveries()
+        .claim(claimed.delivery_id)
+        .await
+        .unwrap();
+    assert!(none.is_none(), "a dead code is not sent");
+    // The sweep ends the others.
+    t.store.fail_dead_deliveries(100).await.unwrap();
+
+    for issued in [&swept, &claimed] {
+        let row = t.delivery(issued.delivery_id).await;
+        assert_eq!(row.status, "failed", "{row:?}");
+        assert_eq!(row.payload_sealed, None);
+        assert_eq!(
+            row.error.as_deref(),
+            Some(gatehouse_store::deliveries::DEAD_CODE_UNKNOWN),
+            "{row:?}"
+        );
+        assert!(row.error.as_deref().unwrap().starts_with("outcome unknown"));
+        let history = t
+            .store
+            .delivery_attempts(t.tenant, issued.delivery_id)
+            .await
+            .unwrap();
+        let outcomes: Vec<(i32, &str, Option<&str>)> = history
+            .iter()
+            .map(|a| (a.attempt, a.outcome.as_str(), a.detail.as_deref()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![(1, "unknown", Some("outcome unknown: the worker stopped"))]
+        );
+        assert_eq!(
+            t.lines_of(issued.delivery_id).len(),
+            1,
+            "sent once, not again"
+        );
+    }
+    let row = t.delivery(never.delivery_id).await;
+    assert_eq!(row.status, "failed");
+    assert_eq!(
+        row.error.as_deref(),
+        Some(gatehouse_store::deliveries::DEAD_CODE)
+    );
+    assert!(
+        t.store
+            .delivery_attempts(t.tenant, never.delivery_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A second sweep changes nothing and writes no second `unknown`.
+    assert_eq!(t.store.fail_dead_deliveries(100).await.unwrap(), 0);
+    assert_eq!(
+        t.store
+            .delivery_attempts(t.tenant, swept.delivery_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 on_both_databases!(
+    f2_an_unknown_attempt_whose_code_expires_unused_is_not_called_unsent,
     f3_while_redis_is_down_pushes_skip_it_and_codes_come_from_the_database,
     f1_a_code_used_after_its_worker_stopped_is_delivered_never_failed,
     f1_the_sweep_ends_a_used_codes_queued_delivery_delivered,
