@@ -994,3 +994,64 @@ pub fn table(figures: &[Figures]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Figures, Tail};
+    use std::io::Write;
+
+    #[test]
+    fn the_tail_reads_whole_lines_once_and_a_half_written_one_later() {
+        let dir = std::env::temp_dir().join(format!("faults-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("outbox.jsonl");
+        std::fs::write(&path, "{\"old\": true}\n").unwrap();
+        let mut tail = Tail::from_end(&path);
+        let line = |d: &str| {
+            format!(
+                "{{\"at\":\"2026-12-06T07:00:00.123Z\",\"channel\":\"email\",\"to\":\"a@b.example.com\",\"subject\":\"s\",\"body\":\"Your code is 048213.\",\"company\":\"c\",\"purpose\":\"sign_in\",\"delivery_id\":\"{d}\"}}\n"
+            )
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let second = line("d2");
+        f.write_all(line("d1").as_bytes()).unwrap();
+        f.write_all(&second.as_bytes()[..20]).unwrap();
+        let read = tail.read();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].delivery, "d1");
+        assert_eq!(read[0].code.as_deref(), Some("048213"));
+        f.write_all(&second.as_bytes()[20..]).unwrap();
+        let read = tail.read();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].delivery, "d2");
+        assert!(tail.read().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_run_line_names_every_figure_the_smoke_reads() {
+        let f = Figures {
+            name: "(a) x".into(),
+            accepted: 44,
+            delivered: 44,
+            twice: 3,
+            twice_in_history: 3,
+            twice_in_audit: 3,
+            ..Default::default()
+        };
+        let l = f.line();
+        for part in [
+            "accepted 44,",
+            "delivered 44,",
+            "delivered twice 3 (3 with the unknown attempt in the history, 3 in the audit)",
+            "lost 0,",
+            "still verifying 0,",
+            "recorded failed while used 0,",
+        ] {
+            assert!(l.contains(part), "{part}: {l}");
+        }
+    }
+}
