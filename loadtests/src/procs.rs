@@ -116,6 +116,15 @@ impl Service {
         }
     }
 
+    /// SIGKILL (`kill -9`): no clean stop; waits until the process is gone.
+    pub async fn kill9(mut self) -> Result<(), Flaw> {
+        self.child
+            .start_kill()
+            .map_err(|e| Flaw(format!("kill -9 {}: {e}", self.name)))?;
+        let _ = self.child.wait().await;
+        Ok(())
+    }
+
     /// SIGTERM, then up to 30 s for a clean stop, then SIGKILL.
     pub async fn stop(mut self) -> Result<(), Flaw> {
         let _ = Command::new("kill")

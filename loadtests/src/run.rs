@@ -113,11 +113,11 @@ pub struct Options {
 }
 
 /// The address of practice `n`'s front office (198.18.0.0/15 is for benchmarks).
-fn office_ip(n: u32) -> String {
+pub(crate) fn office_ip(n: u32) -> String {
     format!("198.18.{}.{}", (n >> 8) & 0xff, (n & 0xff).max(1))
 }
 
-fn account(prefix: &str, n: u32, u: u32) -> Account {
+pub(crate) fn account(prefix: &str, n: u32, u: u32) -> Account {
     let company = scale_company(prefix, n);
     Account {
         email: scale_email(&company, u),
@@ -145,13 +145,13 @@ fn staff(prefix: &str, from: u32, to: u32, users: u32, keep: impl Fn(u32) -> boo
     out
 }
 
-fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-async fn psql(url: &str, sql: &str) -> Result<(), Flaw> {
+pub(crate) async fn psql(url: &str, sql: &str) -> Result<(), Flaw> {
     let out = tokio::process::Command::new("psql")
         .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
         .output()
@@ -187,7 +187,7 @@ async fn drop_redis_prefix(url: &str, prefix: &str) -> Result<(), Flaw> {
 }
 
 /// The database URL with another database name.
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     match url.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => format!("{url}/{name}"),
@@ -311,7 +311,7 @@ impl Running {
     }
 }
 
-async fn start_worker(env: &Env) -> Result<Service, Flaw> {
+pub(crate) async fn start_worker(env: &Env) -> Result<Service, Flaw> {
     let probe = free_port()?;
     let mut env = env.clone();
     env.vars.insert(

@@ -14,6 +14,7 @@ mod m20261124_000007_escalations;
 mod m20261206_000008_user_mfa_failures;
 mod m20261206_000009_operator_approval;
 mod m20261206_000010_support_search;
+mod m20261206_000011_delivery_attempts;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_user_mfa_failures::Migration),
             Box::new(m20261206_000009_operator_approval::Migration),
             Box::new(m20261206_000010_support_search::Migration),
+            Box::new(m20261206_000011_delivery_attempts::Migration),
         ]
     }
 }

@@ -49,6 +49,11 @@ pub struct SendContext {
 /// Why a delivery whose code died before it could be sent ended `failed`.
 pub const DEAD_CODE: &str = "the code expired or was replaced before it could be sent";
 
+/// Why a delivery whose code died unused ended `failed` when one of its attempts has an
+/// unknown outcome (its worker stopped, maybe after the provider took the message): it
+/// may have been sent, so "before it could be sent" would not be true.
+pub const DEAD_CODE_UNKNOWN: &str = "outcome unknown: the worker stopped (the code may have been sent); the code expired or was replaced unused";
+
 /// How long a notice (no code, purpose `notice`) may wait to be sent.
 pub const NOTICE_HOURS: i64 = 24;
 
@@ -143,6 +148,22 @@ fn code_dead(now: DateTime<Utc>) -> sea_orm::Condition {
         .add(ch::Column::ExpiresAt.lte(now))
 }
 
+/// The delivery's code died unused: expired or replaced. A used code is not dead for
+/// its delivery: its use proves it arrived (see [`Store::deliver_used_codes`]).
+fn code_died_unused(now: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(ch::Column::UsedAt.is_null())
+        .add(
+            sea_orm::Condition::any()
+                .add(ch::Column::SupersededAt.is_not_null())
+                .add(ch::Column::ExpiresAt.lte(now)),
+        )
+}
+
+/// What the audit says of a send that was recorded only when its code was used.
+pub const RECORDED_AT_USE: &str =
+    "the send's own record was lost (its worker stopped); the code's use proves it arrived";
+
 /// No worker holds a live lease on the delivery.
 fn unclaimed(now: DateTime<Utc>) -> sea_orm::Condition {
     sea_orm::Condition::any()
@@ -214,11 +235,20 @@ impl Deliveries<'_> {
                     .filter(ch::Column::Id.eq(challenge_id))
                     .one(db)
                     .await?;
+                let used = challenge.as_ref().is_some_and(|c| c.used_at.is_some());
                 let open = challenge.as_ref().is_some_and(|c| {
                     c.used_at.is_none() && c.superseded_at.is_none() && c.expires_at > now
                 });
-                if !open {
-                    self.fail(id, DEAD_CODE, true).await?;
+                if used {
+                    self.scope
+                        .inner
+                        .deliver_used(Some((self.scope.tenant_id, challenge_id)), 1)
+                        .await?;
+                } else if !open {
+                    self.scope
+                        .inner
+                        .end_dead_codes(&[(d.tenant_id, d.id, d.attempts)], now)
+                        .await?;
                 }
             }
             None if d.purpose == Purpose::Notice.as_str()
@@ -231,6 +261,17 @@ impl Deliveries<'_> {
         Ok(())
     }
 
+    /// The code of `challenge_id` was used: its delivery is `delivered` (the use proves
+    /// the code arrived), whatever its worker recorded or failed to record. A delivery
+    /// still `queued` (its worker stopped between the provider call and the record) gets
+    /// its `mfa.code_sent` now. Answers how many deliveries changed.
+    pub async fn code_used(&self, challenge_id: Uuid) -> Result<u64> {
+        self.scope
+            .inner
+            .deliver_used(Some((self.scope.tenant_id, challenge_id)), 10)
+            .await
+    }
+
     /// Records a successful send: the sealed message is dropped and `mfa.code_sent` audited.
     /// Workers record many sends at once with [`Store::record_sends`]; this is that for one.
     pub async fn mark_sent(&self, ctx: &SendContext, provider_message_id: &str) -> Result<()> {
@@ -241,6 +282,32 @@ impl Deliveries<'_> {
             .inner
             .record_sends(&[(ctx, provider_message_id)])
             .await
+    }
+
+    /// Writes how a claimed attempt ended without a send (see [`crate::delivery_attempts`]);
+    /// a send is written with its record ([`Store::record_sends`]).
+    pub async fn note_attempt(
+        &self,
+        ctx: &SendContext,
+        outcome: crate::delivery_attempts::AttemptOutcome,
+        detail: &str,
+    ) -> Result<()> {
+        if ctx.tenant != self.scope.tenant_id {
+            return Err(gatehouse_domain::Error::NotFound.into());
+        }
+        crate::delivery_attempts::insert_in(
+            &self.scope.inner.db,
+            self.scope.inner.clock.now(),
+            &[crate::delivery_attempts::NewAttempt {
+                tenant: ctx.tenant.0,
+                delivery: ctx.delivery_id,
+                attempt: i32::try_from(ctx.attempt).unwrap_or(i32::MAX),
+                outcome,
+                detail: Some(detail),
+                provider_message_id: None,
+            }],
+        )
+        .await
     }
 
     /// Records a failed attempt. A permanent failure ends the delivery (and drops its sealed
@@ -441,41 +508,32 @@ impl Store {
     /// Answers how many.
     pub async fn fail_dead_deliveries(&self, limit: u64) -> Result<u64> {
         let now = self.inner.clock.now();
+        // A used code arrived: its delivery is never `failed`, even when its worker died
+        // before recording the send.
+        let delivered = self.deliver_used_codes(limit).await?;
+        if delivered > 0 {
+            tracing::info!(
+                delivered,
+                "deliveries whose code was used are now delivered"
+            );
+        }
         let mut failed = self
             .fail_queued(notice(now, false), DEAD_NOTICE, limit)
             .await?;
-        let ids: Vec<Uuid> = dl::Entity::find()
+        let dead: Vec<(Uuid, Uuid, i32)> = dl::Entity::find()
             .select_only()
+            .column(dl::Column::TenantId)
             .column(dl::Column::Id)
+            .column(dl::Column::Attempts)
             .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
             .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
             .filter(unclaimed(now))
-            .filter(code_dead(now))
+            .filter(code_died_unused(now))
             .limit(limit)
             .into_tuple()
             .all(&self.inner.db)
             .await?;
-        failed += if ids.is_empty() {
-            0
-        } else {
-            dl::Entity::update_many()
-                .col_expr(
-                    dl::Column::Status,
-                    Expr::value(DeliveryStatus::Failed.as_str()),
-                )
-                .col_expr(dl::Column::Error, Expr::value(Some(DEAD_CODE)))
-                .col_expr(
-                    dl::Column::PayloadSealed,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-                .filter(dl::Column::Id.is_in(ids))
-                .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
-                .filter(unclaimed(now))
-                .exec(&self.inner.db)
-                .await?
-                .rows_affected
-        };
+        failed += self.inner.end_dead_codes(&dead, now).await?;
         // Emails keep their sealed message after the send only while the code lives.
         let dropped = dl::Entity::find()
             .select_only()
@@ -503,7 +561,174 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Marks `delivered` up to `limit` deliveries (`queued` or `sent`) whose code was used,
+    /// across tenants (see [`Deliveries::code_used`]); answers how many.
+    pub async fn deliver_used_codes(&self, limit: u64) -> Result<u64> {
+        self.inner.deliver_used(None, limit).await
+    }
+}
+
 impl Inner {
+    /// Ends `failed` (sealed message dropped) the listed queued, unclaimed deliveries
+    /// `(tenant, id, attempts)` whose code died unused; answers how many. One never
+    /// claimed was never sent ([`DEAD_CODE`]). One claimed before may have been: each
+    /// claimed attempt without a record is written `unknown` in its history, and when
+    /// any attempt's outcome is unknown its error says so ([`DEAD_CODE_UNKNOWN`]), since
+    /// "before it could be sent" may be false.
+    pub(crate) async fn end_dead_codes(
+        &self,
+        dead: &[(Uuid, Uuid, i32)],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let end = |ids: Vec<Uuid>, error: &'static str| {
+            dl::Entity::update_many()
+                .col_expr(
+                    dl::Column::Status,
+                    Expr::value(DeliveryStatus::Failed.as_str()),
+                )
+                .col_expr(dl::Column::Error, Expr::value(Some(error)))
+                .col_expr(
+                    dl::Column::PayloadSealed,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+                .filter(dl::Column::Id.is_in(ids))
+                .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+                .filter(unclaimed(now))
+        };
+        let never_claimed: Vec<Uuid> = dead
+            .iter()
+            .filter(|(_, _, attempts)| *attempts == 0)
+            .map(|(_, id, _)| *id)
+            .collect();
+        let mut failed = 0;
+        if !never_claimed.is_empty() {
+            failed += end(never_claimed, DEAD_CODE)
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        // Claimed before: rare (a worker stopped, or transient failures until the code
+        // died), so one at a time, each with its history in one transaction.
+        for (tenant, id, attempts) in dead.iter().filter(|(_, _, a)| *a > 0) {
+            let txn = crate::begin_write(&self.db).await?;
+            let recorded = crate::delivery_attempts::of(&txn, *tenant, *id).await?;
+            let lost = (1..=*attempts).any(|n| !recorded.iter().any(|a| a.attempt == n));
+            let unknown = lost
+                || recorded.iter().any(|a| {
+                    a.outcome == crate::delivery_attempts::AttemptOutcome::Unknown.as_str()
+                });
+            let error = if unknown {
+                DEAD_CODE_UNKNOWN
+            } else {
+                DEAD_CODE
+            };
+            let done = end(vec![*id], error)
+                .filter(dl::Column::TenantId.eq(*tenant))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            if done == 1 && lost {
+                crate::delivery_attempts::unknown_before_in(&txn, *tenant, *id, attempts + 1, now)
+                    .await?;
+            }
+            txn.commit().await?;
+            failed += done;
+        }
+        Ok(failed)
+    }
+
+    /// See [`Deliveries::code_used`]: `which` narrows it to one challenge.
+    pub(crate) async fn deliver_used(
+        &self,
+        which: Option<(TenantId, Uuid)>,
+        limit: u64,
+    ) -> Result<u64> {
+        let now = self.clock.now();
+        let mut q = dl::Entity::find()
+            .join(sea_orm::JoinType::InnerJoin, dl::Relation::Challenge.def())
+            .filter(ch::Column::UsedAt.is_not_null())
+            .filter(dl::Column::Status.is_in([
+                DeliveryStatus::Queued.as_str(),
+                DeliveryStatus::Sent.as_str(),
+            ]));
+        if let Some((tenant, challenge)) = which {
+            q = q
+                .filter(dl::Column::TenantId.eq(tenant.0))
+                .filter(dl::Column::ChallengeId.eq(challenge));
+        }
+        let found = q.limit(limit).all(&self.db).await?;
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let txn = crate::begin_write(&self.db).await?;
+        let mut changed = 0;
+        let mut events = Vec::new();
+        for d in found {
+            let delivered = |from: &str| {
+                dl::Entity::update_many()
+                    .col_expr(
+                        dl::Column::Status,
+                        Expr::value(DeliveryStatus::Delivered.as_str()),
+                    )
+                    .col_expr(dl::Column::Error, Expr::value(Option::<String>::None))
+                    .col_expr(
+                        dl::Column::ClaimedUntil,
+                        Expr::value(Option::<DateTime<Utc>>::None),
+                    )
+                    .col_expr(
+                        dl::Column::PayloadSealed,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+                    .filter(dl::Column::Id.eq(d.id))
+                    .filter(dl::Column::TenantId.eq(d.tenant_id))
+                    .filter(dl::Column::Status.eq(from.to_owned()))
+            };
+            let mut done = delivered(&d.status).exec(&txn).await?.rows_affected;
+            let was_queued = done == 1 && d.status == DeliveryStatus::Queued.as_str();
+            if done == 0 && d.status == DeliveryStatus::Queued.as_str() {
+                // Its worker recorded the send meanwhile (and audited it).
+                done = delivered(DeliveryStatus::Sent.as_str())
+                    .exec(&txn)
+                    .await?
+                    .rows_affected;
+            }
+            changed += done;
+            if was_queued {
+                crate::delivery_attempts::unknown_outcomes_in(&txn, &d, now).await?;
+                let target = d.user_id.map(|u| Target {
+                    kind: "user",
+                    id: u.to_string(),
+                    label: None,
+                });
+                events.push((
+                    TenantId(d.tenant_id),
+                    event(
+                        Action::MfaCodeSent,
+                        Actor::system(),
+                        target,
+                        &RequestMeta::default(),
+                        json!({
+                            "delivery_id": d.id.to_string(),
+                            "channel": d.channel,
+                            "purpose": d.purpose,
+                            "to": d.destination_masked,
+                            "attempt": d.attempts,
+                            "recorded": "at_use",
+                            "note": RECORDED_AT_USE,
+                            "attempts": crate::delivery_attempts::history_in(&txn, d.tenant_id, d.id).await?,
+                        }),
+                    ),
+                ));
+            }
+        }
+        crate::audit::append_many_in(&txn, now, events).await?;
+        txn.commit().await?;
+        Ok(changed)
+    }
+
     pub(crate) async fn claim_sends(
         &self,
         which: &[(TenantId, Uuid)],
@@ -529,6 +754,31 @@ impl Inner {
         for row in &rows {
             let ctx = context(row)?;
             claimed.insert((ctx.tenant, ctx.delivery_id), ctx);
+        }
+        // A claim after an earlier one that recorded nothing: that worker stopped, maybe
+        // after the provider took the message, and this claim sends it again.
+        for ctx in claimed.values().filter(|c| c.attempt > 1) {
+            let attempt = i32::try_from(ctx.attempt).unwrap_or(i32::MAX);
+            let lost = crate::delivery_attempts::unknown_before_in(
+                &self.db,
+                ctx.tenant.0,
+                ctx.delivery_id,
+                attempt,
+                now,
+            )
+            .await?;
+            if lost > 0 {
+                use crate::telemetry::{label, metrics};
+                metrics()
+                    .codes_resent
+                    .add(1, &[label("channel", ctx.channel.as_str())]);
+                tracing::warn!(
+                    delivery_id = %ctx.delivery_id,
+                    attempt = ctx.attempt,
+                    "{}; sending again (the message may arrive twice)",
+                    crate::delivery_attempts::UNKNOWN
+                );
+            }
         }
         let mut out = Vec::with_capacity(which.len());
         for (tenant, id) in which {
@@ -573,18 +823,59 @@ impl Inner {
                 ctx.tenant.0.into(),
             ]);
         }
+        // A delivery that is no longer queued was closed meanwhile: `delivered` because its
+        // code was used (audited then), or by a provider event. It keeps its status and
+        // only learns its message id. (A `failed` one was given up while this send was in
+        // flight: the send happened, so it is `sent`.)
         let sql = format!(
             "UPDATE deliveries SET status = 'sent', provider_message_id = CASE id{cases} END, \
              claimed_until = NULL, error = NULL, updated_at = $1, \
              payload_sealed = CASE WHEN channel = 'email' AND purpose <> 'notice' \
                THEN payload_sealed ELSE NULL END \
-             WHERE id IN ({ids}) AND ({rows})"
+             WHERE id IN ({ids}) AND ({rows}) AND status IN ('queued', 'failed') RETURNING id"
         );
-        txn.execute_raw(stmt(backend, &sql, values)).await?;
+        let changed: std::collections::HashSet<Uuid> = txn
+            .query_all_raw(stmt(backend, &sql, values.clone()))
+            .await?
+            .iter()
+            .map(|r| r.try_get::<Uuid>("", "id"))
+            .collect::<std::result::Result<_, _>>()?;
+        if changed.len() < sends.len() {
+            let sql = format!(
+                "UPDATE deliveries SET provider_message_id = CASE id{cases} END, \
+                 claimed_until = NULL, updated_at = $1 \
+                 WHERE id IN ({ids}) AND ({rows}) AND provider_message_id IS NULL \
+                   AND status NOT IN ('queued', 'failed')"
+            );
+            txn.execute_raw(stmt(backend, &sql, values)).await?;
+        }
+        let attempts: Vec<_> = sends
+            .iter()
+            .map(|(ctx, message_id)| crate::delivery_attempts::NewAttempt {
+                tenant: ctx.tenant.0,
+                delivery: ctx.delivery_id,
+                attempt: i32::try_from(ctx.attempt).unwrap_or(i32::MAX),
+                outcome: crate::delivery_attempts::AttemptOutcome::Sent,
+                detail: None,
+                provider_message_id: Some(message_id),
+            })
+            .collect();
+        crate::delivery_attempts::insert_in(&txn, now, &attempts).await?;
+        // The history of a send that took more than one attempt (one may have gone out
+        // already: see `delivery_attempts`), for its audit event.
+        let mut histories = HashMap::new();
+        for (ctx, _) in sends {
+            if ctx.attempt > 1 && changed.contains(&ctx.delivery_id) {
+                let h = crate::delivery_attempts::history_in(&txn, ctx.tenant.0, ctx.delivery_id)
+                    .await?;
+                histories.insert(ctx.delivery_id, h);
+            }
+        }
         // A notice is not a code: the delivery row is its record (the escalation is audited).
         let events: Vec<_> = sends
             .iter()
             .filter(|(ctx, _)| ctx.purpose != Purpose::Notice)
+            .filter(|(ctx, _)| changed.contains(&ctx.delivery_id))
             .map(|(ctx, _)| {
                 let target = ctx.user_id.map(|u| Target {
                     kind: "user",
@@ -604,6 +895,10 @@ impl Inner {
                         "attempt": ctx.attempt,
                     }),
                 );
+                let mut e = e;
+                if let Some(h) = histories.remove(&ctx.delivery_id) {
+                    e.details["attempts"] = h;
+                }
                 (ctx.tenant, e)
             })
             .collect();

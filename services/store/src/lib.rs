@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod audit;
 mod cache;
 pub mod deliveries;
+pub mod delivery_attempts;
 pub mod delivery_log;
 mod entities;
 pub mod error;

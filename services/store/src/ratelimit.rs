@@ -78,6 +78,8 @@ struct SharedLimits {
     settings: RedisSettings,
     per_minute: u32,
     script: redis::Script,
+    /// Skips Redis while it does not answer (see [`crate::shared::Breaker`]).
+    breaker: Arc<crate::shared::Breaker>,
 }
 
 static OUTAGE: OutageLog = OutageLog::new("failed sign-ins are counted per process");
@@ -128,6 +130,7 @@ impl LoginLimiter {
         if let Some(per_minute) = self.limits.as_ref().map(|l| l.per_minute) {
             self.shared = Some(SharedLimits {
                 conn,
+                breaker: crate::shared::breaker(&settings),
                 settings,
                 per_minute,
                 script: redis::Script::new(GCRA),
@@ -176,20 +179,19 @@ impl LoginLimiter {
         };
         let mut conn = shared.conn.clone();
         let rkey = shared.settings.key(&format!("login:block:{key}"));
-        let pttl = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            redis::cmd("PTTL").arg(&rkey).query_async::<i64>(&mut conn),
-        )
-        .await;
+        let pttl = shared
+            .breaker
+            .call(
+                &shared.conn,
+                COMMAND_TIMEOUT,
+                redis::cmd("PTTL").arg(&rkey).query_async::<i64>(&mut conn),
+            )
+            .await;
         match pttl {
-            Ok(Ok(ms)) if ms > 0 => Err(ms.unsigned_abs().div_ceil(1000)),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
+            Ok(ms) if ms > 0 => Err(ms.unsigned_abs().div_ceil(1000)),
+            Ok(_) => Ok(()),
+            Err(e) => {
                 OUTAGE.failed(&e);
-                Ok(())
-            }
-            Err(_) => {
-                OUTAGE.failed(&"timed out");
                 Ok(())
             }
         }
@@ -208,10 +210,16 @@ impl LoginLimiter {
             .key(shared.settings.key(&format!("login:block:{key}")))
             .arg(interval_ms)
             .arg(burst);
-        match tokio::time::timeout(COMMAND_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => OUTAGE.failed(&e),
-            Err(_) => OUTAGE.failed(&"timed out"),
+        let counted = shared
+            .breaker
+            .call(
+                &shared.conn,
+                COMMAND_TIMEOUT,
+                call.invoke_async::<i64>(&mut conn),
+            )
+            .await;
+        if let Err(e) = counted {
+            OUTAGE.failed(&e);
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub lockouts: Counter<u64>,
     /// `gatehouse_codes_sent_total{channel,status}`
     pub codes_sent: Counter<u64>,
+    /// `gatehouse_codes_resent_total{channel}`
+    pub codes_resent: Counter<u64>,
     /// `gatehouse_queue_depth{channel}`
     pub queue_depth: Gauge<u64>,
     /// `gatehouse_job_wait_seconds{job}`
@@ -76,6 +78,10 @@ impl Metrics {
             codes_sent: meter
                 .u64_counter("gatehouse_codes_sent")
                 .with_description("Send attempts of codes and notices by channel (email, sms) and status: sent, failed (final), retrying (transient failure), opted_out (refused before the provider).")
+                .build(),
+            codes_resent: meter
+                .u64_counter("gatehouse_codes_resent")
+                .with_description("Deliveries sent again after an attempt whose outcome is unknown (its worker stopped between the provider call and its record): the message may have gone out twice.")
                 .build(),
             queue_depth: meter
                 .u64_gauge("gatehouse_queue_depth")

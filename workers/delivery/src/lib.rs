@@ -176,6 +176,14 @@ impl Workers {
 /// Its span continues the trace the job carries (the request that issued the code), so
 /// that one trace runs from `POST /v1/auth/login` to the provider call (A2).
 async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<(), BoxDynError> {
+    run_send(job, &deps)
+        .await
+        .map_err(|e| AbortError::new(e).into())
+}
+
+/// One send job's run, whichever way the job came (a queue, or the database while Redis
+/// does not answer).
+async fn run_send(job: SendCode, deps: &SendDeps) -> Result<(), SendError> {
     use gatehouse_store::telemetry::{continue_trace, label, metrics, secs};
     let span = tracing::info_span!(
         "job.run",
@@ -194,7 +202,7 @@ async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<(), BoxDynError
     }
     let started = std::time::Instant::now();
     let result =
-        tracing::Instrument::instrument(send::send_with_retries(&job, &deps), span.clone()).await;
+        tracing::Instrument::instrument(send::send_with_retries(&job, deps), span.clone()).await;
     let outcome = match &result {
         Ok(send::Outcome::Sent { .. }) => "sent",
         Ok(send::Outcome::Skipped) => "skipped",
@@ -207,10 +215,7 @@ async fn send_job(job: SendCode, deps: Data<SendDeps>) -> Result<(), BoxDynError
         secs(started.elapsed()),
         &[label("job", "send_code"), label("outcome", outcome)],
     );
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) => Err(AbortError::new(e).into()),
-    }
+    result.map(|_| ())
 }
 
 /// What the inbound job needs; cheap to clone.
@@ -524,6 +529,13 @@ pub fn spawn_on_redis(
     ];
     let shared: Arc<dyn JobQueue> = Arc::new(queue.clone());
     let mut periodic = parts.periodic(&store, &config, shared.clone());
+    periodic.push(parts.runtime.spawn(from_database(
+        store.clone(),
+        parts.send.clone(),
+        queue.clone(),
+        parts.concurrency,
+        parts.stop.subscribe(),
+    )));
     periodic.push(parts.runtime.spawn(vacuum(queue, parts.stop.subscribe())));
     Ok(parts.into_workers(shared, workers, periodic, &config))
 }
@@ -549,6 +561,88 @@ fn redis_send_worker(
             .build(send_job)
             .run_until(stopped(&stop))
     })
+}
+
+/// How often a worker process asks Redis whether it answers (one `PING`) and, while it
+/// does not, takes queued deliveries from the database.
+pub const FALLBACK_EVERY: Duration = Duration::from_millis(250);
+/// While Redis does not answer, a delivery queued (or last tried) this long ago is taken
+/// from the database: a new code is sent within about this plus [`FALLBACK_EVERY`].
+pub const FALLBACK_IDLE: Duration = Duration::from_millis(500);
+/// For this long after Redis answers again, deliveries still queued after
+/// [`FALLBACK_STALE`] are taken from the database too: their jobs may have been lost with
+/// Redis, or the queue's workers may still be starting again.
+pub const FALLBACK_GRACE: Duration = Duration::from_secs(30);
+/// See [`FALLBACK_GRACE`].
+pub const FALLBACK_STALE: Duration = Duration::from_secs(2);
+
+/// The way codes keep going out while Redis is down: every [`FALLBACK_EVERY`], while the
+/// breaker of the queue's Redis is open (this process's last Redis command failed, or the
+/// `PING` here did), up to `concurrency` queued deliveries whose code lives are taken
+/// straight from the database and sent, `concurrency` at once. Each is claimed as a job
+/// from the queue would be, so one delivery is still sent by one worker only, whether
+/// its job also waits in Redis or another worker process takes it from the database too.
+/// When Redis answers again the breaker closes and the queue is the way again.
+async fn from_database(
+    store: Store,
+    deps: SendDeps,
+    queue: RedisQueue,
+    concurrency: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let breaker = queue.breaker().clone();
+    let (conn, _) = queue.redis();
+    let conn = conn.clone();
+    let limit = u64::try_from(concurrency).unwrap_or(64);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FALLBACK_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        if !breaker.is_open() {
+            let mut ping = conn.clone();
+            let _ = breaker
+                .call(
+                    &conn,
+                    FALLBACK_EVERY,
+                    redis::cmd("PING").query_async::<String>(&mut ping),
+                )
+                .await;
+        }
+        let idle = if breaker.is_open() {
+            FALLBACK_IDLE
+        } else if breaker.open_within(FALLBACK_GRACE) {
+            FALLBACK_STALE
+        } else {
+            continue;
+        };
+        let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::seconds(1));
+        let due = match store.deliveries_to_requeue(idle, limit).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading queued deliveries failed; trying again");
+                continue;
+            }
+        };
+        if due.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            deliveries = due.len(),
+            redis_down = breaker.is_open(),
+            "taking queued deliveries from the database"
+        );
+        let mut sends = tokio::task::JoinSet::new();
+        for job in due {
+            let deps = deps.clone();
+            sends.spawn(async move {
+                if let Err(e) = run_send(job, &deps).await {
+                    tracing::debug!(error = %e, "send taken from the database did not complete");
+                }
+            });
+        }
+        while sends.join_next().await.is_some() {}
+    }
 }
 
 /// Vacuums finished jobs from Redis every [`VACUUM_EVERY`] until told to stop.

@@ -99,19 +99,20 @@ impl Lanes {
     /// The lane of the next code of `tenant`.
     pub async fn lane(&self, tenant: Uuid) -> Lane {
         let n = match &self.shared {
-            Some((conn, settings)) => {
-                let mut conn = conn.clone();
+            Some((shared, settings)) => {
+                let mut conn = shared.clone();
                 let mut call = COUNT_SCRIPT.prepare_invoke();
                 call.key(settings.key(&format!("fair:{tenant}")))
                     .arg(FAIR_WINDOW.as_millis() as u64);
-                match tokio::time::timeout(
+                let breaker = gatehouse_store::shared::breaker(settings);
+                let counted = breaker.call(
+                    shared,
                     gatehouse_store::shared::COMMAND_TIMEOUT,
                     call.invoke_async::<u32>(&mut conn),
-                )
-                .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => self.count_here(tenant),
+                );
+                match counted.await {
+                    Ok(n) => n,
+                    Err(_) => self.count_here(tenant),
                 }
             }
             None => self.count_here(tenant),
@@ -167,7 +168,7 @@ struct ChannelRate {
 pub struct SendRates {
     email: Option<Arc<ChannelRate>>,
     sms: Option<Arc<ChannelRate>>,
-    conn: Option<ConnectionManager>,
+    conn: Option<(ConnectionManager, Arc<gatehouse_store::shared::Breaker>)>,
 }
 
 impl std::fmt::Debug for SendRates {
@@ -233,7 +234,7 @@ impl SendRates {
                 r.key = Some(settings.key(&format!("send_rate:{name}")));
             }
         }
-        rates.conn = Some(conn);
+        rates.conn = Some((conn, gatehouse_store::shared::breaker(settings)));
         rates
     }
 
@@ -244,25 +245,25 @@ impl SendRates {
             Channel::Sms => &self.sms,
         };
         let Some(rate) = rate else { return };
-        if let (Some(key), Some(conn)) = (&rate.key, &self.conn) {
+        if let (Some(key), Some((conn, breaker))) = (&rate.key, &self.conn) {
+            let reserving = conn.clone();
             let mut conn = conn.clone();
             let interval = 1000.0 / f64::from(rate.per_second.get());
             let mut call = RESERVE_SCRIPT.prepare_invoke();
             call.key(key).arg(interval).arg(rate.per_second.get());
-            match tokio::time::timeout(
+            let reserved = breaker.call(
+                &reserving,
                 gatehouse_store::shared::COMMAND_TIMEOUT,
                 call.invoke_async::<u64>(&mut conn),
-            )
-            .await
-            {
-                Ok(Ok(wait_ms)) => {
+            );
+            match reserved.await {
+                Ok(wait_ms) => {
                     if wait_ms > 0 {
                         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
                     }
                     return;
                 }
-                Ok(Err(e)) => OUTAGE.failed(&e),
-                Err(_) => OUTAGE.failed(&"timed out"),
+                Err(e) => OUTAGE.failed(&e),
             }
         }
         rate.local.until_ready().await;

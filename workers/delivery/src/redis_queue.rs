@@ -4,7 +4,10 @@
 //! Redis holds only the jobs: the delivery row (with its sealed message) and the recorded
 //! SNS message are the durable records, so a push lost to a Redis outage, or a job lost
 //! with Redis' memory, is pushed again by the periodic re-enqueue. A push never waits
-//! longer than [`PUSH_TIMEOUT`]: a sign-in does not hang on a stalled Redis.
+//! longer than [`PUSH_TIMEOUT`]: a sign-in does not hang on a stalled Redis. After one
+//! push (or any other Redis command of the process) fails, the breaker opens and pushes
+//! fail at once without trying Redis, until a probe finds it back; meanwhile the workers
+//! take queued deliveries straight from the database (see `lib.rs`).
 //!
 //! How apalis-redis is used here, and why:
 //! - queue names are set explicitly under the configured prefix, identically in every
@@ -39,7 +42,8 @@ use apalis_core::backend::ext::poll_strategy::{PollSnapshot, PollStrategy};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use gatehouse_store::queue::{JobQueue, PushFuture, QueueError};
-use gatehouse_store::shared::RedisSettings;
+use gatehouse_store::shared::{Breaker, RedisSettings};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -63,6 +67,9 @@ pub struct RedisQueue {
     inbound: RedisStorage<ProcessInbound>,
     conn: ConnectionManager,
     settings: RedisSettings,
+    /// Skips Redis while it does not answer: a push then fails at once (see
+    /// [`gatehouse_store::shared::Breaker`]).
+    breaker: Arc<Breaker>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -102,6 +109,7 @@ impl RedisQueue {
             lanes: Lanes::shared(conn.clone(), settings.clone()),
             inbound: RedisStorage::new(conn.clone())
                 .with_config(config(&settings, "jobs:process_inbound")),
+            breaker: gatehouse_store::shared::breaker(&settings),
             conn,
             settings,
         }
@@ -122,6 +130,12 @@ impl RedisQueue {
     /// The bulk lane: the rest of a tenant's burst.
     pub(crate) fn bulk_backend(&self, concurrency: usize) -> RedisStorage<SendCode> {
         taking(self.bulk.clone(), concurrency)
+    }
+
+    /// The breaker of this queue's Redis (shared with everything else in the process that
+    /// uses that Redis).
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
     }
 
     /// The connection and settings the queue uses.
@@ -224,15 +238,16 @@ impl PollStrategy for Every {
     }
 }
 
-async fn bounded<E: std::fmt::Display>(
-    push: impl Future<Output = Result<(), E>>,
-) -> Result<(), QueueError> {
-    match tokio::time::timeout(PUSH_TIMEOUT, push).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(QueueError(e.to_string())),
-        Err(_) => Err(QueueError(format!(
-            "redis did not answer within {PUSH_TIMEOUT:?}"
-        ))),
+impl RedisQueue {
+    /// One push, within [`PUSH_TIMEOUT`]; not tried at all while the breaker is open.
+    async fn bounded<E: std::fmt::Display>(
+        &self,
+        push: impl Future<Output = Result<(), E>>,
+    ) -> Result<(), QueueError> {
+        self.breaker
+            .call(&self.conn, PUSH_TIMEOUT, push)
+            .await
+            .map_err(|e| QueueError(e.to_string()))
     }
 }
 
@@ -242,7 +257,7 @@ impl JobQueue for RedisQueue {
         let tenant = job.tenant_id;
         let task = TaskBuilder::new(job).idempotency_key(key).build();
         // The lane's count and the push together stay within PUSH_TIMEOUT.
-        Box::pin(bounded(async move {
+        Box::pin(self.bounded(async move {
             let mut backend = match self.lanes.lane(tenant).await {
                 Lane::Priority => self.send.clone(),
                 Lane::Bulk => self.bulk.clone(),
@@ -255,7 +270,7 @@ impl JobQueue for RedisQueue {
         let key = job.message_id.clone();
         let task = TaskBuilder::new(job).idempotency_key(key).build();
         let mut backend = self.inbound.clone();
-        Box::pin(bounded(async move { backend.push_task(task).await }))
+        Box::pin(self.bounded(async move { backend.push_task(task).await }))
     }
 }
 

@@ -52,7 +52,12 @@ pub async fn requeue_once(
         let delivery_id = job.delivery_id;
         match queue.push_send_code(job).await {
             Ok(()) => pushed += 1,
-            Err(e) => tracing::warn!(%delivery_id, error = %e, "re-enqueue push failed"),
+            Err(e) => {
+                // The queue is down: the rest would fail alike (and, with Redis, the
+                // workers take them from the database meanwhile).
+                tracing::warn!(%delivery_id, error = %e, "re-enqueue push failed; pushing the rest next time");
+                return Ok(pushed);
+            }
         }
     }
     // SNS messages recorded by the webhook whose processing job was lost.

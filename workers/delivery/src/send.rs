@@ -18,6 +18,7 @@ use gatehouse_domain::ids::{PhoneE164, TenantId};
 use gatehouse_domain::jobs::{CodeMessage, SendCode};
 use gatehouse_domain::mfa::codes::Channel;
 use gatehouse_store::deliveries::{Deliveries, SendContext};
+use gatehouse_store::delivery_attempts::AttemptOutcome;
 use gatehouse_store::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,24 +142,20 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
     let Some(secret) = open(&deps.store, &ctx) else {
         tracing::error!("the sealed message does not open; failing the delivery");
         count(ctx.channel, "failed");
+        let reason = "the sealed message could not be opened (the key that sealed it is not configured, or it was altered)";
+        deliveries.fail(ctx.delivery_id, reason, true).await?;
         deliveries
-            .fail(
-                ctx.delivery_id,
-                "the sealed message could not be opened (the key that sealed it is not configured, or it was altered)",
-                true,
-            )
+            .note_attempt(&ctx, AttemptOutcome::Failed, reason)
             .await?;
         return Err(SendError::Sealed);
     };
     if ctx.channel == Channel::Sms {
         let Ok(phone) = PhoneE164::parse(&secret.to) else {
             count(ctx.channel, "failed");
+            let reason = "the destination is not a phone number";
+            deliveries.fail(ctx.delivery_id, reason, true).await?;
             deliveries
-                .fail(
-                    ctx.delivery_id,
-                    "the destination is not a phone number",
-                    true,
-                )
+                .note_attempt(&ctx, AttemptOutcome::Failed, reason)
                 .await?;
             return Err(SendError::Provider(ProviderError::permanent(
                 "the destination is not a phone number",
@@ -169,6 +166,9 @@ pub async fn send_code(job: &SendCode, deps: &SendDeps) -> Result<Outcome, SendE
             Ok(Gate::OptedOut) => {
                 deliveries
                     .refuse(ctx.delivery_id, DeliveryStatus::OptedOut, OPTED_OUT_REASON)
+                    .await?;
+                deliveries
+                    .note_attempt(&ctx, AttemptOutcome::OptedOut, OPTED_OUT_REASON)
                     .await?;
                 count(ctx.channel, "opted_out");
                 tracing::info!("the number opted out of SMS; not sent");
@@ -233,6 +233,12 @@ async fn record_failure(
     tracing::warn!(error = %reason, permanent, "send failed");
     count(ctx.channel, if permanent { "failed" } else { "retrying" });
     deliveries.fail(ctx.delivery_id, &reason, permanent).await?;
+    let outcome = if permanent {
+        AttemptOutcome::Failed
+    } else {
+        AttemptOutcome::Retrying
+    };
+    deliveries.note_attempt(ctx, outcome, &reason).await?;
     Ok(ProviderError { permanent, reason })
 }
 

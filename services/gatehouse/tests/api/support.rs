@@ -138,9 +138,9 @@ async fn d5_a_users_deliveries_are_newest_first_masked_paged_and_support_reads_a
             assert!(d.get(field).is_some(), "{field} in {d}");
         }
     }
-    // Both codes reached the outbox provider.
+    // Both codes reached the outbox provider (a code that was used is `delivered`).
     for d in list {
-        assert_eq!(d["status"], "sent", "{d}");
+        assert!(d["status"] == "sent" || d["status"] == "delivered", "{d}");
         assert!(d["provider_message_id"].is_string(), "{d}");
         assert!(d["error"].is_null(), "{d}");
         assert_eq!(d["attempts"], 1, "{d}");
@@ -423,7 +423,7 @@ async fn s1_support_finds_deliveries_to_a_destination_across_practices_masked_an
         assert_eq!(d["to"], "s•••@example.com");
         assert_eq!(d["channel"], "email");
         assert_eq!(d["purpose"], "enroll");
-        assert_eq!(d["status"], "sent");
+        assert!(d["status"] == "sent" || d["status"] == "delivered", "{d}");
     }
     assert!(page["next_cursor"].is_null());
     assert!(!text.to_lowercase().contains(shared), "{text}");

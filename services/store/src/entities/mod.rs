@@ -3,6 +3,7 @@
 
 pub mod audit_events;
 pub mod deliveries;
+pub mod delivery_attempts;
 pub mod email_suppressions;
 pub mod escalations;
 pub mod group_members;

@@ -491,6 +491,11 @@ impl Mfa<'_> {
                 .await?
                 .rows_affected;
             if used == 1 {
+                // The code arrived: its delivery says so, whatever its worker recorded. A
+                // failure here only delays that to the workers' sweep.
+                if let Err(e) = self.scope.deliveries().code_used(c.id).await {
+                    tracing::warn!(error = %e, "marking the used code's delivery delivered failed; the sweep will");
+                }
                 return Ok(Some(checked(CodeCheck::Accept, true)));
             }
         }

@@ -9,6 +9,7 @@ mod moto;
 mod aws;
 mod bench;
 mod fairness;
+mod faults;
 mod optout;
 mod redis_acks;
 mod redis_outage;

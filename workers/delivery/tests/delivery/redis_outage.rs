@@ -34,7 +34,7 @@ impl PrivateRedis {
     }
 
     /// Starts the server (again) on the same port and waits until it answers.
-    fn up(&mut self) {
+    pub(crate) fn up(&mut self) {
         let child = Command::new("redis-server")
             .args([
                 "--bind",
@@ -62,7 +62,7 @@ impl PrivateRedis {
     }
 
     /// Kills the server: everything it held is gone.
-    fn down(&mut self) {
+    pub(crate) fn down(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().ok();
             c.wait().ok();
