@@ -4,7 +4,7 @@
 //! for 5 s during sign-ins. It asserts what must hold whatever the machine's speed: no
 //! code lost, none still waiting, no used code recorded `failed`, every delivery sent
 //! twice shows its unknown attempt in its history and its audit; it asserts no time
-//! (the full run's figures are in the README). Each kill run waits out the 60 s claim
+//! (the full run's figures are in docs/performance.md). Each kill run waits out the 60 s claim
 //! lease of the sends it interrupted, so this takes about two and a half minutes.
 //!
 //! It loads the machine, so it is ignored in the main run and run after it by
