@@ -10,8 +10,8 @@ use crate::ids::{EmailAddress, PhoneE164};
 ///
 /// A term matches where an index can find it (finding 13 of the hardening review: a
 /// search that matched anywhere in a value scanned every user of every practice): the
-/// start of a username or email address, a whole phone number, or a number's last
-/// [`Self::MIN_TAIL_DIGITS`] or more digits. Support staff type the beginning of a name,
+/// start of a username, an email address from its local part and `@` on, a whole phone
+/// number, or a number's last [`Self::MIN_TAIL_DIGITS`] or more digits. Support staff type the beginning of a name,
 /// or the end of a number a caller reads out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserLookup {
@@ -78,6 +78,14 @@ impl UserLookup {
     /// The term's digits, when it looks like (a part of) a phone number.
     pub fn digits(&self) -> Option<&str> {
         self.digits.as_deref()
+    }
+
+    /// Whether it finds email addresses: when it holds an `@`, so that it names a whole
+    /// local part. A shorter start of an address would be the start of most addresses of
+    /// a deployment (`jo`, `info`), which no index answers quickly in username order; the
+    /// start of a name is found as a username.
+    pub fn finds_email(&self) -> bool {
+        self.text.contains('@')
     }
 
     /// The digits that end the numbers it finds: the term's digits, when it looks like a
@@ -155,7 +163,12 @@ mod tests {
         assert_eq!(l.as_ref().map(|l| l.text()), Ok("jane@example.com"));
         assert_eq!(l.as_ref().map(|l| l.phone()), Ok(None));
         assert_eq!(l.as_ref().map(|l| l.digits()), Ok(None));
+        assert_eq!(l.as_ref().map(|l| l.finds_email()), Ok(true));
         assert_eq!(l.map(|l| l.for_audit()), Ok("j•••@example.com".to_owned()));
+        assert_eq!(
+            UserLookup::parse("jane.d").map(|l| l.finds_email()),
+            Ok(false)
+        );
     }
 
     #[test]

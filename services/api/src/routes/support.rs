@@ -17,8 +17,9 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserSearchQuery {
-    /// At least 3 characters: the start of a username or email address (case-insensitive),
-    /// or a phone number (whole, in any common notation, or its last 4 or more digits)
+    /// At least 3 characters: the start of a username, an email address from its local
+    /// part and `@` on (case-insensitive), or a phone number (whole, in any common
+    /// notation, or its last 4 or more digits)
     pub q: Option<String>,
     /// 1 to 500, default 50
     #[param(schema_with = crate::dto::limit_schema)]
@@ -58,8 +59,9 @@ fn both<A, B>(a: Result<A, FieldError>, b: Result<B, FieldError>) -> Result<(A, 
     }
 }
 
-/// Users of every practice whose username or email starts with `q`, or whose phone number
-/// is `q` or ends with its digits, ordered by username. Each practice whose users are answered records a `support.read` in its log.
+/// Users of every practice whose username starts with `q`, whose email address starts with
+/// it (when it holds an `@`), or whose phone number is `q` or ends with its digits, ordered
+/// by username. Each practice whose users are answered records a `support.read` in its log.
 #[utoipa::path(get, path = "/v1/support/users", tag = "support", security(("bearer" = [])),
     params(UserSearchQuery),
     responses((status = 200, body = ListOf<UserDto>), (status = 401, body = Problem),

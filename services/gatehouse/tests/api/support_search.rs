@@ -46,11 +46,12 @@ async fn s1_every_way_of_searching_is_answered_by_an_index(db: Db) {
     let username = "idx_users_username_search";
     let email = "idx_users_email_search";
     let phone = "idx_users_phone_tail";
-    let cases: [(&str, &[&str]); 4] = [
-        ("jane", &[username, email]),
+    let cases: [(&str, &[&str]); 5] = [
+        ("jane", &[username]),
+        ("jane.doe@", &[username, email]),
         ("jane.doe@example.com", &[username, email]),
-        ("555-0147", &[username, email, phone]),
-        ("+1 (202) 555-0147", &[username, email, phone]),
+        ("555-0147", &[username, phone]),
+        ("+1 (202) 555-0147", &[username, phone]),
     ];
     let later = ("jane", Uuid::new_v4());
     for (q, indexes) in cases {
