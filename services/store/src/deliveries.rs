@@ -164,6 +164,29 @@ fn code_died_unused(now: DateTime<Utc>) -> sea_orm::Condition {
 pub const RECORDED_AT_USE: &str =
     "the send's own record was lost (its worker stopped); the code's use proves it arrived";
 
+/// Ends as `failed` with `error` (the sealed message dropped) those of `ids` still queued
+/// and unclaimed at `now`.
+fn fail_unclaimed(
+    ids: Vec<Uuid>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<dl::Entity> {
+    dl::Entity::update_many()
+        .col_expr(
+            dl::Column::Status,
+            Expr::value(DeliveryStatus::Failed.as_str()),
+        )
+        .col_expr(dl::Column::Error, Expr::value(Some(error.to_owned())))
+        .col_expr(
+            dl::Column::PayloadSealed,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(dl::Column::UpdatedAt, Expr::value(now))
+        .filter(dl::Column::Id.is_in(ids))
+        .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
+        .filter(unclaimed(now))
+}
+
 /// No worker holds a live lease on the delivery.
 fn unclaimed(now: DateTime<Utc>) -> sea_orm::Condition {
     sea_orm::Condition::any()
@@ -452,20 +475,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        Ok(dl::Entity::update_many()
-            .col_expr(
-                dl::Column::Status,
-                Expr::value(DeliveryStatus::Failed.as_str()),
-            )
-            .col_expr(dl::Column::Error, Expr::value(Some(error)))
-            .col_expr(
-                dl::Column::PayloadSealed,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-            .filter(dl::Column::Id.is_in(ids))
-            .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
-            .filter(unclaimed(now))
+        Ok(fail_unclaimed(ids, error, now)
             .exec(&self.inner.db)
             .await?
             .rows_affected)
@@ -581,22 +591,7 @@ impl Inner {
         dead: &[(Uuid, Uuid, i32)],
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        let end = |ids: Vec<Uuid>, error: &'static str| {
-            dl::Entity::update_many()
-                .col_expr(
-                    dl::Column::Status,
-                    Expr::value(DeliveryStatus::Failed.as_str()),
-                )
-                .col_expr(dl::Column::Error, Expr::value(Some(error)))
-                .col_expr(
-                    dl::Column::PayloadSealed,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(dl::Column::UpdatedAt, Expr::value(now))
-                .filter(dl::Column::Id.is_in(ids))
-                .filter(dl::Column::Status.eq(DeliveryStatus::Queued.as_str()))
-                .filter(unclaimed(now))
-        };
+        let end = |ids: Vec<Uuid>, error: &'static str| fail_unclaimed(ids, error, now);
         let never_claimed: Vec<Uuid> = dead
             .iter()
             .filter(|(_, _, attempts)| *attempts == 0)

@@ -418,12 +418,14 @@ async fn m4_codes_are_throttled_superseded_single_use_and_stored_hashed(db: Db) 
             .unwrap(),
         None
     );
-    // Stored: keyed hashes, the delivery queued with a masked destination.
+    // Stored: keyed hashes, the deliveries with a masked destination. No worker sent
+    // them here: the superseded code's stays queued, the used code's is `delivered` (its
+    // use proves it arrived).
     for h in column_texts(&app, "SELECT code_hash FROM mfa_challenges").await {
         assert!(!h.contains(first.code.expose()) && !h.contains(second.code.expose()));
     }
-    let statuses = column_texts(&app, "SELECT status FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await;
-    assert_eq!(statuses, ["queued", "queued"]);
+    let statuses = column_texts(&app, "SELECT status FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator') ORDER BY status").await;
+    assert_eq!(statuses, ["delivered", "queued"]);
     let masked = column_texts(&app, "SELECT destination_masked FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await;
     assert!(masked.iter().all(|m| m == "•••-•••-0147"));
     for h in column_texts(&app, "SELECT destination_hash FROM deliveries WHERE tenant_id <> (SELECT id FROM tenants WHERE company = 'operator')").await {
