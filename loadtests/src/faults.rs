@@ -497,8 +497,11 @@ pub async fn run(opts: &Options) -> Result<Vec<Figures>, Flaw> {
         dir: dir.clone(),
         vars,
     };
+    // Idle connections are dropped before the server's keep-alive (5 s) ends them: a
+    // sign-in sent on a connection the server is closing fails without an answer.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| Flaw(format!("http client: {e}")))?;
     let mut rig = Rig {

@@ -4,8 +4,11 @@
 //!
 //! A push that fails, or happens while no queue is attached, loses nothing: the delivery
 //! row stays `queued` with its sealed message, and the periodic re-enqueue job
-//! ([`crate::Store::deliveries_to_requeue`]) pushes it again while its code lives.
+//! ([`crate::Store::deliveries_to_requeue`]) pushes it again while its code lives; while
+//! Redis does not answer, the workers take it from the database. A failed push is logged
+//! at most once every ten seconds: in an outage every sign-in's push fails.
 
+use crate::shared::OutageLog;
 use gatehouse_domain::jobs::{ProcessInbound, SendCode};
 use std::future::Future;
 use std::pin::Pin;
@@ -54,7 +57,11 @@ impl crate::Store {
             match self.inner.queue.get() {
                 Some(q) => {
                     if let Err(e) = q.push_send_code(job).await {
-                        tracing::warn!(%delivery_id, error = %e, "push failed; the re-enqueue job will retry");
+                        static PUSH: OutageLog = OutageLog::new(
+                            "code pushes fail; the codes stay queued in the database and go out from there",
+                        );
+                        tracing::debug!(%delivery_id, error = %e, "push failed");
+                        PUSH.failed(&e);
                     }
                 }
                 None => {
@@ -79,7 +86,11 @@ impl crate::Store {
             match self.inner.queue.get() {
                 Some(q) => {
                     if let Err(e) = q.push_process_inbound(job).await {
-                        tracing::warn!(message_id, error = %e, "push failed; the periodic job will process it");
+                        static PUSH: OutageLog = OutageLog::new(
+                            "inbound pushes fail; the periodic job processes the messages",
+                        );
+                        tracing::debug!(message_id, error = %e, "push failed");
+                        PUSH.failed(&e);
                     }
                 }
                 None => tracing::warn!(
