@@ -303,6 +303,31 @@ struct Issued {
 struct State {
     by_to: HashMap<String, Issued>,
     lines: HashMap<String, u32>,
+    /// Lines read before their sign-in's answer was: a code can reach the provider before
+    /// the login's answer reaches this program.
+    early: Vec<Line>,
+}
+
+impl State {
+    /// Takes `lines` in, and gives each sign-in its first line once both are known.
+    fn take_lines(&mut self, lines: Vec<Line>) {
+        for l in lines {
+            *self.lines.entry(l.delivery.clone()).or_default() += 1;
+            self.early.push(l);
+        }
+        for l in std::mem::take(&mut self.early) {
+            match self.by_to.get_mut(&l.to) {
+                Some(i)
+                    if i.first.is_none() && l.at >= i.answered - chrono::Duration::seconds(1) =>
+                {
+                    i.first = Some(l);
+                }
+                // A resend, or a line of an earlier sign-in of the same user.
+                Some(_) => {}
+                None => self.early.push(l),
+            }
+        }
+    }
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -377,15 +402,7 @@ fn tail_outbox(
             let now_verify = verify_now.load(Ordering::SeqCst);
             {
                 let mut s = lock(&state);
-                for l in lines {
-                    *s.lines.entry(l.delivery.clone()).or_default() += 1;
-                    if let Some(i) = s.by_to.get_mut(&l.to)
-                        && i.first.is_none()
-                        && l.at >= i.answered - chrono::Duration::seconds(1)
-                    {
-                        i.first = Some(l);
-                    }
-                }
+                s.take_lines(lines);
                 if now_verify {
                     for i in s.by_to.values_mut() {
                         if let (false, Some(code)) =
@@ -1000,8 +1017,42 @@ pub fn table(figures: &[Figures]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Figures, Tail};
+    use super::{Figures, Issued, Line, State, Tail};
+    use crate::run::account;
+    use chrono::Utc;
     use std::io::Write;
+
+    #[test]
+    fn a_line_read_before_its_sign_in_was_answered_is_still_its_first() {
+        let a = account("fault", 1, 3);
+        let now = Utc::now();
+        let line = |delivery: &str| Line {
+            at: now,
+            to: a.email.clone(),
+            delivery: delivery.to_owned(),
+            code: Some("123456".to_owned()),
+        };
+        let mut s = State::default();
+        s.take_lines(vec![line("d-1")]);
+        assert_eq!(s.early.len(), 1);
+        s.by_to.insert(
+            a.email.clone(),
+            Issued {
+                account: a.clone(),
+                flow: "f".to_owned(),
+                answered: now,
+                down: false,
+                first: None,
+                verifying: false,
+                verified: false,
+            },
+        );
+        s.take_lines(vec![line("d-2")]);
+        let first = s.by_to.get(&a.email).and_then(|i| i.first.clone());
+        assert_eq!(first.map(|l| l.delivery), Some("d-1".to_owned()));
+        assert!(s.early.is_empty());
+        assert_eq!(s.lines.len(), 2);
+    }
 
     #[test]
     fn the_tail_reads_whole_lines_once_and_a_half_written_one_later() {
