@@ -570,16 +570,17 @@ pub const FALLBACK_EVERY: Duration = Duration::from_millis(250);
 /// from the database: a new code is sent within about this plus [`FALLBACK_EVERY`].
 pub const FALLBACK_IDLE: Duration = Duration::from_millis(500);
 /// For this long after Redis answers again, deliveries still queued after
-/// [`FALLBACK_STALE`] are taken from the database too: their jobs may have been lost with
-/// Redis, or the queue's workers may still be starting again.
+/// [`FALLBACK_IDLE`] are taken from the database too: their jobs may have been lost with
+/// Redis, the queue's consumers may still be starting again (the fault run saw them take
+/// seconds), and the codes asked for in the outage's last moments are still in the
+/// database. Taking a delivery that also has a job is harmless: the claim lets one send.
 pub const FALLBACK_GRACE: Duration = Duration::from_secs(30);
-/// See [`FALLBACK_GRACE`].
-pub const FALLBACK_STALE: Duration = Duration::from_secs(2);
 
 /// The way codes keep going out while Redis is down: every [`FALLBACK_EVERY`], while the
 /// breaker of the queue's Redis is open (this process's last Redis command failed, or the
-/// `PING` here did), up to `concurrency` queued deliveries whose code lives are taken
-/// straight from the database and sent, `concurrency` at once. Each is claimed as a job
+/// `PING` here did) and for [`FALLBACK_GRACE`] after it closed, up to `concurrency`
+/// queued deliveries whose code lives are taken straight from the database and sent,
+/// `concurrency` at once. Each is claimed as a job
 /// from the queue would be, so one delivery is still sent by one worker only, whether
 /// its job also waits in Redis or another worker process takes it from the database too.
 /// When Redis answers again the breaker closes and the queue is the way again.
@@ -609,14 +610,11 @@ async fn from_database(
                 )
                 .await;
         }
-        let idle = if breaker.is_open() {
-            FALLBACK_IDLE
-        } else if breaker.open_within(FALLBACK_GRACE) {
-            FALLBACK_STALE
-        } else {
+        if !breaker.open_within(FALLBACK_GRACE) {
             continue;
-        };
-        let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::seconds(1));
+        }
+        let idle =
+            chrono::Duration::from_std(FALLBACK_IDLE).unwrap_or(chrono::Duration::seconds(1));
         let due = match store.deliveries_to_requeue(idle, limit).await {
             Ok(due) => due,
             Err(e) => {
