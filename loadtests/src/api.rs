@@ -1,24 +1,13 @@
 //! Gatehouse's HTTP API as the load tests use it: one sign-in state machine written once
 //! and run over either a plain reqwest client (set-up) or a goose user (measured load).
 
+use crate::flaw::Flaw;
 use crate::mailbox::Mailbox;
 use goose::goose::GooseResponse;
 use goose::prelude::{GooseMethod, GooseRequest, GooseUser};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Something that went wrong in a scenario: an unexpected answer or a code that never came.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flaw(pub String);
-
-impl std::fmt::Display for Flaw {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Flaw {}
 
 #[derive(Debug, Clone, Copy)]
 pub enum Method {

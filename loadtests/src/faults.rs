@@ -18,7 +18,8 @@
 //! their `mfa.code_sent` audit; (c) also the sign-in latency with Redis up and down.
 //! Traffic goes to 127.0.0.1 only; every run is bounded in time and count.
 
-use crate::api::{Account, Call, Client, Flaw, Http, login};
+use crate::api::{Account, Call, Client, Http, login};
+use crate::flaw::Flaw;
 use crate::mailbox::code_in;
 use crate::procs::{Env, Service, free_port};
 use crate::run::{PASSWORD, account, psql, random_key, start_worker, with_database};

@@ -3,7 +3,7 @@
 //! default's in-process workers draining a queue (the embedded layout has no separate
 //! worker process, so this process stands in for one, running the same worker code).
 
-use crate::api::Flaw;
+use crate::flaw::Flaw;
 use gatehouse_domain::password::{HashParams, Workspace, hash_password, verify_password_in};
 use secrecy::SecretString;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Codes read back from where the provider put them: the fake SES/SNS in this process.
 
-use crate::api::Flaw;
+use crate::flaw::Flaw;
 use gatehouse_fake_aws::FakeAws;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,6 +6,7 @@
 
 mod api;
 mod faults;
+mod flaw;
 mod limits;
 mod mailbox;
 mod procs;
@@ -198,11 +199,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn gatehouse_binary(gatehouse: Option<PathBuf>) -> Result<PathBuf, api::Flaw> {
-    let here = std::env::current_exe().map_err(|e| api::Flaw(e.to_string()))?;
+fn gatehouse_binary(gatehouse: Option<PathBuf>) -> Result<PathBuf, flaw::Flaw> {
+    let here = std::env::current_exe().map_err(|e| flaw::Flaw(e.to_string()))?;
     let binary = gatehouse.unwrap_or_else(|| here.with_file_name("gatehouse"));
     if !binary.is_file() {
-        return Err(api::Flaw(format!(
+        return Err(flaw::Flaw(format!(
             "no gatehouse binary at {} (build it, or pass --gatehouse)",
             binary.display()
         )));
@@ -215,7 +216,7 @@ async fn run_faults(
     gatehouse: Option<PathBuf>,
     out: Option<PathBuf>,
     postgres_url: String,
-) -> Result<(), api::Flaw> {
+) -> Result<(), flaw::Flaw> {
     let binary = gatehouse_binary(gatehouse)?;
     let out = out.unwrap_or_else(|| {
         PathBuf::from("loadtests/results").join(
@@ -224,8 +225,8 @@ async fn run_faults(
                 .to_string(),
         )
     });
-    std::fs::create_dir_all(&out).map_err(|e| api::Flaw(format!("{}: {e}", out.display())))?;
-    let out = std::path::absolute(&out).map_err(|e| api::Flaw(e.to_string()))?;
+    std::fs::create_dir_all(&out).map_err(|e| flaw::Flaw(format!("{}: {e}", out.display())))?;
+    let out = std::path::absolute(&out).map_err(|e| flaw::Flaw(e.to_string()))?;
     let sizes = if smoke {
         faults::Sizes::smoke()
     } else {
@@ -260,14 +261,14 @@ async fn run_all(
     out: Option<PathBuf>,
     postgres_url: String,
     redis_url: String,
-) -> Result<(), api::Flaw> {
+) -> Result<(), flaw::Flaw> {
     let binary = gatehouse_binary(gatehouse)?;
     let date = chrono::Utc::now();
     let out = out.unwrap_or_else(|| {
         PathBuf::from("loadtests/results").join(date.format("%Y-%m-%dT%H%M%SZ").to_string())
     });
-    std::fs::create_dir_all(&out).map_err(|e| api::Flaw(format!("{}: {e}", out.display())))?;
-    let out = std::path::absolute(&out).map_err(|e| api::Flaw(e.to_string()))?;
+    std::fs::create_dir_all(&out).map_err(|e| flaw::Flaw(format!("{}: {e}", out.display())))?;
+    let out = std::path::absolute(&out).map_err(|e| flaw::Flaw(e.to_string()))?;
     let sizes = if smoke {
         run::Sizes::smoke()
     } else {
@@ -316,7 +317,7 @@ async fn run_all(
         &date.format("%Y-%m-%d %H:%M UTC").to_string(),
     );
     let path = out.join("summary.md");
-    std::fs::write(&path, summary).map_err(|e| api::Flaw(format!("{}: {e}", path.display())))?;
+    std::fs::write(&path, summary).map_err(|e| flaw::Flaw(format!("{}: {e}", path.display())))?;
     println!(
         "\nreport: {} (goose's HTML reports beside it)",
         path.display()

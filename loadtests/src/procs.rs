@@ -1,7 +1,7 @@
 //! The Gatehouse processes under test: started with one configuration, watched for
 //! readiness and memory, stopped with SIGTERM (and killed if they do not stop).
 
-use crate::api::Flaw;
+use crate::flaw::Flaw;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

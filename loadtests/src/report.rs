@@ -1,9 +1,16 @@
 //! The table of ratios and the markdown summary.
 
-use crate::run::Limits;
 use crate::scenarios::Figures;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// The figures kept for the summary beside the table.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub logins: Figures,
+    pub session: Figures,
+    pub busy_session: Figures,
+}
 
 /// One measured limit.
 #[derive(Debug, Clone)]

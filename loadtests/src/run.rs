@@ -2,11 +2,12 @@
 //! data, measures the limits of this machine and the service against them in the same
 //! run, runs the clinic morning, and writes the report.
 
-use crate::api::{Account, Call, Client, Flaw, Http, sign_in};
+use crate::api::{Account, Call, Client, Http, sign_in};
+use crate::flaw::Flaw;
 use crate::mailbox::Mailbox;
 use crate::procs::{Env, PeakRss, Service, free_port};
-use crate::report::{LayoutResult, Row};
-use crate::scenarios::{self, Attack, Ctx, Figures, Pool, figures};
+use crate::report::{LayoutResult, Limits, Row};
+use crate::scenarios::{self, Attack, Ctx, Pool, figures};
 use gatehouse_fake_aws::FakeAws;
 use gatehouse_store::scale::{
     scale_company, scale_email, scale_method, scale_phone, scale_username,
@@ -852,14 +853,6 @@ async fn measure(
             busy_session,
         },
     })
-}
-
-/// The figures kept for the summary beside the table.
-#[derive(Debug, Clone, Default)]
-pub struct Limits {
-    pub logins: Figures,
-    pub session: Figures,
-    pub busy_session: Figures,
 }
 
 fn goose(e: goose::GooseError) -> Flaw {

@@ -3,7 +3,8 @@
 //! (wrong passwords until lockouts, wrong codes); and the single-request loads the
 //! limits are measured with.
 
-use crate::api::{Account, Call, Flaw, Http, Method, login, sign_in};
+use crate::api::{Account, Call, Http, Method, login, sign_in};
+use crate::flaw::Flaw;
 use crate::mailbox::Mailbox;
 use goose::prelude::*;
 use rand::Rng;
