@@ -55,7 +55,7 @@ impl Store {
         if let Some(t) = self.find_tenant(company).await? {
             return Ok((t, false));
         }
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let t = self
             .insert_tenant(
                 &txn,
@@ -83,7 +83,7 @@ impl Store {
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let m = scope
             .users()
             .insert(&txn, &parsed, hash, false, None, now)

@@ -6,13 +6,14 @@
 //! index on (tenant_id, seq) backs this up. The head (last seq and hash) is kept on the
 //! tenant row, so removing the newest events is detected too.
 
-use crate::entities::audit_events;
+use crate::entities::{audit_events, users};
 use crate::error::StoreError;
 use crate::records::{Page, Principal, Tenant};
 use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{RequestMeta, Result};
 use chrono::{DateTime, Utc};
+use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{
     Action, Actor, ActorKind, ChainVerifier, ChainedEvent, NewEvent, Target,
 };
@@ -92,6 +93,43 @@ pub(crate) fn tenant_target(t: &Tenant) -> Target {
     }
 }
 
+/// The actor of an event a user causes by signing in (no session yet).
+pub(crate) fn actor_user(m: &users::Model) -> Actor {
+    Actor {
+        kind: ActorKind::User,
+        id: Some(m.id),
+        username: Some(m.username.clone()),
+    }
+}
+
+/// The audit event of a refused proof, if it deserves one.
+pub(crate) fn refusal_event(
+    user: &users::Model,
+    err: &DomainError,
+    method: &str,
+    meta: &RequestMeta,
+    context: &str,
+) -> Option<NewEvent> {
+    let target = Some(user_target(UserId(user.id), &user.username));
+    match err {
+        DomainError::MfaCodeInvalid { attempts_remaining } => Some(event(
+            Action::MfaFailed,
+            actor_user(user),
+            target,
+            meta,
+            json!({"method": method, "attempts_remaining": attempts_remaining, "context": context}),
+        )),
+        DomainError::MfaCodeExhausted => Some(event(
+            Action::MfaExhausted,
+            actor_user(user),
+            target,
+            meta,
+            json!({"method": method, "context": context}),
+        )),
+        _ => None,
+    }
+}
+
 /// The `support.read` a practice's log records when the vendor's staff read its data.
 pub(crate) fn support_read_event(
     p: &Principal,
@@ -152,18 +190,20 @@ fn row(e: ChainedEvent) -> audit_events::ActiveModel {
     }
 }
 
-/// Rows per INSERT of [`append_many_in`]. sqlx 0.9.0 leaves Nagle's algorithm on
-/// (launchbadge/sqlx#4335, fixed after that release), and a statement of more than about
-/// 20 KB then waited out PostgreSQL's 40 ms delayed ACK: measured, every batch INSERT
-/// of more than 32 audit rows took 45 ms instead of 1. Sixteen rows stay far below that.
-const INSERT_ROWS: usize = 16;
+/// Rows per INSERT of [`append_many_in`]: the support search's default page of 50 users,
+/// which audits a row per practice, fits in one statement with room to spare (128 rows are
+/// 2,048 parameters: PostgreSQL takes 65,535, SQLite 32,766). (Under sqlx 0.9.0, which left Nagle's algorithm
+/// on, a statement of more than about 20 KB waited out PostgreSQL's 40 ms delayed ACK, so
+/// these inserts were cut into 16-row statements; 0.9.1 sets `TCP_NODELAY` again.)
+const INSERT_ROWS: usize = 128;
 
 /// Appends events of many tenants inside the caller's transaction, in a fixed number of
 /// statements whatever their count: the tenants' heads are read and locked together, the
-/// events inserted together, the heads moved together. Each tenant's events keep their
-/// order. On PostgreSQL the tenant rows are locked in id order, so that two processes
-/// appending for overlapping practices queue instead of deadlocking; on SQLite the
-/// caller's write transaction already excludes every other writer.
+/// events inserted together, the heads moved together (on PostgreSQL in the same
+/// statement as the last insert). Each tenant's events keep their order. On PostgreSQL
+/// the tenant rows are locked in id order, so that two processes appending for
+/// overlapping practices queue instead of deadlocking; on SQLite the caller's write
+/// transaction already excludes every other writer.
 pub(crate) async fn append_many_in(
     txn: &DatabaseTransaction,
     now: DateTime<Utc>,
@@ -213,6 +253,7 @@ pub(crate) async fn append_many_in(
         hash.clone_from(&e.hash);
         rows.push(row(e));
     }
+    let last = rows.split_off(INSERT_ROWS * ((rows.len() - 1) / INSERT_ROWS));
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(INSERT_ROWS));
         audit_events::Entity::insert_many(rows)
@@ -220,28 +261,44 @@ pub(crate) async fn append_many_in(
             .await?;
         rows = rest;
     }
-    let mut values: Vec<Value> = Vec::with_capacity(tenants.len() * 3);
-    let (mut seqs, mut hashes, mut ids) = (String::new(), String::new(), String::new());
-    for t in &tenants {
-        let (seq, hash) = head.get(t).ok_or(gatehouse_domain::Error::NotFound)?;
-        let n = values.len();
-        seqs.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 2));
-        hashes.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 3));
-        if !ids.is_empty() {
-            ids.push_str(", ");
+    let moves = |first: usize| -> Result<(String, Vec<Value>)> {
+        let mut values: Vec<Value> = Vec::with_capacity(tenants.len() * 3);
+        let (mut seqs, mut hashes, mut ids) = (String::new(), String::new(), String::new());
+        for t in &tenants {
+            let (seq, hash) = head.get(t).ok_or(gatehouse_domain::Error::NotFound)?;
+            let n = first + values.len();
+            seqs.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 2));
+            hashes.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 3));
+            if !ids.is_empty() {
+                ids.push_str(", ");
+            }
+            ids.push_str(&format!("${}", n + 1));
+            values.extend([(*t).into(), (*seq).into(), hash.clone().into()]);
         }
-        ids.push_str(&format!("${}", n + 1));
-        values.extend([(*t).into(), (*seq).into(), hash.clone().into()]);
+        Ok((
+            format!(
+                "UPDATE tenants SET audit_head_seq = CASE id{seqs} END, \
+                 audit_head_hash = CASE id{hashes} END WHERE id IN ({ids})"
+            ),
+            values,
+        ))
+    };
+    let insert = audit_events::Entity::insert_many(last);
+    if backend == DbBackend::Postgres {
+        // The last events and the moved heads in one statement (a data-modifying WITH
+        // runs exactly once), as `AuditLog::append_in` does for one event.
+        let insert = insert.build(backend);
+        let mut values = insert.values.map(|v| v.0).unwrap_or_default();
+        let (update, more) = moves(values.len())?;
+        values.extend(more);
+        let sql = format!("WITH appended AS ({}) {update}", insert.sql);
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        return Ok(());
     }
-    txn.execute_raw(stmt(
-        backend,
-        &format!(
-            "UPDATE tenants SET audit_head_seq = CASE id{seqs} END, \
-             audit_head_hash = CASE id{hashes} END WHERE id IN ({ids})"
-        ),
-        values,
-    ))
-    .await?;
+    insert.exec_without_returning(txn).await?;
+    let (update, values) = moves(0)?;
+    txn.execute_raw(stmt(backend, &update, values)).await?;
     Ok(())
 }
 
@@ -310,7 +367,7 @@ impl AuditLog<'_> {
 
     /// Appends an event in a transaction of its own.
     pub async fn record(&self, event: NewEvent) -> Result<()> {
-        let txn = crate::begin_write(&self.scope.inner.db).await?;
+        let txn = self.scope.inner.begin_write().await?;
         self.append_in(&txn, event).await?;
         txn.commit().await?;
         Ok(())

@@ -607,7 +607,7 @@ impl Inner {
         // Claimed before: rare (a worker stopped, or transient failures until the code
         // died), so one at a time, each with its history in one transaction.
         for (tenant, id, attempts) in dead.iter().filter(|(_, _, a)| *a > 0) {
-            let txn = crate::begin_write(&self.db).await?;
+            let txn = self.begin_write().await?;
             let recorded = crate::delivery_attempts::of(&txn, *tenant, *id).await?;
             let lost = (1..=*attempts).any(|n| !recorded.iter().any(|a| a.attempt == n));
             let unknown = lost
@@ -657,7 +657,7 @@ impl Inner {
         if found.is_empty() {
             return Ok(0);
         }
-        let txn = crate::begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let mut changed = 0;
         let mut events = Vec::new();
         for d in found {
@@ -796,7 +796,7 @@ impl Inner {
             return Ok(());
         }
         let now = self.clock.now();
-        let txn = crate::begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let backend = txn.get_database_backend();
         // One UPDATE for all: each row gets its own message id; an email's sealed message
         // is kept while its code lives, so that a transient bounce can send it again (see

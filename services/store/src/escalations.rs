@@ -288,7 +288,7 @@ impl Store {
             .await?;
         for e in stale {
             let cx = self.audit_context(&e).await?;
-            let txn = crate::begin_write(&self.inner.db).await?;
+            let txn = self.inner.begin_write().await?;
             let done = es::Entity::update_many()
                 .col_expr(
                     es::Column::Status,
@@ -423,7 +423,7 @@ impl Store {
             tenant: tenant.clone(),
             operator: p.tenant.id,
         };
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let m = es::Entity::insert(row).exec_with_returning(&txn).await?;
         let notices = self.notify_admins(&txn, &tenant, &m, &cx, now).await?;
         self.audit_both(
@@ -611,7 +611,7 @@ impl Store {
             )
         };
         let cx = self.audit_context(e).await?;
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let done = es::Entity::update_many()
             .col_expr(es::Column::Status, Expr::value(status.as_str()))
             .col_expr(es::Column::DecidedBy, Expr::value(Some(decider.user.id.0)))
@@ -825,7 +825,7 @@ impl Store {
             return Err(err);
         }
         let cx = self.audit_context(&e).await?;
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         self.audit_both(
             &txn,
             (&e, &cx),

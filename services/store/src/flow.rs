@@ -8,22 +8,23 @@
 //! recovery codes are counted on the flow row (`mfa_failures`), one-time codes on their
 //! challenge.
 
+use crate::audit::actor_user;
 use crate::audit::event;
 use crate::audit::user_target;
 use crate::entities::{sign_in_flows, users};
 use crate::error::StoreError;
 use crate::guess::{GuessContext, code_verdict};
 use crate::mfa::{CodeOwner, CodeRequest, Destination};
+use crate::mfa::{own_destination, parse_destination};
 use crate::records::Tenant;
 use crate::scope::TenantScope;
-use crate::signin::{Advance, FlowView, actor_user};
+use crate::signin::{Advance, FlowView, flow_state};
 use crate::tries::Counter;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
-use gatehouse_domain::audit::NewEvent;
-use gatehouse_domain::ids::{EmailAddress, FlowId, PhoneE164, UserId};
+use gatehouse_domain::ids::{FlowId, UserId};
 use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
 use gatehouse_domain::mfa::flow::{
     CodeSent, FlowState, Proof, allowed_of, channel_refusal, check_label, factor_of, next_step,
@@ -42,83 +43,6 @@ pub struct VerifyInput {
     pub method: String,
     pub code: String,
     pub remember_device: bool,
-}
-
-/// Reads a flow row's state.
-pub(crate) fn flow_state(flow: &sign_in_flows::Model) -> Result<FlowState> {
-    FlowState::from_json(&flow.state)
-        .ok_or_else(|| StoreError::Corrupt(format!("flow {}: state", flow.id)))
-}
-
-/// The user's own address for `channel`, as a destination; with `verified`, only a proven one (M10).
-pub(crate) fn own_destination(
-    user: &users::Model,
-    channel: Channel,
-    verified: bool,
-) -> Result<Destination> {
-    let (value, proven, what) = match channel {
-        Channel::Email => (user.email.as_deref(), user.email_verified, "email address"),
-        Channel::Sms => (user.phone.as_deref(), user.phone_verified, "phone number"),
-    };
-    let Some(value) = value else {
-        return Err(DomainError::NoDestination(format!(
-            "This account has no {what}; add one first or ask the practice administrator."
-        ))
-        .into());
-    };
-    if verified && !proven {
-        return Err(DomainError::DestinationUnverified(format!(
-            "This {what} has not been verified yet; enroll it to verify it."
-        ))
-        .into());
-    }
-    parse_destination(channel, value, "destination")
-        .map_err(|_| StoreError::Corrupt(format!("user {}: {what}", user.id)))
-}
-
-/// Parses a submitted destination for `channel`.
-pub(crate) fn parse_destination(channel: Channel, raw: &str, field: &str) -> Result<Destination> {
-    let d = match channel {
-        Channel::Email => EmailAddress::parse(raw).map(Destination::Email),
-        Channel::Sms => PhoneE164::parse(raw).map(Destination::Sms),
-    };
-    d.map_err(|e| match e {
-        DomainError::Validation(mut errs) => {
-            for f in &mut errs {
-                f.field = field.to_owned();
-            }
-            DomainError::Validation(errs).into()
-        }
-        other => other.into(),
-    })
-}
-
-/// The audit event of a refused proof, if it deserves one.
-pub(crate) fn refusal_event(
-    user: &users::Model,
-    err: &DomainError,
-    method: &str,
-    meta: &RequestMeta,
-    context: &str,
-) -> Option<NewEvent> {
-    let target = Some(user_target(UserId(user.id), &user.username));
-    match err {
-        DomainError::MfaCodeInvalid { attempts_remaining } => Some(event(
-            Action::MfaFailed,
-            actor_user(user),
-            target,
-            meta,
-            json!({"method": method, "attempts_remaining": attempts_remaining, "context": context}),
-        )),
-        DomainError::MfaCodeExhausted => Some(event(
-            Action::MfaExhausted,
-            actor_user(user),
-            target,
-            meta,
-            json!({"method": method, "context": context}),
-        )),
-        _ => None,
-    }
 }
 
 impl Store {

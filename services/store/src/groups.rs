@@ -199,7 +199,7 @@ impl Store {
     ) -> Result<Group> {
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let row = groups::ActiveModel {
             id: Set(Uuid::new_v4()),
             tenant_id: Set(tenant.id.0),
@@ -247,7 +247,7 @@ impl Store {
     ) -> Result<Group> {
         let scope = self.tenant(tenant.id);
         let groups = scope.groups();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let old = groups.take(&txn, id).await?;
         if old.name == name.as_str() {
             let g = groups.with_count(&txn, old).await?;
@@ -301,7 +301,7 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<()> {
         let scope = self.tenant(tenant.id);
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let m = scope.groups().take(&txn, id).await?;
         let members = group_members::Entity::delete_many()
             .filter(scope.groups().members_filter(id))

@@ -8,9 +8,9 @@
 //! 10 per user. This is the one place where a second-factor guess is settled and audited.
 
 use crate::audit::event;
+use crate::audit::refusal_event;
 use crate::audit::user_target;
 use crate::entities::users;
-use crate::flow::refusal_event;
 use crate::mfa::CheckedCode;
 use crate::scope::TenantScope;
 use crate::tries::{Counter, MAX_USER_MFA_FAILURES, Taken};
@@ -114,7 +114,7 @@ impl Store {
             },
             other => other,
         };
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let locked = scope.tries().lock_if_mfa_limit(&txn, user.id, n).await?;
         if let Some(e) = refusal_event(user, &err, at.method, meta, at.context) {
             scope.audit().append_in(&txn, e).await?;

@@ -258,7 +258,7 @@ impl Store {
     /// unknown). The row is marked in the same transaction as the effects.
     pub async fn process_inbound(&self, message_id: &str) -> Result<Option<InboundOutcome>> {
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let claimed = ie::Entity::update_many()
             .col_expr(ie::Column::ProcessedAt, Expr::value(Some(now)))
             .filter(ie::Column::MessageId.eq(message_id))

@@ -6,9 +6,10 @@
 use crate::audit::event;
 use crate::audit::{actor_of, user_target};
 use crate::entities::{sessions, users};
-use crate::flow::{own_destination, parse_destination, unix_now};
+use crate::flow::unix_now;
 use crate::guess::{GuessContext, code_verdict};
 use crate::mfa::{CodeOwner, Device, TrustedNetwork};
+use crate::mfa::{own_destination, parse_destination};
 use crate::records::{Principal, Tenant, User};
 use crate::scope::{TenantScope, UserRef};
 use crate::tries::Counter;
@@ -146,7 +147,7 @@ impl Store {
             _ => {}
         }
         let scope = self.tenant(p.tenant.id);
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         scope.users().set_method(&txn, p.user.id, method).await?;
         scope
             .audit()
@@ -622,7 +623,7 @@ impl Store {
         let scope = self.tenant(tenant.id);
         let u = scope.users().get(user).await?;
         self.check_method(tenant, method)?;
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         scope
             .users()
             .set_mfa(&txn, u.id, method, Some(enrollment))
@@ -672,7 +673,7 @@ impl Store {
         let mfa = scope.mfa();
         let had_totp = mfa.remove_totp(u.id).await?;
         let codes = mfa.remove_recovery_codes(u.id).await?;
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let devices = mfa.revoke_all_devices(&txn, u.id).await?;
         scope.users().reset_mfa(&txn, u.id, u.mfa_method).await?;
         scope

@@ -98,7 +98,7 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<User> {
         let scope = self.tenant(tenant.id);
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         // Only while it still waits, so two approvals racing make one event.
         let done = users::Entity::update_many()
             .col_expr(users::Column::Active, Expr::value(true))

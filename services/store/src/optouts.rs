@@ -318,7 +318,7 @@ impl Store {
         email: &EmailAddress,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let existing = es::Entity::find_by_id(email_key(email))
             .one(&txn)
             .await?

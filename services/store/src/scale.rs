@@ -209,7 +209,7 @@ impl Store {
                 });
             }
             let (t, u) = (tenant_rows.len() as u64, user_rows.len() as u64);
-            let txn = crate::begin_write(&self.inner.db).await?;
+            let txn = self.inner.begin_write().await?;
             tenants::Entity::insert_many(tenant_rows)
                 .exec_without_returning(&txn)
                 .await

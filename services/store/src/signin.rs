@@ -6,9 +6,9 @@
 //! leak nothing to someone guessing.
 
 use crate::audit::event;
-use crate::audit::user_target;
+use crate::audit::{actor_user, user_target};
 use crate::entities::{sign_in_flows, tenants, users};
-use crate::flow::flow_state;
+use crate::error::StoreError;
 use crate::mfa::CodeOwner;
 use crate::records::Tenant;
 use crate::scope::TenantScope;
@@ -19,7 +19,7 @@ use crate::tries::Taken;
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::audit::NewEvent;
-use gatehouse_domain::audit::{Action, Actor, ActorKind};
+use gatehouse_domain::audit::{Action, Actor};
 use gatehouse_domain::ids::{CompanyId, FlowId, UserId, Username};
 use gatehouse_domain::login_hours::is_allowed;
 use gatehouse_domain::mfa::UserMethod;
@@ -81,12 +81,10 @@ struct LoginHints {
     trusted_networks: bool,
 }
 
-pub(crate) fn actor_user(m: &users::Model) -> Actor {
-    Actor {
-        kind: ActorKind::User,
-        id: Some(m.id),
-        username: Some(m.username.clone()),
-    }
+/// Reads a flow row's state.
+pub(crate) fn flow_state(flow: &sign_in_flows::Model) -> Result<FlowState> {
+    FlowState::from_json(&flow.state)
+        .ok_or_else(|| StoreError::Corrupt(format!("flow {}: state", flow.id)))
 }
 
 impl Store {
@@ -358,7 +356,7 @@ impl Store {
         reason: &'static str,
     ) -> crate::StoreError {
         let result: Result<()> = async {
-            let txn = crate::begin_write(&self.inner.db).await?;
+            let txn = self.inner.begin_write().await?;
             let (n, locked) = scope
                 .tries()
                 .password_wrong(&txn, user.id, threshold)
@@ -425,7 +423,7 @@ impl Store {
             (status_of(&step), Some(step), facts.method)
         };
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         // First statement writes the user, so SQLite takes its write lock up front.
         // Conditional on the user not being locked: a lock reached while this step ran
         // (a burst of wrong passwords or codes) wins over it (P4, M13).
@@ -565,7 +563,7 @@ impl Store {
             }
             && let Some(m) = mfa.as_mut()
         {
-            let sent = match crate::flow::own_destination(user, channel, true) {
+            let sent = match crate::mfa::own_destination(user, channel, true) {
                 Ok(dest) => {
                     self.send_code(
                         a.tenant,

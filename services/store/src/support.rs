@@ -240,7 +240,7 @@ impl Store {
             })
             .collect::<Vec<_>>();
         if !reads.is_empty() {
-            let txn = crate::begin_write(db).await?;
+            let txn = self.inner.begin_write().await?;
             crate::audit::append_many_in(&txn, self.inner.clock.now(), reads).await?;
             txn.commit().await?;
         }

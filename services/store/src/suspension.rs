@@ -44,7 +44,7 @@ impl Store {
         };
         let now = self.inner.clock.now();
         let scope = self.tenant(tenant.id);
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         // Conditional on the current state, so that of two concurrent calls one conflicts.
         let changed = tenants::Entity::update_many()
             .col_expr(tenants::Column::Status, Expr::value(status.as_str()))

@@ -157,7 +157,7 @@ impl Store {
         admin.role = gatehouse_domain::role::Role::PracticeAdmin;
         let hash = self.inner.hasher.hash(new.admin.password).await?;
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let tenant = self.insert_tenant(&txn, &company, name, tz, false).await?;
         let scope = self.tenant(tenant.id);
         let user = scope
@@ -239,7 +239,7 @@ impl Store {
         if patch.touches_a_defence() {
             self.require_step_up(actor)?;
         }
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         // Re-read under the row lock (the UPDATE below runs first on SQLite too),
         // so two concurrent patches cannot lose each other's fields.
         let backend = txn.get_database_backend();

@@ -206,7 +206,7 @@ impl Store {
             return scope.users().get(&UserRef::Id(m.id)).await;
         }
 
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         q.exec(&txn).await?;
         let target = || Some(user_target(id, &m.username));
         if !changed.is_empty() {
@@ -303,7 +303,7 @@ impl Store {
             .await?
             .ok_or(DomainError::NotFound)?;
         if m.locked || m.failed_logins != 0 || m.mfa_failures != 0 {
-            let txn = crate::begin_write(&self.inner.db).await?;
+            let txn = self.inner.begin_write().await?;
             users::Entity::update_many()
                 .col_expr(users::Column::Locked, Expr::value(false))
                 .col_expr(users::Column::FailedLogins, Expr::value(0))
@@ -438,7 +438,7 @@ impl Store {
             .collect();
         let hash = self.inner.hasher.hash(new.password).await?;
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(db).await?;
+        let txn = self.inner.begin_write().await?;
         let m = scope
             .users()
             .insert(&txn, &parsed, hash, true, approval_by, now)

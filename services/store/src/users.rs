@@ -582,7 +582,7 @@ impl Store {
         let scope = self.tenant(user.0);
         let user = (user.1, user.2);
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(hash))
             .col_expr(
@@ -638,7 +638,7 @@ impl Store {
         let hash = self.inner.hasher.hash(new.password).await?;
         let scope = self.tenant(tenant.id);
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let m = scope
             .users()
             .insert(&txn, &parsed, hash, true, approval_by, now)
@@ -681,7 +681,7 @@ impl Store {
             .find_model(db, user)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let txn = crate::begin_write(db).await?;
+        let txn = self.inner.begin_write().await?;
         login_hours::Entity::delete_many()
             .filter(login_hours::Column::TenantId.eq(tenant.id.0))
             .filter(login_hours::Column::UserId.eq(m.id))
@@ -718,7 +718,7 @@ impl Store {
     ) -> Result<u64> {
         use sea_orm::sea_query::Expr;
         let now = self.inner.clock.now();
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let count = users::Entity::update_many()
             .col_expr(users::Column::MustChangePassword, Expr::value(true))
             .col_expr(users::Column::UpdatedAt, Expr::value(now))

@@ -191,7 +191,7 @@ impl Store {
         change: OneMember,
     ) -> Result<()> {
         let scope = self.tenant(tenant.id);
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let g = scope.groups().take(&txn, id).await?;
         let u = scope
             .users()
@@ -248,7 +248,7 @@ impl Store {
     ) -> Result<u64> {
         let scope = self.tenant(tenant.id);
         let all = who == NewMembers::AllActive;
-        let txn = crate::begin_write(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         let g = scope.groups().take(&txn, id).await?;
         let users = scope.groups().resolve(&txn, who).await?;
         let added = scope.groups().add_missing(&txn, id, users).await?;

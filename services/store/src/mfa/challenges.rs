@@ -275,7 +275,7 @@ impl Mfa<'_> {
     pub async fn issue_code(&self, req: CodeRequest) -> Result<IssuedCode> {
         let now = self.scope.inner.clock.now();
         let tenant = self.scope.uuid();
-        let txn = crate::begin_write(&self.scope.inner.db).await?;
+        let txn = self.scope.inner.begin_write().await?;
         // Serialise this user's sends so the throttle below counts exactly (on SQLite this
         // first write also takes the write lock before anything is read).
         let locked = txn

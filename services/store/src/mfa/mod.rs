@@ -13,10 +13,13 @@ pub use challenges::{CheckedCode, CodeOwner, CodeRequest, Destination, IssuedCod
 pub use devices::Device;
 pub use networks::TrustedNetwork;
 
+use crate::entities::users;
 use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{Result, StoreError};
-use gatehouse_domain::ids::UserId;
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::ids::{EmailAddress, PhoneE164, UserId};
+use gatehouse_domain::mfa::codes::Channel;
 use sea_orm::ConnectionTrait;
 
 /// One tenant's second-factor credentials.
@@ -53,4 +56,47 @@ impl Mfa<'_> {
         let recovery: i64 = row.try_get("", "recovery")?;
         Ok((totp > 0, u32::try_from(recovery).unwrap_or(u32::MAX)))
     }
+}
+
+/// The user's own address for `channel`, as a destination; with `verified`, only a proven one (M10).
+pub(crate) fn own_destination(
+    user: &users::Model,
+    channel: Channel,
+    verified: bool,
+) -> Result<Destination> {
+    let (value, proven, what) = match channel {
+        Channel::Email => (user.email.as_deref(), user.email_verified, "email address"),
+        Channel::Sms => (user.phone.as_deref(), user.phone_verified, "phone number"),
+    };
+    let Some(value) = value else {
+        return Err(DomainError::NoDestination(format!(
+            "This account has no {what}; add one first or ask the practice administrator."
+        ))
+        .into());
+    };
+    if verified && !proven {
+        return Err(DomainError::DestinationUnverified(format!(
+            "This {what} has not been verified yet; enroll it to verify it."
+        ))
+        .into());
+    }
+    parse_destination(channel, value, "destination")
+        .map_err(|_| StoreError::Corrupt(format!("user {}: {what}", user.id)))
+}
+
+/// Parses a submitted destination for `channel`.
+pub(crate) fn parse_destination(channel: Channel, raw: &str, field: &str) -> Result<Destination> {
+    let d = match channel {
+        Channel::Email => EmailAddress::parse(raw).map(Destination::Email),
+        Channel::Sms => PhoneE164::parse(raw).map(Destination::Sms),
+    };
+    d.map_err(|e| match e {
+        DomainError::Validation(mut errs) => {
+            for f in &mut errs {
+                f.field = field.to_owned();
+            }
+            DomainError::Validation(errs).into()
+        }
+        other => other.into(),
+    })
 }

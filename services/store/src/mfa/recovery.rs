@@ -28,7 +28,7 @@ impl Mfa<'_> {
                 created_at: Set(now),
             })
             .collect();
-        let txn = crate::begin_write(&self.scope.inner.db).await?;
+        let txn = self.scope.inner.begin_write().await?;
         rc::Entity::delete_many()
             .filter(rc::Column::TenantId.eq(self.scope.uuid()))
             .filter(rc::Column::UserId.eq(user.0))

@@ -71,7 +71,7 @@ impl Mfa<'_> {
             created_at: Set(now),
             confirmed_at: Set(None),
         };
-        let txn = crate::begin_write(&self.scope.inner.db).await?;
+        let txn = self.scope.inner.begin_write().await?;
         tc::Entity::delete_many()
             .filter(self.row(user))
             .filter(tc::Column::Confirmed.eq(false))
