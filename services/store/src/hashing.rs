@@ -1,7 +1,11 @@
 //! Argon2id on a bounded pool (P1): one dedicated thread per core, never the async
-//! workers, so hashing cannot starve session checks. Each thread keeps its own Argon2
-//! working memory between computations, so memory stays at one buffer per thread
-//! instead of growing with every thread that ever hashed.
+//! workers, so hashing cannot starve session checks. The threads also run at a lower
+//! scheduling priority ([`NICENESS`]): hashing is throughput work and takes whatever CPU
+//! the rest leaves, while a request's other steps (the async workers answering, a
+//! database on the same machine) are latency work that should not wait for a 10 ms hash
+//! to finish its time slice. Each thread keeps its own Argon2 working memory between
+//! computations, so memory stays at one buffer per thread instead of growing with every
+//! thread that ever hashed.
 
 use crate::error::StoreError;
 use crate::telemetry::{label, metrics, secs};
@@ -54,7 +58,34 @@ pub struct PasswordPool {
     jobs: SyncSender<Job>,
 }
 
+/// How much nicer than the rest of the process a hashing thread is (`nice` values: 10
+/// gives it about a tenth of the weight of a normal thread when both want a core; alone,
+/// it still has the whole core).
+pub const NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority by [`NICENESS`] (Linux keeps a nice value per
+/// thread; lowering one's own needs no privilege). Answers the value now in force.
+#[cfg(target_os = "linux")]
+fn yield_to_requests() -> Option<i32> {
+    let me = Some(rustix::thread::gettid());
+    let now = rustix::process::getpriority_process(me).ok()?;
+    let nicer = (now + NICENESS).min(19);
+    match rustix::process::setpriority_process(me, nicer) {
+        Ok(()) => Some(nicer),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot lower the priority of a password hashing thread");
+            Some(now)
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn yield_to_requests() -> Option<i32> {
+    None
+}
+
 fn work(jobs: Arc<Mutex<Receiver<Job>>>, params: HashParams) {
+    yield_to_requests();
     let mut ws = Workspace::default();
     loop {
         // One thread waits on the queue at a time; the others wait for the lock.
@@ -154,5 +185,56 @@ impl PasswordPool {
             .await
             .map_err(|_| StoreError::Internal("hashing thread dropped a job".into()))?
             .map_err(|e| StoreError::Internal(e.to_string()))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Nice values of this process's threads named like hashing threads (the kernel keeps
+    /// the first 15 bytes of a name).
+    fn hashing_threads_nice() -> Vec<i32> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() != "gatehouse-argon" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // After the name's closing parenthesis: field 3 (state) onwards; nice is 19.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            found.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn p1_hashing_threads_yield_the_cpu_to_request_work() {
+        let base = rustix::process::getpriority_process(None).unwrap();
+        let params = HashParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let pool = PasswordPool::new(params, 1).unwrap();
+        // A finished hash proves the thread is past its start.
+        let stored = pool
+            .hash(SecretString::from("correct horse".to_owned()))
+            .await
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"));
+        let expected = (base + NICENESS).min(19);
+        assert_ne!(
+            expected, base,
+            "this test needs a process that may get nicer"
+        );
+        let nice = hashing_threads_nice();
+        assert!(
+            nice.contains(&expected),
+            "hashing threads' nice values {nice:?}, expected {expected} (process: {base})"
+        );
     }
 }
