@@ -262,13 +262,13 @@ mod tests {
         }
         for w in words::<EscalationAction>() {
             assert!(
-                gatehouse_store::escalations::EscalationAction::parse(&w).is_some(),
+                gatehouse_domain::escalation::EscalationAction::parse(&w).is_some(),
                 "{w}"
             );
         }
         for w in words::<EscalationStatus>() {
             assert!(
-                gatehouse_store::escalations::EscalationStatus::parse(&w).is_some(),
+                gatehouse_domain::escalation::EscalationStatus::parse(&w).is_some(),
                 "{w}"
             );
         }

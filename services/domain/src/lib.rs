@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod devices;
 pub mod error;
+pub mod escalation;
 pub mod ids;
 pub mod inbound;
 pub mod jobs;

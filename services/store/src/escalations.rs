@@ -15,9 +15,13 @@ use crate::records::{Page, Principal, Tenant, TenantStatus};
 use crate::scope::UserRef;
 use crate::users::PasswordVia;
 use crate::{RequestMeta, Result, Store};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor, Target};
+use gatehouse_domain::escalation::{
+    self as rules, EXECUTION_WINDOW_MINUTES, EscalationAction, EscalationStatus, PENDING_HOURS,
+    checked_text,
+};
 use gatehouse_domain::ids::{CompanyId, UserId};
 use gatehouse_domain::role::Role;
 use gatehouse_domain::validation::Collector;
@@ -29,71 +33,6 @@ use sea_orm::{
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
-
-/// How long a request waits for a decision before it lapses.
-pub const PENDING_HOURS: i64 = 72;
-/// How long an approval stays good for execution (S2).
-pub const EXECUTION_WINDOW_MINUTES: i64 = 60;
-
-/// What support asks to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EscalationAction {
-    Unlock,
-    ResetMfa,
-    ResetPassword,
-}
-
-impl EscalationAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EscalationAction::Unlock => "unlock",
-            EscalationAction::ResetMfa => "reset_mfa",
-            EscalationAction::ResetPassword => "reset_password",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "unlock" => Some(EscalationAction::Unlock),
-            "reset_mfa" => Some(EscalationAction::ResetMfa),
-            "reset_password" => Some(EscalationAction::ResetPassword),
-            _ => None,
-        }
-    }
-}
-
-/// Where an escalation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EscalationStatus {
-    Pending,
-    Approved,
-    Denied,
-    Executed,
-    Expired,
-}
-
-impl EscalationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EscalationStatus::Pending => "pending",
-            EscalationStatus::Approved => "approved",
-            EscalationStatus::Denied => "denied",
-            EscalationStatus::Executed => "executed",
-            EscalationStatus::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(EscalationStatus::Pending),
-            "approved" => Some(EscalationStatus::Approved),
-            "denied" => Some(EscalationStatus::Denied),
-            "executed" => Some(EscalationStatus::Executed),
-            "expired" => Some(EscalationStatus::Expired),
-            _ => None,
-        }
-    }
-}
 
 /// An escalation as both sides see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,28 +88,6 @@ pub struct NewEscalation {
     pub ticket: String,
 }
 
-fn checked_text(
-    c: &mut Collector,
-    field: &str,
-    value: &str,
-    max: usize,
-    newlines: bool,
-) -> Option<String> {
-    let v = value.trim();
-    let bad_char = v
-        .chars()
-        .any(|ch| ch.is_control() && !(newlines && (ch == '\n' || ch == '\r' || ch == '\t')));
-    if v.is_empty() || v.chars().count() > max || bad_char {
-        c.push(gatehouse_domain::FieldError::new(
-            field,
-            format!("required, at most {max} characters, without control characters"),
-        ));
-        None
-    } else {
-        Some(v.to_owned())
-    }
-}
-
 fn escalation_target(e: &es::Model, username: &str) -> Option<Target> {
     Some(user_target(UserId(e.user_id), username))
 }
@@ -180,6 +97,12 @@ struct AuditContext {
     tenant: Tenant,
     username: String,
     operator: gatehouse_domain::ids::TenantId,
+}
+
+/// The status a row holds.
+fn status_of(e: &es::Model) -> Result<EscalationStatus> {
+    EscalationStatus::parse(&e.status)
+        .ok_or_else(|| StoreError::Corrupt(format!("escalation {}: status", e.id)))
 }
 
 /// Conditions of an escalation still open (pending or approved).
@@ -347,13 +270,7 @@ impl Store {
             CompanyId::parse(new.company.trim())
                 .map_err(|_| DomainError::field("company", "not a company id")),
         );
-        let action = EscalationAction::parse(new.action.trim());
-        if action.is_none() {
-            c.push(gatehouse_domain::FieldError::new(
-                "action",
-                "one of unlock, reset_mfa, reset_password",
-            ));
-        }
+        let action = rules::parse_action(&mut c, &new.action);
         let user = UserRef::parse(new.user_id.trim());
         if user.is_none() {
             c.push(gatehouse_domain::FieldError::new(
@@ -414,7 +331,7 @@ impl Store {
             decided_at: Set(None),
             executed_by: Set(None),
             executed_at: Set(None),
-            expires_at: Set(now + Duration::hours(PENDING_HOURS)),
+            expires_at: Set(rules::pending_until(now)),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -601,7 +518,7 @@ impl Store {
             (
                 EscalationStatus::Approved,
                 Action::EscalationApproved,
-                now + Duration::minutes(EXECUTION_WINDOW_MINUTES),
+                rules::approved_until(now),
             )
         } else {
             (
@@ -640,14 +557,6 @@ impl Store {
         self.escalation_view(m).await
     }
 
-    fn ensure_pending(e: &es::Model) -> Result<()> {
-        if e.status == EscalationStatus::Pending.as_str() {
-            Ok(())
-        } else {
-            Err(DomainError::Conflict(format!("the escalation is already {}", e.status)).into())
-        }
-    }
-
     /// `POST /v1/tenants/{company}/escalations/{id}/approve|deny`: a practice admin of the
     /// escalation's tenant decides (approving is a credential action: step-up). Nobody
     /// decides an escalation about themselves.
@@ -662,13 +571,7 @@ impl Store {
         let e = self.escalation_model(id, Some(tenant.id.0)).await?;
         // A decision either way is a credential action (M11).
         self.require_step_up(admin)?;
-        if e.user_id == admin.user.id.0 {
-            return Err(DomainError::Forbidden(
-                "Another administrator must decide an escalation about you.".into(),
-            )
-            .into());
-        }
-        Self::ensure_pending(&e)?;
+        rules::practice_may_decide(status_of(&e)?, e.user_id, admin.user.id.0)?;
         self.decide(&e, admin, approve, meta, json!({"by": "practice_admin"}))
             .await
     }
@@ -696,20 +599,8 @@ impl Store {
     ) -> Result<Escalation> {
         let e = self.escalation_model(id, None).await?;
         self.require_step_up(p)?;
-        if e.requested_by == p.user.id.0 {
-            return Err(DomainError::Forbidden(
-                "Two-person rule: someone other than the requester must approve.".into(),
-            )
-            .into());
-        }
-        Self::ensure_pending(&e)?;
-        let others = self.other_admins(e.tenant_id, e.user_id).await?;
-        if others > 0 {
-            return Err(DomainError::Conflict(
-                "The practice has an administrator who can decide; they must approve it.".into(),
-            )
-            .into());
-        }
+        let others = self.other_admins(e.tenant_id, e.user_id);
+        rules::support_may_approve(status_of(&e)?, e.requested_by, p.user.id.0, others).await?;
         self.decide(
             &e,
             p,
@@ -731,30 +622,9 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<Escalation> {
         let e = self.escalation_model(id, None).await?;
-        if e.status != EscalationStatus::Approved.as_str() {
-            return Err(DomainError::EscalationNotApproved(format!(
-                "This escalation is {}; only an approved escalation can be executed, once, within {EXECUTION_WINDOW_MINUTES} minutes of its approval.",
-                e.status
-            ))
-            .into());
-        }
         let action = EscalationAction::parse(&e.action)
             .ok_or_else(|| StoreError::Corrupt(format!("escalation {}: action", e.id)))?;
-        match (action, &temporary_password) {
-            (EscalationAction::ResetPassword, None) => {
-                return Err(DomainError::field(
-                    "temporary_password",
-                    "required to reset a password",
-                )
-                .into());
-            }
-            (EscalationAction::Unlock | EscalationAction::ResetMfa, Some(_)) => {
-                return Err(
-                    DomainError::field("temporary_password", "only for reset_password").into(),
-                );
-            }
-            _ => {}
-        }
+        rules::ready_to_execute(status_of(&e)?, action, temporary_password.is_some())?;
         let tenant = self.tenant_by_id(e.tenant_id).await?;
         if tenant.status == TenantStatus::Suspended {
             return Err(DomainError::Conflict("the practice is suspended".into()).into());

@@ -8,7 +8,8 @@ use crate::routes::optional_body;
 use crate::state::ApiState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use gatehouse_domain::FieldError;
-use gatehouse_store::escalations::{EscalationStatus, NewEscalation};
+use gatehouse_domain::escalation::EscalationStatus;
+use gatehouse_store::escalations::NewEscalation;
 use serde::Deserialize;
 use uuid::Uuid;
 
