@@ -15,13 +15,14 @@ use actix_web::http::Method;
 use actix_web::http::header::HeaderMap;
 use actix_web::web;
 use futures_util::future::LocalBoxFuture;
-use gatehouse_store::telemetry::{metrics, secs};
+use gatehouse_store::telemetry::{SECONDS, secs};
 use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram};
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TraceContextExt;
 use std::future::{Ready, ready};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -29,6 +30,40 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// The route template of a resource (its app data, set by `routes::resource`).
 #[derive(Debug, Clone)]
 pub(crate) struct Route(pub(crate) Arc<str>);
+
+/// The instruments only the HTTP layer can measure, from the global meter provider at
+/// first use (the others are the store's, `gatehouse_store::telemetry`).
+struct HttpMetrics {
+    /// `gatehouse_http_request_duration_seconds{method,route,status}`
+    duration: Histogram<f64>,
+    /// `gatehouse_signins_total{outcome}`
+    signins: Counter<u64>,
+    /// `gatehouse_verification_failures_total{method,reason}`
+    verification_failures: Counter<u64>,
+}
+
+fn metrics() -> &'static HttpMetrics {
+    static METRICS: OnceLock<HttpMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("gatehouse");
+        HttpMetrics {
+            duration: meter
+                .f64_histogram("gatehouse_http_request_duration_seconds")
+                .with_unit("s")
+                .with_description("HTTP requests by method, route template and status.")
+                .with_boundaries(SECONDS.to_vec())
+                .build(),
+            signins: meter
+                .u64_counter("gatehouse_signins")
+                .with_description("Sign-in attempts (POST /v1/auth/login) by outcome: the flow's status after a right password (authenticated, mfa_required, ...), else the refusal's error code (invalid_credentials, account_locked, ...).")
+                .build(),
+            verification_failures: meter
+                .u64_counter("gatehouse_verification_failures")
+                .with_description("Second-factor codes refused, by method (code, totp, recovery_code) and reason (mfa_code_invalid, mfa_code_expired, mfa_code_exhausted).")
+                .build(),
+        }
+    })
+}
 
 /// What requests that matched no route are labelled.
 const UNMATCHED: &str = "(unmatched)";
@@ -151,7 +186,7 @@ where
                     .span()
                     .update_name(format!("{method} {route}"));
             }
-            metrics().http_duration.record(
+            metrics().duration.record(
                 secs(elapsed),
                 &[
                     KeyValue::new("method", method),

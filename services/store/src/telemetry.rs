@@ -1,4 +1,6 @@
 //! Gatehouse's metric instruments and the trace context that travels inside jobs (A2).
+//! (What only the HTTP layer sees, request durations and the answers to sign-ins and
+//! codes, is declared beside its measurement in the API crate.)
 //!
 //! The instruments come from the global meter provider, which the binary installs
 //! (gatehouse-telemetry) before anything records; without one they record nothing.
@@ -15,17 +17,13 @@ use std::time::Duration;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Histogram bounds for durations, in seconds: half a millisecond to half a minute.
-const SECONDS: &[f64] = &[
+pub const SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// Every instrument Gatehouse records.
 #[derive(Debug)]
 pub struct Metrics {
-    /// `gatehouse_signins_total{outcome}`
-    pub signins: Counter<u64>,
-    /// `gatehouse_verification_failures_total{method,reason}`
-    pub verification_failures: Counter<u64>,
     /// `gatehouse_lockouts_total`
     pub lockouts: Counter<u64>,
     /// `gatehouse_codes_sent_total{channel,status}`
@@ -48,8 +46,6 @@ pub struct Metrics {
     pub argon2_duration: Histogram<f64>,
     /// `gatehouse_session_cache_lookups_total{result}`
     pub session_cache: Counter<u64>,
-    /// `gatehouse_http_request_duration_seconds{method,route,status}`
-    pub http_duration: Histogram<f64>,
 }
 
 impl Metrics {
@@ -63,14 +59,6 @@ impl Metrics {
                 .build()
         };
         Self {
-            signins: meter
-                .u64_counter("gatehouse_signins")
-                .with_description("Sign-in attempts (POST /v1/auth/login) by outcome: the flow's status after a right password (authenticated, mfa_required, ...), else the refusal's error code (invalid_credentials, account_locked, ...).")
-                .build(),
-            verification_failures: meter
-                .u64_counter("gatehouse_verification_failures")
-                .with_description("Second-factor codes refused, by method (code, totp, recovery_code) and reason (mfa_code_invalid, mfa_code_expired, mfa_code_exhausted).")
-                .build(),
             lockouts: meter
                 .u64_counter("gatehouse_lockouts")
                 .with_description("Accounts locked by wrong passwords reaching the practice's threshold.")
@@ -115,10 +103,6 @@ impl Metrics {
                 .u64_counter("gatehouse_session_cache_lookups")
                 .with_description("Session checks answered from the in-process cache (result=hit) or the database (result=miss).")
                 .build(),
-            http_duration: seconds(
-                "gatehouse_http_request_duration_seconds",
-                "HTTP requests by method, route template and status.",
-            ),
         }
     }
 }
