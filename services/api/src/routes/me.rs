@@ -24,7 +24,13 @@ pub async fn me(st: web::Data<ApiState>, Auth(p): Auth) -> Result<HttpResponse, 
 /// Changes one's own password; other sessions of the user end.
 #[utoipa::path(post, path = "/v1/me/password", tag = "self-service", security(("bearer" = [])),
     request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    responses(
+        (status = 204),
+        (status = 401, body = Problem),
+        (status = 422, body = Problem),
+        (status = 423, description = "account_locked: wrong current passwords reached the practice's threshold", body = Problem),
+        (status = 429, description = "rate_limited, with Retry-After: wrong current passwords are limited per client address like sign-ins", body = Problem),
+    ))]
 pub async fn change_password(
     st: web::Data<ApiState>,
     Meta(meta): Meta,

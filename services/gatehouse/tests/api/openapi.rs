@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::helpers::{Db, TestApp, problem};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -342,6 +342,19 @@ async fn openapi_problems_are_problem_json_with_401_and_422_enums_and_optional_b
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // Both ways of typing a password take a try first (P4, finding 7): a lock reached
+    // answers 423, too many tries from one address 429. Schemathesis met an undocumented
+    // 429 here only when its fuzzing happened to trip the limit.
+    for path in ["/v1/auth/login", "/v1/me/password"] {
+        let responses = &doc["paths"][path]["post"]["responses"];
+        for status in ["423", "429"] {
+            assert!(
+                responses.get(status).is_some(),
+                "{path} does not document {status}: {responses}"
+            );
+        }
+    }
 
     // The three bodies that may be left out are not required.
     for (path, optional) in [
