@@ -1,9 +1,9 @@
 //! The hash-chained audit log (A1): verification, tamper detection, concurrency, filters.
 
 use crate::helpers::{Db, NEW_PASSWORD, TestApp, ok_json, problem};
-use crate::on_both_databases;
 use chrono::{DateTime, FixedOffset, Utc};
 use futures_util::future::join_all;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Bad input of every kind answers a 4xx problem+json, never a 500, and changes nothing.
 
 use crate::helpers::{Db, NEW_PASSWORD, TestApp, ok_json, problem};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};

@@ -4,10 +4,10 @@
 //! offers the user's other methods.
 
 use crate::helpers::{Db, NEW_PASSWORD, OPT_IN_NUMBER, TestApp, ok_json, problem};
-use crate::on_both_databases;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_domain::sender::{SenderNumber, SmsNumbers};
 use gatehouse_store::optouts::OptOutSource;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -9,9 +9,9 @@ use crate::helpers::{
     Db, NEW_PASSWORD, Options, SUPPORT_PASSWORD, SUPPORT_USER, TestApp, error_fields, ok_json,
     problem,
 };
-use crate::on_both_databases;
 use chrono::{Duration, TimeZone, Utc};
 use gatehouse_domain::clock::FixedClock;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;

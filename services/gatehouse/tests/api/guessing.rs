@@ -8,9 +8,9 @@ use crate::mfa_flow::{
     actions, after_password_change, create_staff, email_of, enroll_totp, sign_in, spawn_fixed,
     unix, verify,
 };
-use crate::on_both_databases;
 use futures_util::future::join_all;
 use gatehouse_domain::crypto::{Keyring, SecretKey};
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;

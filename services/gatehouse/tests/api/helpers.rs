@@ -16,12 +16,7 @@ use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::sync::Arc;
 
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
+pub use gatehouse_testkit::Db;
 
 /// Knobs of a spawned app.
 #[derive(Default)]
@@ -159,38 +154,6 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-fn postgres_base() -> String {
-    std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A fresh schema in the `gatehouse_test` database; returns its URL.
-pub async fn fresh_postgres_schema() -> String {
-    let base = postgres_base();
-    let admin = Database::connect(base.clone())
-        .await
-        .expect("connect to PostgreSQL");
-    // Parallel test processes may race to create it; losing the race is fine.
-    let _ = admin
-        .execute_unprepared("CREATE DATABASE gatehouse_test")
-        .await;
-    admin.close().await.ok();
-    let root = base
-        .rsplit_once('/')
-        .map(|(r, _)| r.to_owned())
-        .unwrap_or(base);
-    let db_url = format!("{root}/gatehouse_test");
-    let schema = format!("gh_{}", uuid::Uuid::new_v4().simple());
-    let conn = Database::connect(db_url.clone())
-        .await
-        .expect("connect to gatehouse_test");
-    conn.execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("create schema");
-    conn.close().await.ok();
-    format!("{db_url}?options=-c%20search_path%3D{schema}")
-}
-
 impl TestApp {
     pub async fn spawn(db: Db) -> TestApp {
         Self::spawn_with(db, Options::default()).await
@@ -198,10 +161,7 @@ impl TestApp {
 
     pub async fn spawn_with(db: Db, opts: Options) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = match db {
-            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("gh.db").display()),
-            Db::Postgres => fresh_postgres_schema().await,
-        };
+        let url = db.fresh_url(dir.path()).await;
         let keyring = Arc::new(Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng)));
         let redis = opts.redis.then(|| gatehouse_store::shared::RedisSettings {
             url: REDIS_URL.to_owned(),
@@ -763,27 +723,4 @@ pub async fn problem(r: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status.as_u16());
     body
-}
-
-/// Declares each listed `async fn name(app_db: Db)` as a test on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Db::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Db::Postgres).await
-                }
-            )*
-        }
-    };
 }

@@ -1,7 +1,7 @@
 //! Tenant isolation, roles and the vendor's audited read access (T1, T2, S1).
 
 use crate::helpers::{Db, NEW_PASSWORD, SUPPORT_USER, TestApp, ok_json, problem};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, error_fields, ok_json, problem};
-use crate::on_both_databases;
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use gatehouse_domain::clock::FixedClock;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

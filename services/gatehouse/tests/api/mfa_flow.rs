@@ -6,9 +6,9 @@
 use crate::helpers::{
     Db, NEW_PASSWORD, Options, TestApp, base32_decode, independent_totp, ok_json, problem,
 };
-use crate::on_both_databases;
 use chrono::{Duration, TimeZone, Utc};
 use gatehouse_domain::clock::{Clock, FixedClock};
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};

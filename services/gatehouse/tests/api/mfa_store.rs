@@ -2,7 +2,6 @@
 //! and endpoints that use it are built on these guarantees.
 
 use crate::helpers::{Db, Options, TestApp, base32_decode, independent_totp};
-use crate::on_both_databases;
 use chrono::{Duration, TimeZone, Utc};
 use gatehouse_domain::clock::{Clock, FixedClock};
 use gatehouse_domain::ids::{CompanyId, EmailAddress, FlowId, PhoneE164, TenantId, UserId};
@@ -10,6 +9,7 @@ use gatehouse_domain::mfa::codes::{CodeCheck, OtpCode, Purpose};
 use gatehouse_domain::networks::Cidr;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination};
 use gatehouse_store::scope::UserRef;
+use gatehouse_testkit::on_both_databases;
 use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 use std::net::IpAddr;

@@ -334,7 +334,7 @@ async fn post_traced(client: &reqwest::Client, url: String, body: Value) -> reqw
 async fn a2_one_trace_from_the_ehr_request_through_the_worker_process_to_sns_arrives_over_otlp() {
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let db_url = gatehouse_testkit::fresh_postgres_schema().await;
     let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
     let (key, from) = (random_key(), verified_sender().await);
     let client = reqwest::Client::new();

@@ -175,7 +175,7 @@ async fn verify(client: &reqwest::Client, base: &str, flow: &Value, code: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn o2_processes_migrating_one_new_database_at_once_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
-    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let db_url = gatehouse_testkit::fresh_postgres_schema().await;
     let children: Vec<_> = (0..4)
         .map(|_| {
             let mut c = gatehouse(dir.path());
@@ -332,7 +332,7 @@ async fn d1_serve_and_worker_use_a_redis_that_speaks_only_tls_with_an_auth_token
     let token = format!("tok{}", uuid::Uuid::new_v4().simple());
     let redis = TlsRedis::start(dir.path(), &token);
     let url = format!("rediss://:{token}@localhost:{}/", redis.port);
-    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let db_url = gatehouse_testkit::fresh_postgres_schema().await;
     let prefix = format!("gh-tls-{}", uuid::Uuid::new_v4().simple());
     let (key, from) = (random_key(), verified_sender().await);
     let client = reqwest::Client::new();
@@ -379,7 +379,7 @@ async fn d1_serve_and_worker_use_a_redis_that_speaks_only_tls_with_an_auth_token
 async fn d1_serve_without_workers_and_a_worker_process_deliver_codes_through_redis_to_ses_and_sns()
 {
     let dir = tempfile::tempdir().unwrap();
-    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let db_url = gatehouse_testkit::fresh_postgres_schema().await;
     let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
     let (key, from) = (random_key(), verified_sender().await);
     let client = reqwest::Client::new();
@@ -482,7 +482,7 @@ fn d1_worker_without_redis_refuses_to_start_and_says_why() {
 async fn d1_a_worker_killed_mid_send_is_replaced_and_the_provider_gets_exactly_one_success() {
     use gatehouse_fake_aws::{FakeAws, Rule};
     let dir = tempfile::tempdir().unwrap();
-    let db_url = crate::helpers::fresh_postgres_schema().await;
+    let db_url = gatehouse_testkit::fresh_postgres_schema().await;
     let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
     let key = random_key();
     let fake = FakeAws::start().unwrap();

@@ -3,9 +3,9 @@
 
 use crate::cli::{gatehouse, run, sqlite_url, text};
 use crate::helpers::{Db, TestApp, ok_json};
-use crate::on_both_databases;
 use gatehouse_domain::settings::MfaPolicy;
 use gatehouse_store::scale::ScaleSpec;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use secrecy::SecretString;

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::helpers::{Db, TestApp, error_fields, ok_json, problem};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! is refused by the others at once, not when their cache entry expires a minute later.
 
 use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, problem};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Password sign-in, forced password change, sessions (P1-P4, T3).
 
 use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, problem};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

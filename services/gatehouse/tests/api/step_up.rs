@@ -4,7 +4,7 @@
 
 use crate::helpers::{Db, NEW_PASSWORD, TestApp, ok_json, problem};
 use crate::mfa_flow::{actions, create_staff, email_of};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -6,9 +6,9 @@ use crate::helpers::{
     Db, NEW_PASSWORD, Options, SUPPORT_USER, TestApp, error_fields, ok_json, problem,
 };
 use crate::isolation::{create_user, support_agent};
-use crate::on_both_databases;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_store::optouts::OptOutSource;
+use gatehouse_testkit::on_both_databases;
 use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};

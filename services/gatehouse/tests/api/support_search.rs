@@ -4,9 +4,9 @@
 //! index on both databases, whatever the term and the page.
 
 use crate::helpers::{Db, TestApp};
-use crate::on_both_databases;
 use gatehouse_domain::lookup::UserLookup;
 use gatehouse_store::support::search_statement;
+use gatehouse_testkit::on_both_databases;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use uuid::Uuid;
 

@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, error_fields, ok_json, problem};
-use crate::on_both_databases;
 use chrono::{Duration, TimeZone, Utc};
 use gatehouse_domain::clock::FixedClock;
+use gatehouse_testkit::on_both_databases;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;

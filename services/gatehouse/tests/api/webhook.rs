@@ -4,7 +4,6 @@
 //! certificate is refused with 403 and changes nothing.
 
 use crate::helpers::{Db, Options, TestApp, ok_json, problem};
-use crate::on_both_databases;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::future::BoxFuture;
@@ -14,6 +13,7 @@ use gatehouse_api::sns::{
 };
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_domain::sender::{SenderNumber, SmsNumbers};
+use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use rsa::pkcs1v15::SigningKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};

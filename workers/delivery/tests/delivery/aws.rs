@@ -4,10 +4,10 @@
 
 use crate::helpers::{COMPANY_NAME, Db, TestStore, has_word};
 use crate::moto::{Moto, sdk_config_at, unique_email, unique_phone};
-use crate::on_both_databases;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_domain::mfa::codes::{Channel, Purpose};
 use gatehouse_store::mfa::Destination;
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::aws::{self, AwsSettings, SesSettings, SmsSettings, SnsProvider};
 use gatehouse_workers::message::Message;
 use gatehouse_workers::{Provider, WorkerConfig, spawn_in_process};

@@ -3,13 +3,13 @@
 //! queued behind the whole burst, goes out almost at once, not after it.
 
 use crate::helpers::{Db, TestStore, wait_until};
-use crate::on_both_databases;
 use gatehouse_domain::ids::{CompanyId, EmailAddress};
 use gatehouse_domain::mfa::codes::Purpose;
 use gatehouse_store::RequestMeta;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination};
 use gatehouse_store::scope::UserRef;
 use gatehouse_store::signin::LoginInput;
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::{SendRateConfig, rate, spawn_in_process};
 use secrecy::SecretString;
 use std::time::{Duration, Instant};

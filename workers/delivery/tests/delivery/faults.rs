@@ -2,7 +2,6 @@
 //! and the real workers.
 
 use crate::helpers::{Db, TestStore, has_word, wait_until};
-use crate::on_both_databases;
 use crate::redis_outage::PrivateRedis;
 use gatehouse_domain::ids::{EmailAddress, FlowId};
 use gatehouse_domain::mfa::codes::CodeCheck;
@@ -11,6 +10,7 @@ use gatehouse_store::audit::AuditFilter;
 use gatehouse_store::deliveries::CLAIM_LEASE_SECONDS;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination, IssuedCode};
 use gatehouse_store::shared::{self, RedisSettings};
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::message::Message;
 use gatehouse_workers::provider::SendFuture;
 use gatehouse_workers::{OutboxProvider, Provider, RedisQueue, spawn_in_process, spawn_on_redis};

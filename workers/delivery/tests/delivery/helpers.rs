@@ -23,12 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Which database a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
+pub use gatehouse_testkit::Db;
 
 pub const PHONE: &str = "+12025550147";
 pub const COMPANY: &str = "demo-clinic";
@@ -50,38 +45,6 @@ pub struct TestStore {
     pub dir: tempfile::TempDir,
 }
 
-fn postgres_base() -> String {
-    std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A fresh schema in the `gatehouse_test` database; returns its URL.
-async fn fresh_postgres_schema() -> String {
-    let base = postgres_base();
-    let admin = Database::connect(base.clone())
-        .await
-        .expect("connect to PostgreSQL");
-    // Parallel test processes may race to create it; losing the race is fine.
-    let _ = admin
-        .execute_unprepared("CREATE DATABASE gatehouse_test")
-        .await;
-    admin.close().await.ok();
-    let root = base
-        .rsplit_once('/')
-        .map(|(r, _)| r.to_owned())
-        .unwrap_or(base);
-    let db_url = format!("{root}/gatehouse_test");
-    let schema = format!("gh_{}", Uuid::new_v4().simple());
-    let conn = Database::connect(db_url.clone())
-        .await
-        .expect("connect to gatehouse_test");
-    conn.execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("create schema");
-    conn.close().await.ok();
-    format!("{db_url}?options=-c%20search_path%3D{schema}")
-}
-
 impl TestStore {
     pub async fn new(db: Db) -> Self {
         Self::with_config(db, |_| {}).await
@@ -95,10 +58,7 @@ impl TestStore {
                 .expect("a valid instant"),
         ));
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = match db {
-            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("gh.db").display()),
-            Db::Postgres => fresh_postgres_schema().await,
-        };
+        let url = db.fresh_url(dir.path()).await;
         let keyring = Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng));
         let mut cfg = StoreConfig::new(
             url.clone(),
@@ -417,27 +377,4 @@ where
 pub fn has_word(text: &str, word: &str) -> bool {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .any(|w| w == word)
-}
-
-/// Declares each listed `async fn name(db: Db)` as a test on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Db::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Db::Postgres).await
-                }
-            )*
-        }
-    };
 }

@@ -5,13 +5,13 @@
 
 use crate::helpers::{Db, TestStore, wait_until};
 use crate::moto::{Moto, unique_phone};
-use crate::on_both_databases;
 use gatehouse_domain::ids::PhoneE164;
 use gatehouse_domain::jobs::ProcessInbound;
 use gatehouse_store::inbound::NewInbound;
 use gatehouse_store::mfa::Destination;
 use gatehouse_store::optouts::OptOutSource;
 use gatehouse_store::queue::JobQueue;
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::aws::{self, AwsSettings, SesSettings, SmsSettings};
 use gatehouse_workers::optout::{OptOutFuture, OptedOutPage};
 use gatehouse_workers::{ProviderError, SmsOptOutSource, WorkerConfig, spawn_in_process};

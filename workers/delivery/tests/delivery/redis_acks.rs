@@ -4,9 +4,9 @@
 //! memory Redis never gets back.
 
 use crate::helpers::{Db, TestStore};
-use crate::on_both_databases;
 use crate::redis_outage::PrivateRedis;
 use gatehouse_store::shared::{self, RedisSettings};
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::{RedisQueue, spawn_on_redis};
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,8 @@
 //! re-enqueue pushes it again, and the workers reconnect by themselves.
 
 use crate::helpers::{Db, TestStore, has_word};
-use crate::on_both_databases;
 use gatehouse_store::shared::{self, RedisSettings};
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::{RedisQueue, spawn_on_redis};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

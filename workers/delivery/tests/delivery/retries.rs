@@ -6,10 +6,10 @@
 
 use crate::helpers::{Db, TestStore, has_word};
 use crate::moto::{sdk_config_at, unique_email, unique_phone};
-use crate::on_both_databases;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_fake_aws::{Counts, FakeAws, Rule};
 use gatehouse_store::mfa::Destination;
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::aws::{self, AwsSettings, SesSettings, SmsSettings};
 use gatehouse_workers::{WorkerConfig, spawn_in_process};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 use crate::helpers::{COMPANY, COMPANY_NAME, Db, PHONE, TestStore, has_word};
-use crate::on_both_databases;
+use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::spawn_in_process;
 
 on_both_databases!(
