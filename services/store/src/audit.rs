@@ -191,10 +191,11 @@ fn row(e: ChainedEvent) -> audit_events::ActiveModel {
 }
 
 /// Rows per INSERT of [`append_many_in`]: the support search's default page of 50 users,
-/// which audits a row per practice, fits in one statement with room to spare (128 rows are
-/// 2,048 parameters: PostgreSQL takes 65,535, SQLite 32,766). (Under sqlx 0.9.0, which left Nagle's algorithm
-/// on, a statement of more than about 20 KB waited out PostgreSQL's 40 ms delayed ACK, so
-/// these inserts were cut into 16-row statements; 0.9.1 sets `TCP_NODELAY` again.)
+/// which audits a row per practice, fits in one statement with room to spare (128 rows
+/// are 2,048 parameters: PostgreSQL takes 65,535, SQLite 32,766). Under sqlx 0.9.0, which
+/// left Nagle's algorithm on, a statement of more than about 20 KB waited out
+/// PostgreSQL's 40 ms delayed ACK, so these inserts were cut into 16-row statements;
+/// 0.9.1 sets `TCP_NODELAY` again.
 const INSERT_ROWS: usize = 128;
 
 /// Appends events of many tenants inside the caller's transaction, in a fixed number of
