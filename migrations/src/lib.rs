@@ -15,6 +15,7 @@ mod m20261206_000008_user_mfa_failures;
 mod m20261206_000009_operator_approval;
 mod m20261206_000010_support_search;
 mod m20261206_000011_delivery_attempts;
+mod m20261206_000012_audit_inbox;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_operator_approval::Migration),
             Box::new(m20261206_000010_support_search::Migration),
             Box::new(m20261206_000011_delivery_attempts::Migration),
+            Box::new(m20261206_000012_audit_inbox::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
-const TABLES: [&str; 15] = [
+const TABLES: [&str; 16] = [
     "tenants",
     "users",
     "groups",
@@ -19,6 +19,7 @@ const TABLES: [&str; 15] = [
     "sessions",
     "login_hours",
     "audit_events",
+    "audit_inbox",
     "totp_credentials",
     "recovery_codes",
     "mfa_challenges",

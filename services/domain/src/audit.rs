@@ -227,10 +227,18 @@ impl ChainedEvent {
         prev_hash: &str,
         event: NewEvent,
     ) -> Self {
-        let mut e = ChainedEvent {
+        let mut e = Self::unlinked(tenant_id, at, event);
+        e.link(seq, prev_hash);
+        e
+    }
+
+    /// An event with its id and time but no place in the chain yet (`seq` 0, no hashes):
+    /// what is kept while it waits to be chained. [`ChainedEvent::link`] gives it its place.
+    pub fn unlinked(tenant_id: Uuid, at: DateTime<Utc>, event: NewEvent) -> Self {
+        ChainedEvent {
             id: Uuid::new_v4(),
             tenant_id,
-            seq,
+            seq: 0,
             at: truncate_to_micros(at),
             action: event.action.as_str().to_owned(),
             actor_kind: event.actor.kind.as_str().to_owned(),
@@ -242,11 +250,17 @@ impl ChainedEvent {
             ip: event.ip,
             user_agent: event.user_agent,
             details: event.details,
-            prev_hash: prev_hash.to_owned(),
+            prev_hash: String::new(),
             hash: String::new(),
-        };
-        e.hash = e.compute_hash();
-        e
+        }
+    }
+
+    /// Places the event at `seq`, after the event whose hash is `prev_hash`, and
+    /// computes its own hash.
+    pub fn link(&mut self, seq: i64, prev_hash: &str) {
+        self.seq = seq;
+        prev_hash.clone_into(&mut self.prev_hash);
+        self.hash = self.compute_hash();
     }
 
     /// The hash this event should carry, from its content and `prev_hash`.
@@ -433,6 +447,26 @@ mod tests {
         let mut v = ChainVerifier::default();
         v.expect_head(0, GENESIS_HASH);
         assert_eq!(v.broken_at(), None);
+    }
+
+    #[test]
+    fn a1_an_event_kept_aside_and_linked_later_chains_like_one_appended_at_once() {
+        let c = chain(2);
+        let at = Utc::now();
+        let mut waiting =
+            ChainedEvent::unlinked(c[0].tenant_id, at, ev(Action::SupportRead, json!({})));
+        assert_eq!((waiting.seq, waiting.hash.as_str()), (0, ""));
+        let id = waiting.id;
+        waiting.link(3, &c[1].hash);
+        let mut linked = c.clone();
+        linked.push(waiting.clone());
+        assert_eq!(verify(&linked), None);
+        // Its identity and time are the ones it had while waiting.
+        assert_eq!((waiting.id, waiting.at), (id, truncate_to_micros(at)));
+        // Linked after the wrong event, it breaks the chain there.
+        waiting.link(3, &c[0].hash);
+        linked[2] = waiting;
+        assert_eq!(verify(&linked), Some(3));
     }
 
     #[test]

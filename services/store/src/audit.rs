@@ -5,13 +5,19 @@
 //! queue instead of both reading the same chain head: the chain cannot fork. The unique
 //! index on (tenant_id, seq) backs this up. The head (last seq and hash) is kept on the
 //! tenant row, so removing the newest events is detected too.
+//!
+//! A writer that records events in many practices at once (the support search) keeps them
+//! aside instead ([`keep_aside_in`]: an inbox table, no head locked); a background task
+//! and every read of a log chain them ([`chain_waiting`]), each with the id and time it
+//! was kept with. An event may therefore follow, in its chain, one that happened a moment
+//! after it: `seq` is the order of the chain, `at` the time of the event.
 
-use crate::entities::{audit_events, users};
+use crate::entities::{audit_events, audit_inbox, users};
 use crate::error::StoreError;
 use crate::records::{Page, Principal, Tenant};
 use crate::scope::TenantScope;
 use crate::sql::stmt;
-use crate::{RequestMeta, Result};
+use crate::{Inner, RequestMeta, Result};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{
@@ -20,11 +26,14 @@ use gatehouse_domain::audit::{
 use gatehouse_domain::ids::TenantId;
 use gatehouse_domain::ids::UserId;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, Value,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Statement, Value,
 };
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Filters of `GET .../audit-events`.
@@ -213,16 +222,39 @@ pub(crate) async fn append_many_in(
     if events.is_empty() {
         return Ok(());
     }
-    let backend = txn.get_database_backend();
     let mut tenants: Vec<Uuid> = events.iter().map(|(t, _)| t.0).collect();
     tenants.sort_unstable();
     tenants.dedup();
+    let mut head = lock_heads(txn, &tenants).await?;
+    let mut rows = Vec::with_capacity(events.len());
+    for (tenant, event) in events {
+        let (seq, hash) = head
+            .get_mut(&tenant.0)
+            .ok_or(gatehouse_domain::Error::NotFound)?;
+        let e = ChainedEvent::next(tenant.0, *seq + 1, now, hash, event);
+        *seq = e.seq;
+        hash.clone_from(&e.hash);
+        rows.push(row(e));
+    }
+    write_linked(txn, &tenants, &head, rows).await
+}
+
+/// Reads the chain heads of `tenants` (sorted, distinct) and, on PostgreSQL, locks them
+/// against other head writers in that order until the transaction ends. A practice that no longer exists has none.
+async fn lock_heads(
+    txn: &DatabaseTransaction,
+    tenants: &[Uuid],
+) -> Result<HashMap<Uuid, (i64, String)>> {
+    let backend = txn.get_database_backend();
     let list = (1..=tenants.len())
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ");
+    // `NO KEY UPDATE`: what an UPDATE of the head takes (see `AuditLog::append_in`), so
+    // head writers queue on each other, while the inbox's inserts, whose foreign key only
+    // takes `KEY SHARE` of the tenant row, pass.
     let lock = match backend {
-        sea_orm::DbBackend::Postgres => " ORDER BY id FOR UPDATE",
+        sea_orm::DbBackend::Postgres => " ORDER BY id FOR NO KEY UPDATE",
         _ => "",
     };
     let heads = txn
@@ -244,16 +276,21 @@ pub(crate) async fn append_many_in(
             ),
         );
     }
-    let mut rows = Vec::with_capacity(events.len());
-    for (tenant, event) in events {
-        let (seq, hash) = head
-            .get_mut(&tenant.0)
-            .ok_or(gatehouse_domain::Error::NotFound)?;
-        let e = ChainedEvent::next(tenant.0, *seq + 1, now, hash, event);
-        *seq = e.seq;
-        hash.clone_from(&e.hash);
-        rows.push(row(e));
+    Ok(head)
+}
+
+/// Inserts events already linked to the heads [`lock_heads`] gave, and moves the heads of
+/// `tenants` to where `head` now says.
+async fn write_linked(
+    txn: &DatabaseTransaction,
+    tenants: &[Uuid],
+    head: &HashMap<Uuid, (i64, String)>,
+    mut rows: Vec<audit_events::ActiveModel>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
     }
+    let backend = txn.get_database_backend();
     let last = rows.split_off(INSERT_ROWS * ((rows.len() - 1) / INSERT_ROWS));
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(INSERT_ROWS));
@@ -265,7 +302,7 @@ pub(crate) async fn append_many_in(
     let moves = |first: usize| -> Result<(String, Vec<Value>)> {
         let mut values: Vec<Value> = Vec::with_capacity(tenants.len() * 3);
         let (mut seqs, mut hashes, mut ids) = (String::new(), String::new(), String::new());
-        for t in &tenants {
+        for t in tenants {
             let (seq, hash) = head.get(t).ok_or(gatehouse_domain::Error::NotFound)?;
             let n = first + values.len();
             seqs.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 2));
@@ -301,6 +338,173 @@ pub(crate) async fn append_many_in(
     let (update, values) = moves(0)?;
     txn.execute_raw(stmt(backend, &update, values)).await?;
     Ok(())
+}
+
+/// Keeps events aside for their practices' chains, inside the caller's transaction: one
+/// INSERT per [`INSERT_ROWS`] events and no chain head locked, so that writers of many
+/// practices at once (the support search) do not queue on each other's heads. Each event
+/// keeps the id and time it has now. [`chain_waiting`] gives them their places, moments
+/// later in the background ([`Inner::nudge_chainer`]) and before any read of a log.
+pub(crate) async fn keep_aside_in(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    events: Vec<(TenantId, NewEvent)>,
+) -> Result<()> {
+    let mut rows: Vec<audit_inbox::ActiveModel> = events
+        .into_iter()
+        .map(|(tenant, event)| {
+            let e = ChainedEvent::unlinked(tenant.0, now, event);
+            audit_inbox::ActiveModel {
+                n: NotSet,
+                id: Set(e.id),
+                tenant_id: Set(e.tenant_id),
+                at: Set(e.at),
+                action: Set(e.action),
+                actor_id: Set(e.actor_id),
+                actor_kind: Set(e.actor_kind),
+                actor_username: Set(e.actor_username),
+                target_kind: Set(e.target_kind),
+                target_id: Set(e.target_id),
+                target_label: Set(e.target_label),
+                ip: Set(e.ip),
+                user_agent: Set(e.user_agent),
+                details: Set(e.details.to_string()),
+            }
+        })
+        .collect();
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(INSERT_ROWS));
+        audit_inbox::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
+        rows = rest;
+    }
+    Ok(())
+}
+
+/// Events chained per transaction by [`chain_waiting`]: the heads of at most this many
+/// practices are locked at once.
+const CHAIN_BATCH: u64 = 256;
+
+/// Gives the events kept aside by [`keep_aside_in`] their places in their practices'
+/// chains, oldest first, and removes them from the inbox; `only` one practice's, or
+/// everyone's. Answers how many it chained.
+///
+/// Each batch locks the heads first and only then reads the inbox, so two chainers (the
+/// background one and a reader's, or those of two processes) never chain an event twice:
+/// the second finds the first's events gone once it has the locks.
+pub(crate) async fn chain_waiting(inner: &Inner, only: Option<Uuid>) -> Result<u64> {
+    use audit_inbox::Column as C;
+    let mut chained = 0u64;
+    loop {
+        let waiting = audit_inbox::Entity::find()
+            .select_only()
+            .column(C::TenantId)
+            .apply_if(only, |q, t| q.filter(C::TenantId.eq(t)))
+            .order_by_asc(C::N)
+            .limit(CHAIN_BATCH)
+            .into_tuple::<Uuid>()
+            .all(&inner.db)
+            .await?;
+        if waiting.is_empty() {
+            return Ok(chained);
+        }
+        let mut tenants = waiting;
+        tenants.sort_unstable();
+        tenants.dedup();
+        let txn = inner.begin_write().await?;
+        let mut head = lock_heads(&txn, &tenants).await?;
+        let events = audit_inbox::Entity::find()
+            .filter(C::TenantId.is_in(tenants.clone()))
+            .order_by_asc(C::N)
+            .limit(CHAIN_BATCH)
+            .all(&*txn)
+            .await?;
+        let taken: Vec<i64> = events.iter().map(|e| e.n).collect();
+        let mut moved = BTreeSet::new();
+        let mut rows = Vec::with_capacity(events.len());
+        for waiting in events {
+            // A practice removed meanwhile took its waiting events with it (the inbox's
+            // foreign key cascades); one found here without a head has nowhere to go.
+            let Some((seq, hash)) = head.get_mut(&waiting.tenant_id) else {
+                continue;
+            };
+            let mut e = ChainedEvent {
+                details: serde_json::from_str(&waiting.details).map_err(|_| {
+                    StoreError::Corrupt(format!("waiting audit event {} details", waiting.id))
+                })?,
+                id: waiting.id,
+                tenant_id: waiting.tenant_id,
+                seq: 0,
+                at: waiting.at,
+                action: waiting.action,
+                actor_kind: waiting.actor_kind,
+                actor_id: waiting.actor_id,
+                actor_username: waiting.actor_username,
+                target_kind: waiting.target_kind,
+                target_id: waiting.target_id,
+                target_label: waiting.target_label,
+                ip: waiting.ip,
+                user_agent: waiting.user_agent,
+                prev_hash: String::new(),
+                hash: String::new(),
+            };
+            e.link(*seq + 1, hash);
+            *seq = e.seq;
+            hash.clone_from(&e.hash);
+            moved.insert(e.tenant_id);
+            rows.push(row(e));
+        }
+        let moved: Vec<Uuid> = moved.into_iter().collect();
+        let count = rows.len() as u64;
+        write_linked(&txn, &moved, &head, rows).await?;
+        if !taken.is_empty() {
+            audit_inbox::Entity::delete_many()
+                .filter(C::N.is_in(taken))
+                .exec(&*txn)
+                .await?;
+        }
+        txn.commit().await?;
+        chained += count;
+    }
+}
+
+/// How long the background chainer lets nudges gather before it chains: one transaction
+/// for the searches of that moment instead of one each.
+const CHAIN_GATHER: Duration = Duration::from_millis(100);
+
+/// How often the background chainer looks for waiting events nobody nudged it about
+/// (those another process kept aside before it stopped).
+const CHAIN_SWEEP: Duration = Duration::from_secs(5);
+
+/// Starts the background chainer of a store: it chains the waiting events when nudged
+/// ([`Inner::nudge_chainer`]) and every [`CHAIN_SWEEP`], and ends once the store is gone.
+pub(crate) fn spawn_chainer(inner: &Arc<Inner>) {
+    let store = Arc::downgrade(inner);
+    let nudge = inner.chainer.clone();
+    tokio::spawn(async move {
+        loop {
+            {
+                let Some(inner) = store.upgrade() else { break };
+                if let Err(e) = chain_waiting(&inner, None).await {
+                    tracing::warn!(error = %e, "waiting audit events could not be chained yet");
+                }
+            }
+            if tokio::time::timeout(CHAIN_SWEEP, nudge.notified())
+                .await
+                .is_ok()
+            {
+                tokio::time::sleep(CHAIN_GATHER).await;
+            }
+        }
+    });
+}
+
+impl Inner {
+    /// Tells the background chainer that events were kept aside.
+    pub(crate) fn nudge_chainer(&self) {
+        self.chainer.notify_one();
+    }
 }
 
 /// One tenant's audit log.
@@ -382,6 +586,7 @@ impl AuditLog<'_> {
         cursor: Option<&str>,
     ) -> Result<Page<ChainedEvent>> {
         use audit_events::Column as C;
+        chain_waiting(self.scope.inner, Some(self.scope.uuid())).await?;
         let mut q = audit_events::Entity::find().filter(C::TenantId.eq(self.scope.uuid()));
         if let Some(a) = &filter.action {
             q = q.filter(C::Action.eq(a.as_str()));
@@ -425,6 +630,7 @@ impl AuditLog<'_> {
     /// Walks the whole chain in order and recomputes every hash.
     pub async fn verify(&self) -> Result<ChainReport> {
         use audit_events::Column as C;
+        chain_waiting(self.scope.inner, Some(self.scope.uuid())).await?;
         let mut v = ChainVerifier::default();
         let mut after = 0i64;
         loop {

@@ -137,6 +137,8 @@ pub(crate) struct Inner {
     /// On SQLite, the turn of this process's write transactions (see
     /// [`Inner::begin_write`]); `None` on PostgreSQL.
     pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Wakes the background chainer of audit events kept aside (see [`audit`]).
+    pub(crate) chainer: Arc<tokio::sync::Notify>,
 }
 
 /// The advisory lock key migrations take on PostgreSQL ("gatehous" in ASCII).
@@ -305,10 +307,11 @@ impl Store {
             config,
             dummy_hash,
             queue: std::sync::OnceLock::new(),
+            chainer: Arc::new(tokio::sync::Notify::new()),
         };
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        audit::spawn_chainer(&inner);
+        Ok(Self { inner })
     }
 
     /// Applies pending migrations. On PostgreSQL, processes starting together (several

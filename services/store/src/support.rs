@@ -225,8 +225,9 @@ impl Store {
         let mut groups = crate::users::groups_in(db, &practices, &ids).await?;
         let mut mfa = crate::users::mfa_in(db, &practices, &ids).await?;
 
-        // One transaction for every practice's `support.read`, however many: the chain
-        // heads are locked and moved together (`audit::append_many_in`).
+        // Every practice's `support.read` in one INSERT, kept aside for the chains
+        // (`audit::keep_aside_in`): no practice's chain head is locked by a search, so
+        // agents searching at once for similar names do not queue on each other.
         let query = format!("q={}", lookup.for_audit());
         let mut shown: Vec<&Tenant> = tenants.values().collect();
         shown.sort_by(|a, b| a.company.as_str().cmp(b.company.as_str()));
@@ -241,8 +242,9 @@ impl Store {
             .collect::<Vec<_>>();
         if !reads.is_empty() {
             let txn = self.inner.begin_write().await?;
-            crate::audit::append_many_in(&txn, self.inner.clock.now(), reads).await?;
+            crate::audit::keep_aside_in(&txn, self.inner.clock.now(), reads).await?;
             txn.commit().await?;
+            self.inner.nudge_chainer();
         }
 
         let items = rows

@@ -6,6 +6,7 @@ use crate::helpers::{
     Db, NEW_PASSWORD, Options, SUPPORT_USER, TestApp, error_fields, ok_json, problem,
 };
 use crate::isolation::{create_user, support_agent};
+use futures_util::future::join_all;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_store::optouts::OptOutSource;
 use gatehouse_testkit::on_both_databases;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 on_both_databases!(
     d5_a_users_deliveries_are_newest_first_masked_paged_and_support_reads_are_audited,
     s1_support_finds_users_by_username_email_and_phone_across_practices_and_each_is_audited,
+    s1_searches_at_once_over_the_same_practices_leave_each_read_once_in_every_chain,
     s1_support_finds_deliveries_to_a_destination_across_practices_masked_and_audited,
     d3_support_reads_a_numbers_opt_out_state,
     d4_support_lifts_a_suppression_and_the_operator_log_records_it_masked,
@@ -906,4 +908,117 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Two agents searching at once for terms that answer the same practices, while those
+/// practices' admins write to their own logs: a search locks no practice's chain head
+/// (its reads wait aside, `audit::keep_aside_in`), yet every read reaches every chain
+/// exactly once, in the background when nobody reads the log, and at once when someone
+/// does; each chain still verifies.
+async fn s1_searches_at_once_over_the_same_practices_leave_each_read_once_in_every_chain(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let practices = ["burst-a", "burst-b", "burst-c"];
+    let mut admins = Vec::new();
+    for company in practices {
+        let admin = app.practice(company).await;
+        create_user(&app, company, &admin, "nurse.kim", "staff").await;
+        create_user(&app, company, &admin, "nurse.lee", "staff").await;
+        admins.push(admin);
+    }
+    let root = app.support_token().await;
+    let (agent, _) = support_agent(&app, &root, "agent.burst").await;
+    let inbox = "SELECT COUNT(*) FROM audit_inbox";
+
+    // 24 searches, 12 per agent, beside 6 users created in the same practices.
+    const SEARCHES: usize = 24;
+    let app_ref = &app;
+    let searches = (0..SEARCHES).map(|i| {
+        let (token, q) = if i % 2 == 0 {
+            (&agent, "nurse")
+        } else {
+            (&root, "nurse.")
+        };
+        async move {
+            let page = ok_json(
+                app_ref
+                    .get(&format!("/v1/support/users?q={q}"), Some(token))
+                    .await,
+            )
+            .await;
+            assert_eq!(items(&page).len(), 6, "{page}");
+        }
+    });
+    let writes = practices.iter().zip(&admins).flat_map(|(company, admin)| {
+        (0..2).map(move |i| async move {
+            create_user(app_ref, company, admin, &format!("clerk{i}"), "staff").await;
+        })
+    });
+    let (_, _) = tokio::join!(join_all(searches), join_all(writes));
+
+    // Nobody has read a log yet: the background chainer empties the inbox by itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.count(inbox).await > 0 {
+        assert!(Instant::now() < deadline, "reads still wait to be chained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (company, admin) in practices.iter().zip(&admins) {
+        let reads = events(&app, company, admin, "support.read").await;
+        let ids: std::collections::BTreeSet<&str> =
+            reads.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!((reads.len(), ids.len()), (SEARCHES, SEARCHES), "{company}");
+        let created = events(&app, company, admin, "user.created").await;
+        // The admin, the two nurses and the two clerks.
+        assert_eq!(created.len(), 5, "{company}");
+        let v = ok_json(
+            app.get(
+                &format!("/v1/tenants/{company}/audit-events/verify"),
+                Some(admin),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(v["ok"], true, "{company}: {v}");
+    }
+
+    // On PostgreSQL, a search answers while another transaction holds a practice's chain
+    // head, as an append does (see `AuditLog::append_in`): the search locks none. (On
+    // SQLite one writer at a time is the rule.)
+    if app.db == Db::Postgres {
+        use sea_orm::TransactionTrait;
+        let holder = app.raw.begin().await.unwrap();
+        let held = holder
+            .execute_unprepared(
+                "UPDATE tenants SET audit_head_seq = audit_head_seq WHERE company = 'burst-b'",
+            )
+            .await
+            .unwrap();
+        assert_eq!(held.rows_affected(), 1);
+        let search = app.get("/v1/support/users?q=nurse.lee", Some(&agent));
+        let answered = tokio::time::timeout(Duration::from_secs(5), search)
+            .await
+            .expect("a search waited for a practice's chain head");
+        assert_eq!(items(&ok_json(answered).await).len(), 3);
+        holder.rollback().await.unwrap();
+    }
+
+    // Read right after a search, the log already holds it, newest first.
+    let page = ok_json(app.get("/v1/support/users?q=nurse.kim", Some(&agent)).await).await;
+    assert_eq!(items(&page).len(), 3, "{page}");
+    for (company, admin) in practices.iter().zip(&admins) {
+        let log = ok_json(
+            app.get(
+                &format!("/v1/tenants/{company}/audit-events?limit=1"),
+                Some(admin),
+            )
+            .await,
+        )
+        .await;
+        let newest = &items(&log)[0];
+        assert_eq!(newest["action"], "support.read", "{company}: {log}");
+        assert_eq!(
+            newest["details"]["query"], "q=nurse.kim",
+            "{company}: {log}"
+        );
+    }
+    assert_eq!(app.count(inbox).await, 0);
 }

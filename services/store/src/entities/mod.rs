@@ -2,6 +2,7 @@
 //! everything outside reaches data through tenant-scoped repository methods.
 
 pub mod audit_events;
+pub mod audit_inbox;
 pub mod deliveries;
 pub mod delivery_attempts;
 pub mod email_suppressions;
