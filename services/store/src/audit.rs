@@ -205,7 +205,7 @@ fn row(e: ChainedEvent) -> audit_events::ActiveModel {
 /// left Nagle's algorithm on, a statement of more than about 20 KB waited out
 /// PostgreSQL's 40 ms delayed ACK, so these inserts were cut into 16-row statements;
 /// 0.9.1 sets `TCP_NODELAY` again.
-const INSERT_ROWS: usize = 128;
+pub(crate) const INSERT_ROWS: usize = 128;
 
 /// Appends events of many tenants inside the caller's transaction, in a fixed number of
 /// statements whatever their count: the tenants' heads are read and locked together, the
@@ -340,13 +340,14 @@ async fn write_linked(
     Ok(())
 }
 
-/// Keeps events aside for their practices' chains, inside the caller's transaction: one
-/// INSERT per [`INSERT_ROWS`] events and no chain head locked, so that writers of many
+/// Keeps events aside for their practices' chains, inside the caller's transaction (or,
+/// up to [`INSERT_ROWS`] events, as one statement of its own): one INSERT per
+/// [`INSERT_ROWS`] events and no chain head locked, so that writers of many
 /// practices at once (the support search) do not queue on each other's heads. Each event
 /// keeps the id and time it has now. [`chain_waiting`] gives them their places, moments
 /// later in the background ([`Inner::nudge_chainer`]) and before any read of a log.
-pub(crate) async fn keep_aside_in(
-    txn: &DatabaseTransaction,
+pub(crate) async fn keep_aside_in<C: ConnectionTrait>(
+    conn: &C,
     now: DateTime<Utc>,
     events: Vec<(TenantId, NewEvent)>,
 ) -> Result<()> {
@@ -375,7 +376,7 @@ pub(crate) async fn keep_aside_in(
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(INSERT_ROWS));
         audit_inbox::Entity::insert_many(rows)
-            .exec_without_returning(txn)
+            .exec_without_returning(conn)
             .await?;
         rows = rest;
     }

@@ -190,12 +190,8 @@ impl Store {
             .tenants_by_id(page.items.iter().map(|d| d.tenant_id.0))
             .await?;
         let query = format!("destination={}", destination.masked());
-        let mut shown: Vec<&Tenant> = tenants.values().collect();
-        shown.sort_by(|a, b| a.company.as_str().cmp(b.company.as_str()));
-        for tenant in shown {
-            self.record_support_read(actor, tenant, path, &query, meta)
-                .await?;
-        }
+        self.record_support_reads(actor, tenants.values(), path, &query, meta)
+            .await?;
         let items = page
             .items
             .into_iter()

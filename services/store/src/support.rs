@@ -216,36 +216,22 @@ impl Store {
         } else {
             None
         };
-        let tenants = self.tenants_by_id(rows.iter().map(|r| r.tenant_id)).await?;
-
-        // Groups and MFA status of the page's users, each found under its own practice:
-        // three statements however many practices the page spans.
-        let practices: Vec<Uuid> = tenants.keys().copied().collect();
+        // The page's practices, and its users' groups and MFA status, each found under
+        // its own practice: three statements at once, however many practices the page
+        // spans.
+        let mut practices: Vec<Uuid> = rows.iter().map(|r| r.tenant_id).collect();
+        practices.sort_unstable();
+        practices.dedup();
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let mut groups = crate::users::groups_in(db, &practices, &ids).await?;
-        let mut mfa = crate::users::mfa_in(db, &practices, &ids).await?;
+        let (tenants, mut groups, mut mfa) = tokio::try_join!(
+            self.tenants_by_id(practices.iter().copied()),
+            crate::users::groups_in(db, &practices, &ids),
+            crate::users::mfa_in(db, &practices, &ids),
+        )?;
 
-        // Every practice's `support.read` in one INSERT, kept aside for the chains
-        // (`audit::keep_aside_in`): no practice's chain head is locked by a search, so
-        // agents searching at once for similar names do not queue on each other.
         let query = format!("q={}", lookup.for_audit());
-        let mut shown: Vec<&Tenant> = tenants.values().collect();
-        shown.sort_by(|a, b| a.company.as_str().cmp(b.company.as_str()));
-        let reads = shown
-            .into_iter()
-            .map(|tenant| {
-                (
-                    tenant.id,
-                    crate::audit::support_read_event(actor, tenant, path, &query, meta),
-                )
-            })
-            .collect::<Vec<_>>();
-        if !reads.is_empty() {
-            let txn = self.inner.begin_write().await?;
-            crate::audit::keep_aside_in(&txn, self.inner.clock.now(), reads).await?;
-            txn.commit().await?;
-            self.inner.nudge_chainer();
-        }
+        self.record_support_reads(actor, tenants.values(), path, &query, meta)
+            .await?;
 
         let items = rows
             .into_iter()
