@@ -252,6 +252,37 @@ impl Inner {
     }
 }
 
+/// How often a SQLite database's write-ahead log is copied back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// On SQLite, checkpoints the write-ahead log in the background, every
+/// [`CHECKPOINT_EVERY`], until the store is gone.
+///
+/// By default SQLite checkpoints inside the commit that grows the log past 1,000 pages:
+/// that commit copies the pages back and syncs the database file before it returns, and
+/// this process's writer turn (see [`Inner::begin_write`]) passes on only then, so every
+/// write queued behind it waited for the disk. Connections here turn that off
+/// (`wal_autocheckpoint = 0`) and this task does the same work `PASSIVE`ly beside the
+/// writers: it takes no writer turn and waits for no lock.
+fn spawn_checkpointer(inner: &Arc<Inner>) {
+    let store = Arc::downgrade(inner);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(inner) = store.upgrade() else { break };
+            let checkpoint = sea_orm::ConnectionTrait::execute_unprepared(
+                &inner.db,
+                "PRAGMA wal_checkpoint(PASSIVE)",
+            );
+            if let Err(e) = checkpoint.await {
+                tracing::warn!(error = %e, "the SQLite write-ahead log could not be checkpointed");
+            }
+        }
+    });
+}
+
 impl Store {
     /// Connects to the database (SQLite or PostgreSQL by URL).
     pub async fn connect(config: StoreConfig, clock: Arc<dyn Clock>) -> Result<Self> {
@@ -265,10 +296,12 @@ impl Store {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
                 // WAL lets readers run beside the single writer; the busy timeout makes
                 // writers queue instead of failing.
+                // No checkpoint inside a commit: see `spawn_checkpointer`.
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(15))
                     .foreign_keys(true)
+                    .pragma("wal_autocheckpoint", "0")
             });
         let db = Database::connect(opts).await?;
         let hasher = hashing::PasswordPool::new(config.hash_params, config.hash_workers)?;
@@ -311,6 +344,9 @@ impl Store {
         };
         let inner = Arc::new(inner);
         audit::spawn_chainer(&inner);
+        if inner.writer.is_some() {
+            spawn_checkpointer(&inner);
+        }
         Ok(Self { inner })
     }
 
@@ -361,5 +397,55 @@ impl Store {
     /// The configuration the store runs with.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use gatehouse_domain::clock::SystemClock;
+    use gatehouse_domain::crypto::SecretKey;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    /// SQLite: no commit copies the write-ahead log back into the database (so no writer's
+    /// turn waits for the disk), and the background task does it by itself.
+    #[tokio::test]
+    async fn p1_sqlite_checkpoints_beside_the_writers_and_never_inside_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gh.db");
+        let keyring = Arc::new(Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng)));
+        let config = StoreConfig::new(
+            format!("sqlite://{}?mode=rwc", path.display()),
+            CompanyId::parse("operator").unwrap(),
+            keyring,
+        );
+        let store = Store::connect(config, Arc::new(SystemClock)).await.unwrap();
+        let auto = store
+            .inner
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA wal_autocheckpoint",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(auto.try_get_by_index::<i64>(0).unwrap(), 0);
+
+        // The schema's pages go to the log; only a checkpoint brings them to the file.
+        let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let empty = size();
+        store.migrate().await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() <= empty {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed into {} ({} bytes)",
+                path.display(),
+                size()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
