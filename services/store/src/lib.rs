@@ -224,6 +224,18 @@ impl WriteTxn {
 }
 
 impl Inner {
+    /// On SQLite, this process's writer turn (see [`Inner::begin_write`]), for a write of
+    /// one statement outside a transaction: held until the statement has run, so that it
+    /// queues with the transactions instead of meeting them in SQLite's busy wait, which
+    /// sleeps 1, 2, 5, ... 100 ms and makes whoever holds the turn wait too. Never while
+    /// the same task holds a [`WriteTxn`]. `None` on PostgreSQL.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.writer {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
     /// Starts a transaction that writes.
     ///
     /// On SQLite it takes the write lock at `BEGIN` (`IMMEDIATE`): a deferred transaction
@@ -237,10 +249,7 @@ impl Inner {
     /// On PostgreSQL it is a plain `BEGIN`.
     pub(crate) async fn begin_write(&self) -> std::result::Result<WriteTxn, DbErr> {
         use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-        let turn = match &self.writer {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
-        };
+        let turn = self.write_turn().await;
         let txn = self
             .db
             .begin_with_options(TransactionOptions {

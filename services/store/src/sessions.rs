@@ -152,16 +152,17 @@ impl Store {
         {
             return; // another request is already touching it
         }
-        let db = self.inner.db.clone();
+        let inner = self.inner.clone();
         let id = p.session_id.0;
         tokio::spawn(async move {
+            let _turn = inner.write_turn().await;
             let r = sessions::Entity::update_many()
                 .col_expr(
                     sessions::Column::LastSeenAt,
                     sea_orm::sea_query::Expr::value(now),
                 )
                 .filter(sessions::Column::Id.eq(id))
-                .exec(&db)
+                .exec(&inner.db)
                 .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "could not record session activity");

@@ -183,6 +183,7 @@ impl Tries<'_> {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_IN_FLIGHT;
         let mut pause = Duration::from_millis(5);
         loop {
+            let turn = self.scope.inner.write_turn().await;
             let row = db
                 .query_one_raw(stmt(
                     db.get_database_backend(),
@@ -194,6 +195,7 @@ impl Tries<'_> {
                     ],
                 ))
                 .await?;
+            drop(turn);
             if let Some(r) = row {
                 let n: i32 = r.try_get("", "n")?;
                 return Ok(Taken::Yes(u32::try_from(n).unwrap_or(u32::MAX)));
@@ -275,6 +277,7 @@ impl Tries<'_> {
         let mut pause = Duration::from_millis(5);
         loop {
             let now = self.scope.inner.clock.now();
+            let turn = self.scope.inner.write_turn().await;
             let row = db
                 .query_one_raw(stmt(
                     db.get_database_backend(),
@@ -288,6 +291,7 @@ impl Tries<'_> {
                     ],
                 ))
                 .await?;
+            drop(turn);
             if let Some(r) = row {
                 let n: i32 = r.try_get("", "n")?;
                 return Ok(Taken::Yes(u32::try_from(n).unwrap_or(u32::MAX)));
@@ -368,6 +372,7 @@ impl Tries<'_> {
 
     async fn exec(&self, sql: &str, id: Uuid) -> Result<()> {
         let db = &self.scope.inner.db;
+        let _turn = self.scope.inner.write_turn().await;
         db.execute_raw(stmt(
             db.get_database_backend(),
             sql,

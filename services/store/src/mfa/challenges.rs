@@ -440,6 +440,7 @@ impl Mfa<'_> {
             destination: destination.clone(),
         };
         // The try first: only a code that got one is compared.
+        let turn = self.scope.inner.write_turn().await;
         let row = db
             .query_one_raw(stmt(
                 db.get_database_backend(),
@@ -454,6 +455,7 @@ impl Mfa<'_> {
                 ],
             ))
             .await?;
+        drop(turn);
         if let Some(r) = row {
             let after = u32::try_from(r.try_get::<i32>("", "attempts")?).unwrap_or(MAX_ATTEMPTS);
             // A code issued just before a key rotation still matches under the retired key.
@@ -483,6 +485,7 @@ impl Mfa<'_> {
                 .add(ch::Column::UsedAt.is_null())
                 .add(ch::Column::SupersededAt.is_null())
                 .add(ch::Column::ExpiresAt.gt(now));
+            let turn = self.scope.inner.write_turn().await;
             let used = ch::Entity::update_many()
                 .col_expr(ch::Column::UsedAt, Expr::value(Some(now)))
                 .col_expr(ch::Column::Attempts, Expr::col(ch::Column::Attempts).sub(1))
@@ -490,6 +493,7 @@ impl Mfa<'_> {
                 .exec(db)
                 .await?
                 .rows_affected;
+            drop(turn);
             if used == 1 {
                 // The code arrived: its delivery says so, whatever its worker recorded. A
                 // failure here only delays that to the workers' sweep.

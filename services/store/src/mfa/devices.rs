@@ -50,6 +50,7 @@ impl Mfa<'_> {
             last_used_at: Set(None),
             revoked_at: Set(None),
         };
+        let _turn = self.scope.inner.write_turn().await;
         rd::Entity::insert(row)
             .exec_without_returning(&self.scope.inner.db)
             .await?;
@@ -59,6 +60,7 @@ impl Mfa<'_> {
     /// Whether the token is a live remembered device of this very user; records its use.
     pub async fn device_trusted(&self, user: UserId, token: &SecretString) -> Result<bool> {
         let now = self.scope.inner.clock.now();
+        let _turn = self.scope.inner.write_turn().await;
         let used = rd::Entity::update_many()
             .col_expr(rd::Column::LastUsedAt, Expr::value(Some(now)))
             .filter(rd::Column::TenantId.eq(self.scope.uuid()))
