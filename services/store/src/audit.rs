@@ -485,17 +485,16 @@ pub(crate) fn spawn_chainer(inner: &Arc<Inner>) {
     let nudge = inner.chainer.clone();
     tokio::spawn(async move {
         loop {
-            {
-                let Some(inner) = store.upgrade() else { break };
-                if let Err(e) = chain_waiting(&inner, None).await {
-                    tracing::warn!(error = %e, "waiting audit events could not be chained yet");
-                }
-            }
+            // Waits first: a store is connected before its migrations run.
             if tokio::time::timeout(CHAIN_SWEEP, nudge.notified())
                 .await
                 .is_ok()
             {
                 tokio::time::sleep(CHAIN_GATHER).await;
+            }
+            let Some(inner) = store.upgrade() else { break };
+            if let Err(e) = chain_waiting(&inner, None).await {
+                tracing::warn!(error = %e, "waiting audit events could not be chained yet");
             }
         }
     });
