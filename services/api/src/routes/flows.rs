@@ -72,7 +72,7 @@ pub async fn verify(
             id,
             VerifyInput {
                 method: b.method,
-                code: b.code.expose_secret().to_owned(),
+                code: b.code,
                 remember_device: b.remember_device,
             },
             &meta,
