@@ -583,7 +583,8 @@ impl Store {
                     // A channel that cannot be used at all now (opted out, suppressed, over
                     // budget, country) is not offered; the user's other methods are.
                     if gatehouse_domain::mfa::flow::channel_refusal(&d).is_some() {
-                        m.methods.retain(|x| *x != channel.as_str());
+                        let refused = gatehouse_domain::mfa::flow::factor_of(channel);
+                        m.methods.retain(|f| *f != refused);
                         m.preferred = m.methods.first().copied();
                     }
                     m.code_error = Some(d);

@@ -19,8 +19,8 @@ pub(crate) fn flow_dto(f: FlowView) -> Flow {
         status: f.status.as_str().to_owned(),
         expires_at: f.expires_at,
         mfa: f.mfa.map(|m| FlowMfaDto {
-            methods: m.methods.iter().map(|s| (*s).to_owned()).collect(),
-            preferred: m.preferred.map(str::to_owned),
+            methods: m.methods.iter().map(|f| f.as_str().to_owned()).collect(),
+            preferred: m.preferred.map(|f| f.as_str().to_owned()),
             code_sent: m.code_sent.map(Into::into),
             code_error: m.code_error.map(|e| ApiError::from(e).problem()),
         }),

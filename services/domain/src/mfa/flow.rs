@@ -50,9 +50,10 @@ pub struct CodeSent {
 /// The `mfa` member of a Flow.
 #[derive(Debug, Clone)]
 pub struct FlowMfa {
-    /// Verification: the factors the user can prove now; enrollment: the methods on offer.
-    pub methods: Vec<&'static str>,
-    pub preferred: Option<&'static str>,
+    /// Verification: the factors the user can prove now; enrollment: the factors on offer.
+    /// Clients see them by [`Factor::as_str`].
+    pub methods: Vec<Factor>,
+    pub preferred: Option<Factor>,
     pub code_sent: Option<CodeSent>,
     /// Why the automatic send was refused.
     pub code_error: Option<Error>,
@@ -122,12 +123,22 @@ pub fn factor_of(channel: Channel) -> Factor {
     }
 }
 
-/// The name a Flow shows for an enrollment option.
-pub fn allowed_name(m: AllowedMethod) -> &'static str {
+/// The factor an enrollment option gives the user.
+pub fn factor_of_allowed(m: AllowedMethod) -> Factor {
     match m {
-        AllowedMethod::Email => "email",
-        AllowedMethod::Sms => "sms",
-        AllowedMethod::Totp => "totp",
+        AllowedMethod::Email => Factor::Email,
+        AllowedMethod::Sms => Factor::Sms,
+        AllowedMethod::Totp => Factor::Totp,
+    }
+}
+
+/// The factor of a user's own method; `None` for none.
+fn factor_of_user(m: UserMethod) -> Option<Factor> {
+    match m {
+        UserMethod::None => None,
+        UserMethod::Email => Some(Factor::Email),
+        UserMethod::Sms => Some(Factor::Sms),
+        UserMethod::Totp => Some(Factor::Totp),
     }
 }
 
@@ -166,21 +177,21 @@ pub fn status_of(step: &Step) -> FlowStatus {
 pub fn mfa_view(step: &Step, method: UserMethod) -> Option<FlowMfa> {
     match step {
         Step::Verify { factors, preferred } => Some(FlowMfa {
-            methods: factors.iter().map(|f| f.as_str()).collect(),
-            preferred: Some(preferred.as_str()),
+            methods: factors.clone(),
+            preferred: Some(*preferred),
             code_sent: None,
             code_error: None,
         }),
-        Step::EnrollRequired { options } | Step::EnrollSuggested { options } => Some(FlowMfa {
-            methods: options.iter().map(|m| allowed_name(*m)).collect(),
-            preferred: options
-                .iter()
-                .map(|m| allowed_name(*m))
-                .find(|m| *m == method.as_str())
-                .or_else(|| options.first().map(|m| allowed_name(*m))),
-            code_sent: None,
-            code_error: None,
-        }),
+        Step::EnrollRequired { options } | Step::EnrollSuggested { options } => {
+            let methods: Vec<Factor> = options.iter().map(|m| factor_of_allowed(*m)).collect();
+            let own = factor_of_user(method).filter(|f| methods.contains(f));
+            Some(FlowMfa {
+                preferred: own.or_else(|| methods.first().copied()),
+                methods,
+                code_sent: None,
+                code_error: None,
+            })
+        }
         Step::Done { .. } => None,
     }
 }
@@ -294,9 +305,9 @@ mod tests {
         let v = mfa_view(&verify, UserMethod::Sms);
         assert_eq!(
             v.as_ref().map(|m| m.methods.clone()),
-            Some(vec!["totp", "sms", "recovery_code"])
+            Some(vec![Factor::Totp, Factor::Sms, Factor::RecoveryCode])
         );
-        assert_eq!(v.and_then(|m| m.preferred), Some("sms"));
+        assert_eq!(v.and_then(|m| m.preferred), Some(Factor::Sms));
 
         let options = vec![
             AllowedMethod::Email,
@@ -309,18 +320,18 @@ mod tests {
         // The user's own method when it is on offer, else the first on offer.
         assert_eq!(
             mfa_view(&enroll, UserMethod::Totp).and_then(|m| m.preferred),
-            Some("totp")
+            Some(Factor::Totp)
         );
         assert_eq!(
             mfa_view(&enroll, UserMethod::None).and_then(|m| m.preferred),
-            Some("email")
+            Some(Factor::Email)
         );
         let only_sms = Step::EnrollSuggested {
             options: vec![AllowedMethod::Sms],
         };
         assert_eq!(
             mfa_view(&only_sms, UserMethod::Totp).and_then(|m| m.preferred),
-            Some("sms")
+            Some(Factor::Sms)
         );
         assert!(mfa_view(&Step::Done { bypassed: None }, UserMethod::Sms).is_none());
     }
