@@ -360,6 +360,7 @@ impl Deliveries<'_> {
                     Expr::value(Option::<String>::None),
                 );
         }
+        let _turn = self.scope.inner.write_turn().await;
         q.exec(&self.scope.inner.db).await?;
         Ok(())
     }
@@ -375,6 +376,7 @@ impl Deliveries<'_> {
             )));
         }
         let now = self.scope.inner.clock.now();
+        let _turn = self.scope.inner.write_turn().await;
         let refused = dl::Entity::update_many()
             .col_expr(dl::Column::Status, Expr::value(status.as_str()))
             .col_expr(
@@ -475,6 +477,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
+        let _turn = self.inner.write_turn().await;
         Ok(fail_unclaimed(ids, error, now)
             .exec(&self.inner.db)
             .await?
@@ -557,6 +560,7 @@ impl Store {
             .all(&self.inner.db)
             .await?;
         if !dropped.is_empty() {
+            let _turn = self.inner.write_turn().await;
             dl::Entity::update_many()
                 .col_expr(
                     dl::Column::PayloadSealed,

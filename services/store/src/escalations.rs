@@ -631,6 +631,7 @@ impl Store {
         }
         // Claim the execution first: of two concurrent calls, one wins.
         let now = self.inner.clock.now();
+        let turn = self.inner.write_turn().await;
         let claimed = es::Entity::update_many()
             .col_expr(
                 es::Column::Status,
@@ -645,6 +646,7 @@ impl Store {
             .exec(&self.inner.db)
             .await?
             .rows_affected;
+        drop(turn);
         if claimed != 1 {
             return Err(DomainError::EscalationNotApproved(
                 "This escalation was executed or expired meanwhile.".into(),
@@ -678,6 +680,7 @@ impl Store {
         };
         if let Err(err) = done {
             // Not done: the approval stands for another try within its window.
+            let _turn = self.inner.write_turn().await;
             es::Entity::update_many()
                 .col_expr(
                     es::Column::Status,

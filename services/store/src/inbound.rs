@@ -234,6 +234,7 @@ async fn suppress_all(
 impl Store {
     /// Records a verified message; `false` when its MessageId was seen before.
     pub async fn record_inbound(&self, m: NewInbound<'_>) -> Result<bool> {
+        let _turn = self.inner.write_turn().await;
         let n = ie::Entity::insert(ie::ActiveModel {
             message_id: Set(m.message_id.to_owned()),
             sns_type: Set(m.sns_type.to_owned()),

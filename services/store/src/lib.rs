@@ -227,8 +227,9 @@ impl Inner {
     /// On SQLite, this process's writer turn (see [`Inner::begin_write`]), for a write of
     /// one statement outside a transaction: held until the statement has run, so that it
     /// queues with the transactions instead of meeting them in SQLite's busy wait, which
-    /// sleeps 1, 2, 5, ... 100 ms and makes whoever holds the turn wait too. Never while
-    /// the same task holds a [`WriteTxn`]. `None` on PostgreSQL.
+    /// sleeps 1, 2, 5, ... 100 ms and makes whoever holds the turn wait too. Every such
+    /// write of the store takes it. Never while the same task holds a [`WriteTxn`] (it
+    /// would wait for itself). `None` on PostgreSQL.
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match &self.writer {
             Some(gate) => Some(gate.clone().lock_owned().await),

@@ -190,6 +190,7 @@ impl Store {
 
     /// Records a second factor proven in this session (`mfa_verified_at`, M11).
     async fn mark_session_verified(&self, p: &Principal) -> Result<()> {
+        let turn = self.inner.write_turn().await;
         sessions::Entity::update_many()
             .col_expr(
                 sessions::Column::MfaVerifiedAt,
@@ -200,6 +201,7 @@ impl Store {
             .filter(sessions::Column::TenantId.eq(p.tenant.id.0))
             .exec(&self.inner.db)
             .await?;
+        drop(turn);
         self.inner.cache.invalidate(&p.token_hash);
         Ok(())
     }

@@ -216,6 +216,7 @@ impl Store {
         if first.is_empty() {
             return Ok(Vec::new());
         }
+        let turn = self.inner.write_turn().await;
         let inserted =
             po::Entity::insert_many(first.iter().map(|(phone, opted_out)| po::ActiveModel {
                 phone: Set((*phone).to_owned()),
@@ -230,6 +231,7 @@ impl Store {
             )
             .exec_without_returning(&self.inner.db)
             .await?;
+        drop(turn);
         if inserted > 0 {
             tracing::info!(
                 recorded = inserted,
@@ -357,6 +359,7 @@ impl Store {
 
     /// Lifts a suppression once the mailbox is fixed (support); answers whether one existed.
     pub async fn lift_email_suppression(&self, email: &EmailAddress) -> Result<bool> {
+        let _turn = self.inner.write_turn().await;
         let r = es::Entity::delete_many()
             .filter(es::Column::Email.eq(email_key(email)))
             .exec(&self.inner.db)

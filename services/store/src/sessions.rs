@@ -232,7 +232,7 @@ impl Store {
     pub async fn logout(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
         let now = self.inner.clock.now();
         self.inner.cache.invalidate(&p.token_hash);
-        let txn = sea_orm::TransactionTrait::begin(&self.inner.db).await?;
+        let txn = self.inner.begin_write().await?;
         sessions::Entity::update_many()
             .col_expr(
                 sessions::Column::RevokedAt,

@@ -99,6 +99,7 @@ impl Mfa<'_> {
 
     /// Revokes one device of the user; `NotFound` if it is not theirs or already gone.
     pub async fn revoke_device(&self, user: UserId, device: Uuid) -> Result<()> {
+        let _turn = self.scope.inner.write_turn().await;
         let revoked = rd::Entity::update_many()
             .col_expr(
                 rd::Column::RevokedAt,

@@ -56,6 +56,7 @@ impl Mfa<'_> {
             .keys()
             .map(|k| recovery::keyed_hash(k, user.0, &normalized))
             .collect();
+        let _turn = self.scope.inner.write_turn().await;
         let changed = rc::Entity::update_many()
             .col_expr(
                 rc::Column::UsedAt,
@@ -84,6 +85,7 @@ impl Mfa<'_> {
 
     /// Removes all of the user's recovery codes (MFA reset).
     pub async fn remove_recovery_codes(&self, user: UserId) -> Result<u64> {
+        let _turn = self.scope.inner.write_turn().await;
         Ok(rc::Entity::delete_many()
             .filter(rc::Column::TenantId.eq(self.scope.uuid()))
             .filter(rc::Column::UserId.eq(user.0))

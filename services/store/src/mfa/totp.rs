@@ -129,6 +129,7 @@ impl Mfa<'_> {
                 .col_expr(tc::Column::Confirmed, Expr::value(true))
                 .col_expr(tc::Column::ConfirmedAt, Expr::value(Some(now)));
         }
+        let _turn = self.scope.inner.write_turn().await;
         let changed = update.exec(&self.scope.inner.db).await?.rows_affected;
         Ok(changed == 1)
     }
@@ -145,6 +146,7 @@ impl Mfa<'_> {
 
     /// Removes the user's authenticator (MFA reset, or the user switching apps).
     pub async fn remove_totp(&self, user: UserId) -> Result<bool> {
+        let _turn = self.scope.inner.write_turn().await;
         let r = tc::Entity::delete_many()
             .filter(self.row(user))
             .exec(&self.scope.inner.db)
