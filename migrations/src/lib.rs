@@ -17,6 +17,8 @@ mod m20261206_000010_support_search;
 mod m20261206_000011_delivery_attempts;
 mod m20261206_000012_audit_inbox;
 
+pub use m20261206_000012_audit_inbox::create_side as create_side_audit_inbox;
+
 pub struct Migrator;
 
 #[async_trait::async_trait]

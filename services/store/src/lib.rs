@@ -139,6 +139,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Option<Arc<tokio::sync::Mutex<()>>>,
     /// Wakes the background chainer of audit events kept aside (see [`audit`]).
     pub(crate) chainer: Arc<tokio::sync::Notify>,
+    /// On SQLite, where those events wait ([`audit::SideInbox`]); `None` on PostgreSQL.
+    pub(crate) side_inbox: Option<audit::SideInbox>,
 }
 
 /// The advisory lock key migrations take on PostgreSQL ("gatehous" in ASCII).
@@ -265,6 +267,10 @@ impl Inner {
 /// How often a SQLite database's write-ahead log is copied back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// Pages of write-ahead log (4 KiB each) past which the checkpointer empties it while
+/// this process's writers wait: 32 MiB.
+const WAL_PAGES_LIMIT: i64 = if cfg!(test) { 512 } else { 8192 };
+
 /// On SQLite, checkpoints the write-ahead log in the background, every
 /// [`CHECKPOINT_EVERY`], until the store is gone.
 ///
@@ -274,6 +280,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// write queued behind it waited for the disk. Connections here turn that off
 /// (`wal_autocheckpoint = 0`) and this task does the same work `PASSIVE`ly beside the
 /// writers: it takes no writer turn and waits for no lock.
+///
+/// A passive checkpoint never empties a log that writers keep appending to (SQLite starts
+/// it over only when a writer finds every page of it copied back), so under steady writes
+/// it only grew: `seed-scale` left 2.5 GB of it, which the next process's start read
+/// through for a second. Past [`WAL_PAGES_LIMIT`] the task takes the writer turn and
+/// checkpoints with `TRUNCATE`, which copies back what the passive one did not get to yet
+/// and empties the file.
 fn spawn_checkpointer(inner: &Arc<Inner>) {
     let store = Arc::downgrade(inner);
     tokio::spawn(async move {
@@ -282,15 +295,42 @@ fn spawn_checkpointer(inner: &Arc<Inner>) {
         loop {
             every.tick().await;
             let Some(inner) = store.upgrade() else { break };
-            let checkpoint = sea_orm::ConnectionTrait::execute_unprepared(
-                &inner.db,
-                "PRAGMA wal_checkpoint(PASSIVE)",
-            );
-            if let Err(e) = checkpoint.await {
+            if let Err(e) = checkpoint(&inner).await {
                 tracing::warn!(error = %e, "the SQLite write-ahead log could not be checkpointed");
             }
         }
     });
+}
+
+/// One pass of [`spawn_checkpointer`].
+async fn checkpoint(inner: &Inner) -> std::result::Result<(), DbErr> {
+    use sea_orm::ConnectionTrait;
+    let passive = inner
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        ))
+        .await?;
+    // (busy, pages in the log, pages copied back)
+    let pages = match passive {
+        Some(row) => row.try_get_by_index::<i64>(1)?,
+        None => 0,
+    };
+    if pages > WAL_PAGES_LIMIT {
+        let _turn = inner.write_turn().await;
+        let started = std::time::Instant::now();
+        inner
+            .db
+            .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await?;
+        tracing::info!(
+            pages,
+            writers_waited_ms = started.elapsed().as_millis() as u64,
+            "the SQLite write-ahead log was emptied"
+        );
+    }
+    Ok(())
 }
 
 impl Store {
@@ -337,8 +377,12 @@ impl Store {
             }
             None => None,
         };
-        let writer = (db.get_database_backend() == DbBackend::Sqlite)
-            .then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let sqlite = db.get_database_backend() == DbBackend::Sqlite;
+        let writer = sqlite.then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let side_inbox = match sqlite {
+            true => Some(audit::SideInbox::open(&config.database_url).await?),
+            false => None,
+        };
         let inner = Inner {
             writer,
             hasher,
@@ -351,6 +395,7 @@ impl Store {
             dummy_hash,
             queue: std::sync::OnceLock::new(),
             chainer: Arc::new(tokio::sync::Notify::new()),
+            side_inbox,
         };
         let inner = Arc::new(inner);
         audit::spawn_chainer(&inner);
@@ -419,9 +464,10 @@ mod tests {
     use sea_orm::{ConnectionTrait, Statement};
 
     /// SQLite: no commit copies the write-ahead log back into the database (so no writer's
-    /// turn waits for the disk), and the background task does it by itself.
+    /// turn waits for the disk), the background task does it by itself, and steady writes
+    /// do not grow the log without end.
     #[tokio::test]
-    async fn p1_sqlite_checkpoints_beside_the_writers_and_never_inside_a_commit() {
+    async fn p1_sqlite_checkpoints_beside_the_writers_and_keeps_the_log_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gh.db");
         let keyring = Arc::new(Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng)));
@@ -454,6 +500,36 @@ mod tests {
                 "nothing was checkpointed into {} ({} bytes)",
                 path.display(),
                 size()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Under steady writes the log does not grow without end: 40 MB written in 400
+        // commits one after another, the log is back under its limit moments later.
+        let wal = dir.path().join("gh.db-wal");
+        let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        store
+            .inner
+            .db
+            .execute_unprepared("CREATE TABLE scratch (b BLOB)")
+            .await
+            .unwrap();
+        let mut largest = 0;
+        for _ in 0..400 {
+            let txn = store.inner.begin_write().await.unwrap();
+            txn.execute_unprepared("INSERT INTO scratch VALUES (randomblob(100000))")
+                .await
+                .unwrap();
+            txn.commit().await.unwrap();
+            largest = largest.max(wal_size());
+        }
+        let limit = WAL_PAGES_LIMIT as u64 * 4096 + 65_536;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while wal_size() > limit {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the write-ahead log stays at {} bytes (largest {largest})",
+                wal_size()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -15,8 +15,8 @@ use gatehouse_domain::names::display_name;
 use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
 use gatehouse_domain::validation::Collector;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -300,9 +300,9 @@ impl Store {
 
     /// Records a `support.read` in the log of every practice a search across practices
     /// answered (S1), in order of their names. They are kept aside for the chains
-    /// (`audit::keep_aside_in`), so a search locks no practice's chain head and two agents
-    /// searching at once for similar terms do not queue on each other; the background
-    /// chainer and any read of a practice's log put them in place.
+    /// ([`crate::audit::keep_aside`]), so a search locks no practice's chain head and two
+    /// agents searching at once for similar terms do not queue on each other; the
+    /// background chainer and any read of a practice's log put them in place.
     pub(crate) async fn record_support_reads<'t>(
         &self,
         p: &Principal,
@@ -317,21 +317,7 @@ impl Store {
             .into_iter()
             .map(|t| (t.id, support_read_event(p, t, path, query, meta)))
             .collect();
-        if reads.is_empty() {
-            return Ok(());
-        }
-        let now = self.inner.clock.now();
-        if self.backend() == DbBackend::Postgres && reads.len() <= crate::audit::INSERT_ROWS {
-            // One INSERT is a transaction of its own: no BEGIN and COMMIT to wait for.
-            crate::audit::keep_aside_in(&self.inner.db, now, reads).await?;
-        } else {
-            // On SQLite, in this process's writer turn (see `Inner::begin_write`).
-            let txn = self.inner.begin_write().await?;
-            crate::audit::keep_aside_in(&txn, now, reads).await?;
-            txn.commit().await?;
-        }
-        self.inner.nudge_chainer();
-        Ok(())
+        crate::audit::keep_aside(&self.inner, self.inner.clock.now(), reads).await
     }
 
     /// Records a system event in a tenant's log (bootstrap, seeding).

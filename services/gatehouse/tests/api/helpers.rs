@@ -615,20 +615,6 @@ impl TestApp {
             .rows_affected()
     }
 
-    /// The first column of the first row of a query on the app's database, as a number.
-    pub async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .raw
-            .query_one_raw(sea_orm::Statement::from_string(
-                self.raw.get_database_backend(),
-                sql,
-            ))
-            .await
-            .expect("raw sql")
-            .expect("a row");
-        row.try_get_by_index::<i64>(0).expect("a number")
-    }
-
     /// Runs `sql` until it changes a row (10 s at most): for rewriting what a worker
     /// writes only once the worker has finished writing it.
     pub async fn exec_once_ready(&self, sql: &str) {
