@@ -274,6 +274,7 @@ async fn serve(
     let subscribe_url_prefixes: Vec<String> =
         prefixes.iter().map(|p| p.as_str().to_owned()).collect();
     let state = ApiState {
+        app: gatehouse_app::App::new(store.clone()),
         store: store.clone(),
         trusted_proxies: Arc::new(args.trusted_proxies.clone()),
         sns: sns_verifier(prefixes, args.sns_topic_arns.clone())?,

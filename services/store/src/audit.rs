@@ -76,7 +76,7 @@ pub fn event(
 }
 
 /// The actor of an audit event for an authenticated caller.
-pub(crate) fn actor_of(p: &Principal) -> Actor {
+pub fn actor_of(p: &Principal) -> Actor {
     Actor {
         kind: if p.user.role.is_support() {
             ActorKind::Support
@@ -89,7 +89,7 @@ pub(crate) fn actor_of(p: &Principal) -> Actor {
 }
 
 /// The audit target for a user.
-pub(crate) fn user_target(id: UserId, username: &str) -> Target {
+pub fn user_target(id: UserId, username: &str) -> Target {
     Target {
         kind: "user",
         id: id.to_string(),
@@ -97,7 +97,8 @@ pub(crate) fn user_target(id: UserId, username: &str) -> Target {
     }
 }
 
-pub(crate) fn tenant_target(t: &Tenant) -> Target {
+/// The audit target for a practice.
+pub fn tenant_target(t: &Tenant) -> Target {
     Target {
         kind: "tenant",
         id: t.id.to_string(),
@@ -661,7 +662,7 @@ impl<'a> TenantScope<'a> {
 
 impl AuditLog<'_> {
     /// Appends an event inside the caller's transaction (committed with it).
-    pub(crate) async fn append_in(&self, txn: &DatabaseTransaction, event: NewEvent) -> Result<()> {
+    pub async fn append_in(&self, txn: &DatabaseTransaction, event: NewEvent) -> Result<()> {
         let tenant = self.scope.uuid();
         let backend = txn.get_database_backend();
         // Serialise writers of this tenant's chain (see the module comment) and read its

@@ -220,6 +220,48 @@ impl<'a> TenantScope<'a> {
 }
 
 impl Deliveries<'_> {
+    /// Records, in `txn`, an email notice to `user` of this tenant at `to` (masked, the
+    /// text sealed like a code's), and answers the job that sends it: to be enqueued once
+    /// `txn` has committed.
+    pub async fn queue_notice(
+        &self,
+        txn: &crate::WriteTxn,
+        user: gatehouse_domain::ids::UserId,
+        to: &gatehouse_domain::ids::EmailAddress,
+        notice: &gatehouse_domain::jobs::NoticeText,
+    ) -> Result<SendCode> {
+        use gatehouse_domain::jobs::CodeMessage;
+        use sea_orm::ActiveValue::Set;
+        let key = self.scope.inner.config.keyring.current();
+        let now = self.scope.inner.clock.now();
+        let delivery_id = Uuid::new_v4();
+        let sealed = key.seal(
+            &SendCode::seal_context(delivery_id),
+            &CodeMessage::notice_plaintext(to.as_str(), notice),
+        );
+        dl::Entity::insert(dl::ActiveModel {
+            id: Set(delivery_id),
+            tenant_id: Set(self.scope.uuid()),
+            user_id: Set(Some(user.0)),
+            challenge_id: Set(None),
+            channel: Set(Channel::Email.as_str().to_owned()),
+            destination_masked: Set(to.masked()),
+            destination_hash: Set(destination_mac(key, to.as_str())),
+            purpose: Set(Purpose::Notice.as_str().to_owned()),
+            status: Set(DeliveryStatus::Queued.as_str().to_owned()),
+            attempts: Set(0),
+            provider_message_id: Set(None),
+            error: Set(None),
+            payload_sealed: Set(Some(sealed.clone())),
+            claimed_until: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&**txn)
+        .await?;
+        Ok(SendCode::new(delivery_id, self.scope.uuid(), sealed))
+    }
+
     fn by_id(&self, id: Uuid) -> sea_orm::Condition {
         sea_orm::Condition::all()
             .add(dl::Column::TenantId.eq(self.scope.uuid()))

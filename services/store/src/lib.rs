@@ -163,7 +163,7 @@ impl std::fmt::Debug for Store {
 /// A transaction that writes, from [`Inner::begin_write`]. It dereferences to the
 /// transaction; on SQLite it also holds this process's writer turn until it commits or
 /// is dropped.
-pub(crate) struct WriteTxn {
+pub struct WriteTxn {
     // Declared first so that a dropped transaction rolls back before the turn passes on.
     txn: sea_orm::DatabaseTransaction,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -219,9 +219,10 @@ impl sea_orm::ConnectionTrait for WriteTxn {
 
 impl WriteTxn {
     /// Commits, then hands the writer turn to the next in line.
-    pub(crate) async fn commit(self) -> std::result::Result<(), DbErr> {
+    pub async fn commit(self) -> Result<()> {
         let WriteTxn { txn, _turn } = self;
-        txn.commit().await
+        txn.commit().await?;
+        Ok(())
     }
 }
 
@@ -437,6 +438,12 @@ impl Store {
     /// The backend in use.
     pub fn backend(&self) -> DbBackend {
         self.inner.db.get_database_backend()
+    }
+
+    /// Starts a transaction that writes (see [`Inner::begin_write`]): what a use case
+    /// changes, with its audit events, commits together or not at all.
+    pub async fn begin_write(&self) -> Result<WriteTxn> {
+        Ok(self.inner.begin_write().await?)
     }
 
     /// The injected clock.

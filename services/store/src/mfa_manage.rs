@@ -663,7 +663,7 @@ impl Store {
     }
 
     /// The reset itself, by `actor` (an admin, or support through an escalation).
-    pub(crate) async fn reset_mfa_as(
+    pub async fn reset_mfa_as(
         &self,
         actor: gatehouse_domain::audit::Actor,
         tenant: &Tenant,

@@ -43,7 +43,7 @@ impl crate::Store {
     ///
     /// The job carries the trace context of this enqueue (A2), so that the worker's run
     /// and its provider call join the trace of the request that issued the code.
-    pub(crate) async fn enqueue_send(&self, mut job: SendCode) {
+    pub async fn enqueue_send(&self, mut job: SendCode) {
         let delivery_id = job.delivery_id;
         let span = tracing::info_span!(
             "job.enqueue",

@@ -10,7 +10,7 @@ use crate::users::NewUser;
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor, Target};
-use gatehouse_domain::ids::{CompanyId, UserId};
+use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
 use gatehouse_domain::names::display_name;
 use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
 use gatehouse_domain::validation::Collector;
@@ -39,6 +39,28 @@ impl Store {
             .await?
             .map(Tenant::try_from)
             .transpose()
+    }
+
+    /// A tenant by id.
+    pub async fn tenant_by_id(&self, id: TenantId) -> Result<Option<Tenant>> {
+        tenants::Entity::find_by_id(id.0)
+            .one(&self.inner.db)
+            .await?
+            .map(Tenant::try_from)
+            .transpose()
+    }
+
+    /// The vendor's own tenant.
+    pub async fn operator_tenant_id(&self) -> Result<TenantId> {
+        let id: Option<Uuid> = tenants::Entity::find()
+            .select_only()
+            .column(tenants::Column::Id)
+            .filter(tenants::Column::IsOperator.eq(true))
+            .into_tuple()
+            .one(&self.inner.db)
+            .await?;
+        id.map(TenantId)
+            .ok_or_else(|| StoreError::Internal("no operator tenant".into()))
     }
 
     /// All tenants ordered by company id; the cursor is the last company id of the previous page.

@@ -288,7 +288,7 @@ impl Store {
 
     /// Clears the lock and the failed sign-in count; audits `user.unlocked` when the user
     /// was locked (with `escalation`, the escalation that asked for it).
-    pub(crate) async fn unlock_as(
+    pub async fn unlock_as(
         &self,
         actor: Actor,
         tenant: &Tenant,
@@ -365,7 +365,7 @@ impl Store {
     }
 
     /// Checks `temporary` against the practice's policy and stores it as temporary.
-    pub(crate) async fn set_temporary_password(
+    pub async fn set_temporary_password(
         &self,
         actor: Actor,
         tenant: &Tenant,

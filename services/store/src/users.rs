@@ -290,6 +290,56 @@ impl Users<'_> {
             .await?)
     }
 
+    /// The username of a user of this tenant, if there is such a user.
+    pub async fn username_of(&self, user: UserId) -> Result<Option<String>> {
+        Ok(users::Entity::find()
+            .select_only()
+            .column(users::Column::Username)
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)))
+            .into_tuple()
+            .one(&self.scope.inner.db)
+            .await?)
+    }
+
+    /// How many active, unlocked practice admins this tenant has besides `except`.
+    pub async fn other_active_admins(&self, except: UserId) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(users::Entity::find()
+            .filter(
+                self.tenant_filter()
+                    .add(users::Column::Role.eq(Role::PracticeAdmin.as_str()))
+                    .add(users::Column::Active.eq(true))
+                    .add(users::Column::Locked.eq(false))
+                    .add(users::Column::Id.ne(except.0)),
+            )
+            .count(&self.scope.inner.db)
+            .await?)
+    }
+
+    /// The active practice admins of this tenant with the email address each has (if it
+    /// is a valid one), read in `conn` (a transaction about to write to them).
+    pub async fn admin_addresses<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+    ) -> Result<Vec<(UserId, Option<EmailAddress>)>> {
+        let admins: Vec<(Uuid, Option<String>)> = users::Entity::find()
+            .select_only()
+            .column(users::Column::Id)
+            .column(users::Column::Email)
+            .filter(
+                self.tenant_filter()
+                    .add(users::Column::Role.eq(Role::PracticeAdmin.as_str()))
+                    .add(users::Column::Active.eq(true)),
+            )
+            .into_tuple()
+            .all(conn)
+            .await?;
+        Ok(admins
+            .into_iter()
+            .map(|(id, email)| (UserId(id), email.and_then(|a| EmailAddress::parse(&a).ok())))
+            .collect())
+    }
+
     /// A user of this tenant with its groups, or `NotFound`.
     pub async fn get(&self, user: &UserRef) -> Result<User> {
         let db = &self.scope.inner.db;

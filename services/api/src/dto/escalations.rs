@@ -56,8 +56,8 @@ pub struct EscalationDto {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<&gatehouse_store::escalations::Escalation> for EscalationDto {
-    fn from(e: &gatehouse_store::escalations::Escalation) -> Self {
+impl From<&gatehouse_app::escalations::Escalation> for EscalationDto {
+    fn from(e: &gatehouse_app::escalations::Escalation) -> Self {
         EscalationDto {
             id: e.id,
             company: e.company.clone(),

@@ -7,9 +7,9 @@ use crate::params;
 use crate::routes::optional_body;
 use crate::state::ApiState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use gatehouse_app::escalations::NewEscalation;
 use gatehouse_domain::FieldError;
 use gatehouse_domain::escalation::EscalationStatus;
-use gatehouse_store::escalations::NewEscalation;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -46,8 +46,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let e = st
-        .store
-        .open_escalation(
+        .app
+        .escalations()
+        .open(
             &p,
             NewEscalation {
                 company: b.company,
@@ -71,7 +72,7 @@ pub async fn get(
     _who: Support,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let e = st.store.escalation(escalation_id(&path)?).await?;
+    let e = st.app.escalations().get(escalation_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(EscalationDto::from(&e)))
 }
 
@@ -90,7 +91,8 @@ pub async fn support_approve(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let e = st
-        .store
+        .app
+        .escalations()
         .support_approves(&p, escalation_id(&path)?, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(EscalationDto::from(&e)))
@@ -113,8 +115,9 @@ pub async fn execute(
     let id = escalation_id(&path)?;
     let b: ExecuteEscalationRequest = optional_body(&req, &body)?;
     let e = st
-        .store
-        .execute_escalation(&p, id, b.temporary_password, &meta)
+        .app
+        .escalations()
+        .execute(&p, id, b.temporary_password, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(EscalationDto::from(&e)))
 }
@@ -148,8 +151,9 @@ pub async fn tenant_list(
         return Err(ApiError::validation(errors));
     }
     let page = st
-        .store
-        .tenant_escalations(&t.tenant, status, params::limit(q.limit), cursor)
+        .app
+        .escalations()
+        .of_practice(&t.tenant, status, params::limit(q.limit), cursor)
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.iter().map(EscalationDto::from).collect(),
@@ -159,13 +163,14 @@ pub async fn tenant_list(
 
 async fn decide(
     st: web::Data<ApiState>,
-    meta: gatehouse_store::RequestMeta,
+    meta: gatehouse_app::RequestMeta,
     t: TenantAdmin,
     path: &(String, String),
     approve: bool,
 ) -> Result<HttpResponse, ApiError> {
     let e = st
-        .store
+        .app
+        .escalations()
         .practice_decides(
             &t.principal,
             &t.tenant,

@@ -255,6 +255,7 @@ impl TestApp {
             .expect("verifier"),
         };
         let state = ApiState {
+            app: gatehouse_app::App::new(store.clone()),
             store: store.clone(),
             trusted_proxies: Arc::new(proxies),
             sns,
