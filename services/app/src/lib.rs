@@ -10,6 +10,7 @@
 //! still methods of [`gatehouse_store::Store`] (see `docs/behaviour.md`).
 
 pub mod escalations;
+pub mod signin;
 
 use gatehouse_store::Store;
 
@@ -33,6 +34,11 @@ impl App {
     /// The store underneath, for what has not moved here yet.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Sign-in (P1-P5, M1-M10): the password step and the flow's steps after it.
+    pub fn signin(&self) -> signin::SignIn<'_> {
+        signin::SignIn { store: &self.store }
     }
 
     /// Escalations (S2): support asks, the practice decides, support executes once.

@@ -1,16 +1,18 @@
 //! Accounts outside a practice admin's hands: the operator's bootstrap, the demo seed,
 //! and a user changing their own password.
 
+use crate::audit::actor_user;
 use crate::audit::event;
 use crate::audit::{actor_of, user_target};
 use crate::entities::users;
 use crate::mfa::Destination;
-use crate::records::{Principal, Tenant};
+use crate::records::{Principal, Tenant, User};
+use crate::scope::TenantScope;
 use crate::scope::UserRef;
 use crate::tries::Taken;
 use crate::users::NewUser;
 use crate::{RequestMeta, Result, Store};
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::{Action, Actor};
 use gatehouse_domain::ids::{CompanyId, EmailAddress, PhoneE164, UserId};
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::password::{Verified, check_policy};
@@ -375,7 +377,13 @@ impl Store {
             }
         };
         if verified == Verified::No {
-            let err = self.count_failure(scope, threshold, m, meta, reason).await;
+            let err = match User::from_model(m.clone()) {
+                Ok(who) => {
+                    self.count_failure(scope, threshold, &who, meta, reason)
+                        .await
+                }
+                Err(e) => e,
+            };
             if let Some(a) = attempt {
                 a.failed().await;
             }
@@ -386,5 +394,64 @@ impl Store {
         }
         scope.tries().password_release(m.id).await?;
         Ok(true)
+    }
+
+    /// Records a wrong password whose try was taken; the failure that reaches the
+    /// tenant's threshold locks the user (P4). Answers the error to give the caller:
+    /// `InvalidCredentials`, or what went wrong recording it.
+    pub async fn count_failure(
+        &self,
+        scope: TenantScope<'_>,
+        threshold: u32,
+        user: &User,
+        meta: &RequestMeta,
+        reason: &'static str,
+    ) -> crate::StoreError {
+        let result: Result<()> = async {
+            let txn = self.inner.begin_write().await?;
+            let (n, locked) = scope
+                .tries()
+                .password_wrong(&txn, user.id.0, threshold)
+                .await?;
+            let target = Some(user_target(user.id, &user.username));
+            scope
+                .audit()
+                .append_in(
+                    &txn,
+                    event(
+                        Action::SigninFailed,
+                        actor_user(user),
+                        target.clone(),
+                        meta,
+                        json!({"reason": reason, "failed_logins": n}),
+                    ),
+                )
+                .await?;
+            if locked {
+                scope
+                    .audit()
+                    .append_in(
+                        &txn,
+                        event(
+                            Action::UserLocked,
+                            Actor::system(),
+                            target,
+                            meta,
+                            json!({"reason": "failed_logins", "failed_logins": n}),
+                        ),
+                    )
+                    .await?;
+            }
+            txn.commit().await?;
+            if locked {
+                crate::telemetry::metrics().lockouts.add(1, &[]);
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => DomainError::InvalidCredentials.into(),
+            Err(e) => e,
+        }
     }
 }

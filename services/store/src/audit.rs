@@ -13,9 +13,9 @@
 //! therefore follow, in its chain, one that happened a moment
 //! after it: `seq` is the order of the chain, `at` the time of the event.
 
-use crate::entities::{audit_events, audit_inbox, users};
+use crate::entities::{audit_events, audit_inbox};
 use crate::error::StoreError;
-use crate::records::{Page, Principal, Tenant};
+use crate::records::{Page, Principal, Tenant, User};
 use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{Inner, RequestMeta, Result};
@@ -107,23 +107,23 @@ pub fn tenant_target(t: &Tenant) -> Target {
 }
 
 /// The actor of an event a user causes by signing in (no session yet).
-pub(crate) fn actor_user(m: &users::Model) -> Actor {
+pub fn actor_user(m: &User) -> Actor {
     Actor {
         kind: ActorKind::User,
-        id: Some(m.id),
+        id: Some(m.id.0),
         username: Some(m.username.clone()),
     }
 }
 
 /// The audit event of a refused proof, if it deserves one.
-pub(crate) fn refusal_event(
-    user: &users::Model,
+pub fn refusal_event(
+    user: &User,
     err: &DomainError,
     method: &str,
     meta: &RequestMeta,
     context: &str,
 ) -> Option<NewEvent> {
-    let target = Some(user_target(UserId(user.id), &user.username));
+    let target = Some(user_target(user.id, &user.username));
     match err {
         DomainError::MfaCodeInvalid { attempts_remaining } => Some(event(
             Action::MfaFailed,

@@ -10,14 +10,13 @@
 use crate::audit::event;
 use crate::audit::refusal_event;
 use crate::audit::user_target;
-use crate::entities::users;
 use crate::mfa::CheckedCode;
+use crate::records::User;
 use crate::scope::TenantScope;
 use crate::tries::{Counter, MAX_USER_MFA_FAILURES, Taken};
 use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor};
-use gatehouse_domain::ids::UserId;
 use gatehouse_domain::mfa::codes::{CodeCheck, MAX_ATTEMPTS};
 use serde_json::json;
 use std::future::Future;
@@ -25,7 +24,7 @@ use uuid::Uuid;
 
 /// How a guess came out.
 #[derive(Debug)]
-pub(crate) enum Verdict<T> {
+pub enum Verdict<T> {
     /// Compared and right.
     Right(T),
     /// Compared and wrong: `MfaCodeInvalid` with the tries left here, or `MfaCodeExhausted`.
@@ -37,7 +36,7 @@ pub(crate) enum Verdict<T> {
 
 /// Where a guess happens, for the audit log.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct GuessContext<'a> {
+pub struct GuessContext<'a> {
     /// `code`, `totp`, `recovery_code`, or the channel of a code.
     pub method: &'a str,
     /// `sign_in`, `enrollment`, `contact`, `step_up`.
@@ -45,10 +44,7 @@ pub(crate) struct GuessContext<'a> {
 }
 
 /// The verdict on a judged one-time code; `no_code` when none was sent.
-pub(crate) fn code_verdict(
-    checked: Option<CheckedCode>,
-    no_code: DomainError,
-) -> Verdict<CheckedCode> {
+pub fn code_verdict(checked: Option<CheckedCode>, no_code: DomainError) -> Verdict<CheckedCode> {
     let Some(c) = checked else {
         return Verdict::NotCompared(no_code);
     };
@@ -71,16 +67,16 @@ impl Store {
     /// (which takes its own try and compares), then starts the user's count again on a
     /// right guess, or keeps it on a wrong one and locks the user at the 10th in a row.
     /// Refusals are audited here (`mfa.failed`, `mfa.exhausted`, `user.locked`).
-    pub(crate) async fn guess<T>(
+    pub async fn guess<T>(
         &self,
         scope: TenantScope<'_>,
-        user: &users::Model,
+        user: &User,
         at: GuessContext<'_>,
         meta: &RequestMeta,
         judge: impl Future<Output = Result<Verdict<T>>>,
     ) -> Result<T> {
         let counter = Counter::UserMfa;
-        let n = match scope.tries().take(counter, user.id).await? {
+        let n = match scope.tries().take(counter, user.id.0).await? {
             Taken::Yes(n) => n,
             Taken::Locked => return Err(DomainError::AccountLocked.into()),
             Taken::Full => return Err(DomainError::MfaCodeExhausted.into()),
@@ -88,17 +84,17 @@ impl Store {
         let verdict = match judge.await {
             Ok(v) => v,
             Err(e) => {
-                scope.tries().release(counter, user.id).await?;
+                scope.tries().release(counter, user.id.0).await?;
                 return Err(e);
             }
         };
         let err = match verdict {
             Verdict::Right(t) => {
-                scope.tries().reset(counter, user.id).await?;
+                scope.tries().reset(counter, user.id.0).await?;
                 return Ok(t);
             }
             Verdict::NotCompared(err) => {
-                scope.tries().release(counter, user.id).await?;
+                scope.tries().release(counter, user.id.0).await?;
                 if let Some(e) = refusal_event(user, &err, at.method, meta, at.context) {
                     scope.audit().record(e).await?;
                 }
@@ -115,7 +111,7 @@ impl Store {
             other => other,
         };
         let txn = self.inner.begin_write().await?;
-        let locked = scope.tries().lock_if_mfa_limit(&txn, user.id, n).await?;
+        let locked = scope.tries().lock_if_mfa_limit(&txn, user.id.0, n).await?;
         if let Some(e) = refusal_event(user, &err, at.method, meta, at.context) {
             scope.audit().append_in(&txn, e).await?;
         }
@@ -127,7 +123,7 @@ impl Store {
                     event(
                         Action::UserLocked,
                         Actor::system(),
-                        Some(user_target(UserId(user.id), &user.username)),
+                        Some(user_target(user.id, &user.username)),
                         meta,
                         json!({"reason": "mfa_failures", "mfa_failures": n}),
                     ),
@@ -144,7 +140,7 @@ impl Store {
 
     /// Compares an authenticator or recovery code after taking a try on the flow or
     /// session `id` (`counter`): at most 5 are compared there.
-    pub(crate) async fn judge_on(
+    pub async fn judge_on(
         &self,
         scope: TenantScope<'_>,
         counter: Counter,

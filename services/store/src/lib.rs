@@ -12,9 +12,8 @@ pub mod delivery_log;
 mod entities;
 pub mod error;
 pub mod escalations;
-pub mod flow;
 pub mod groups;
-mod guess;
+pub mod guess;
 pub mod hashing;
 pub mod inbound;
 pub mod mfa;
@@ -113,7 +112,8 @@ impl RequestMeta {
         self.ip.map(|ip| ip.to_string())
     }
 
-    pub(crate) fn user_agent_trimmed(&self) -> Option<String> {
+    /// The client's user agent, cut to what the audit log and device labels keep.
+    pub fn user_agent_trimmed(&self) -> Option<String> {
         // Bound what an attacker-controlled header can put into the audit log.
         self.user_agent
             .as_ref()

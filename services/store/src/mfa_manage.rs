@@ -3,12 +3,11 @@
 //! (`.../users/{user_id}/mfa`, devices, trusted networks). Each change is audited
 //! without codes or secrets.
 
-use crate::audit::event;
 use crate::audit::{actor_of, user_target};
+use crate::audit::{actor_user, event};
 use crate::entities::{sessions, users};
-use crate::flow::unix_now;
 use crate::guess::{GuessContext, code_verdict};
-use crate::mfa::{CodeOwner, Device, TrustedNetwork};
+use crate::mfa::{CodeOwner, CodeRequest, Destination, Device, TrustedNetwork};
 use crate::mfa::{own_destination, parse_destination};
 use crate::records::{Principal, Tenant, User};
 use crate::scope::{TenantScope, UserRef};
@@ -18,8 +17,9 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
-use gatehouse_domain::mfa::flow::{CodeSent, Proof, parse_channel};
+use gatehouse_domain::mfa::flow::{CodeSent, Proof, channel_refusal, parse_channel};
 use gatehouse_domain::mfa::totp::Enrollment as TotpEnrollment;
+use gatehouse_domain::mfa::totp::unix_seconds as unix_now;
 use gatehouse_domain::mfa::{Enrollment, STEP_UP_MINUTES, UserMethod};
 use gatehouse_domain::networks::Cidr;
 use gatehouse_domain::settings::{AllowedMethod, MfaPolicy};
@@ -93,6 +93,15 @@ impl Store {
             .ok_or_else(|| DomainError::Unauthenticated.into())
     }
 
+    /// The caller's record as it is now, with their second factors (no groups).
+    async fn own_record(&self, p: &Principal) -> Result<User> {
+        self.tenant(p.tenant.id)
+            .users()
+            .find(&UserRef::Id(p.user.id.0))
+            .await?
+            .ok_or_else(|| DomainError::Unauthenticated.into())
+    }
+
     async fn own_user(&self, p: &Principal) -> Result<User> {
         self.tenant(p.tenant.id)
             .users()
@@ -130,7 +139,7 @@ impl Store {
         let method = UserMethod::parse(method)?;
         let user = self.own_user(p).await?;
         self.check_method(&p.tenant, method)?;
-        let model = self.own_model(p).await?;
+        let model = self.own_record(p).await?;
         match method {
             UserMethod::Email => {
                 own_destination(&model, Channel::Email, true)?;
@@ -216,7 +225,7 @@ impl Store {
     ) -> Result<Vec<String>> {
         self.require_self_service(p)?;
         let scope = self.tenant(p.tenant.id);
-        let model = self.own_model(p).await?;
+        let model = self.own_record(p).await?;
         let now = self.inner.clock.now();
         let compare = async {
             match scope
@@ -330,7 +339,7 @@ impl Store {
         self.require_step_up(p)?;
         let field = "value";
         let destination = parse_destination(channel, value, field)?;
-        let model = self.own_model(p).await?;
+        let model = self.own_record(p).await?;
         self.send_code(
             &p.tenant,
             &model,
@@ -353,7 +362,7 @@ impl Store {
     ) -> Result<User> {
         let code = OtpCode::parse(code)?;
         let scope = self.tenant(p.tenant.id);
-        let model = self.own_model(p).await?;
+        let model = self.own_record(p).await?;
         let at = GuessContext {
             method: channel.as_str(),
             context: "contact",
@@ -398,7 +407,7 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<CodeSent> {
         let channel = parse_channel(channel, "channel")?;
-        let model = self.own_model(p).await?;
+        let model = self.own_record(p).await?;
         let user = self.own_user(p).await?;
         let destination = own_destination(&model, channel, true)?;
         if !user
@@ -445,7 +454,7 @@ impl Store {
             .into());
         }
         let scope = self.tenant(p.tenant.id);
-        let model = self.own_model(p).await?;
+        let model = self.own_record(p).await?;
         let at = GuessContext {
             method: proof.as_str(),
             context: "step_up",
@@ -777,5 +786,103 @@ impl Store {
                        "user_id": n.user_id.map(|u| u.to_string())}),
             ))
             .await
+    }
+}
+
+/// Shared with the sign-in flow (gatehouse-app's `signin`), which sends, proves and
+/// records the same codes and contacts; they move to gatehouse-app with the rest of MFA.
+impl Store {
+    /// Issues a code to `destination` and queues its delivery. A refusal before any
+    /// provider (the throttle) is audited as `mfa.code_refused` and answered as an error.
+    pub async fn send_code(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        owner: CodeOwner,
+        purpose: Purpose,
+        destination: Destination,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
+        let scope = self.tenant(tenant.id);
+        let issued = scope
+            .mfa()
+            .issue_code(CodeRequest {
+                user: user.id,
+                owner,
+                purpose,
+                destination: destination.clone(),
+                ttl_seconds: tenant.settings.code_ttl_seconds,
+            })
+            .await;
+        let issued = match issued {
+            Ok(i) => i,
+            Err(crate::StoreError::Domain(d)) => {
+                let reason = match &d {
+                    DomainError::RateLimited { .. } => "rate_limited",
+                    other => channel_refusal(other).unwrap_or("refused"),
+                };
+                scope
+                    .audit()
+                    .record(event(
+                        Action::MfaCodeRefused,
+                        actor_user(user),
+                        Some(user_target(user.id, &user.username)),
+                        meta,
+                        json!({
+                            "channel": match destination { Destination::Email(_) => "email", Destination::Sms(_) => "sms" },
+                            "to": destination.masked(),
+                            "purpose": purpose.as_str(),
+                            "reason": reason,
+                        }),
+                    ))
+                    .await?;
+                return Err(d.into());
+            }
+            Err(e) => return Err(e),
+        };
+        let sent = CodeSent {
+            channel: issued.channel,
+            to: issued.to_masked.clone(),
+            expires_at: issued.expires_at,
+        };
+        self.enqueue_send(issued.job).await;
+        Ok(sent)
+    }
+
+    /// After a proven authenticator: it becomes the user's method and the recovery codes
+    /// are (re)issued.
+    pub async fn finish_totp_enrollment(
+        &self,
+        scope: TenantScope<'_>,
+        user: &User,
+    ) -> Result<Vec<String>> {
+        let uid = user.id;
+        scope
+            .users()
+            .set_method(&self.inner.db, uid, UserMethod::Totp)
+            .await?;
+        let codes = scope.mfa().replace_recovery_codes(uid).await?;
+        self.inner.cache.invalidate_user(uid);
+        Ok(codes)
+    }
+
+    /// Records a proven address as the user's verified contact; with `as_method`, also
+    /// as their MFA method. Answers the masked address.
+    pub async fn verify_contact(
+        &self,
+        scope: TenantScope<'_>,
+        user: &User,
+        channel: Channel,
+        destination: &str,
+        as_method: bool,
+    ) -> Result<String> {
+        let uid = user.id;
+        let dest = parse_destination(channel, destination, "destination")?;
+        scope
+            .users()
+            .set_verified_contact(&self.inner.db, uid, &dest, as_method)
+            .await?;
+        self.inner.cache.invalidate_user(uid);
+        Ok(dest.masked())
     }
 }

@@ -36,7 +36,7 @@ pub struct NewSession {
 
 impl TenantScope<'_> {
     /// Creates a session for a user of this tenant inside the caller's transaction.
-    pub(crate) async fn create_session<C: ConnectionTrait>(
+    pub async fn create_session<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: UserId,

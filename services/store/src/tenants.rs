@@ -364,7 +364,7 @@ impl Store {
 }
 
 /// Whether the tenant may be used for sign-in.
-pub(crate) fn ensure_active(t: &Tenant) -> Result<(), DomainError> {
+pub fn ensure_active(t: &Tenant) -> Result<(), DomainError> {
     match t.status {
         TenantStatus::Active => Ok(()),
         TenantStatus::Suspended => Err(DomainError::TenantSuspended),

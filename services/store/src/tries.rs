@@ -40,7 +40,7 @@ const STALE_TRY_SECONDS: i64 = 30;
 
 /// A counter that tries are taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Counter {
+pub enum Counter {
     /// Wrong second-factor codes of a user in a row, any method (M13).
     UserMfa,
     /// Wrong authenticator or recovery codes within one sign-in flow.
@@ -51,7 +51,7 @@ pub(crate) enum Counter {
 
 /// The outcome of taking a try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Taken {
+pub enum Taken {
     /// The try is taken: it is the `n`th in a row.
     Yes(u32),
     /// The user is locked: nothing more is counted.
@@ -164,12 +164,12 @@ const LOCK_MFA: &str = "UPDATE users SET locked = TRUE \
      WHERE id = $1 AND tenant_id = $2 AND NOT locked AND mfa_failures >= $3";
 
 /// The tries of one tenant's users, flows and sessions.
-pub(crate) struct Tries<'a> {
+pub struct Tries<'a> {
     scope: TenantScope<'a>,
 }
 
 impl<'a> TenantScope<'a> {
-    pub(crate) fn tries(self) -> Tries<'a> {
+    pub fn tries(self) -> Tries<'a> {
         Tries { scope: self }
     }
 }
@@ -178,7 +178,7 @@ impl Tries<'_> {
     /// Takes a try from `counter` of row `id` before a guess is compared. On a user's
     /// counter whose every try is held by guesses in flight, waits (briefly) until they
     /// are judged, so that the guess is judged after them as if they came one by one.
-    pub(crate) async fn take(&self, counter: Counter, id: Uuid) -> Result<Taken> {
+    pub async fn take(&self, counter: Counter, id: Uuid) -> Result<Taken> {
         let db = &self.scope.inner.db;
         let deadline = tokio::time::Instant::now() + WAIT_FOR_IN_FLIGHT;
         let mut pause = Duration::from_millis(5);
@@ -229,12 +229,12 @@ impl Tries<'_> {
 
     /// Gives a try back: the guess was not judged (refused for another reason) or was
     /// right where the count must stay as it was.
-    pub(crate) async fn release(&self, counter: Counter, id: Uuid) -> Result<()> {
+    pub async fn release(&self, counter: Counter, id: Uuid) -> Result<()> {
         self.exec(counter.release_sql(), id).await
     }
 
     /// A right guess: the count starts again.
-    pub(crate) async fn reset(&self, counter: Counter, id: Uuid) -> Result<()> {
+    pub async fn reset(&self, counter: Counter, id: Uuid) -> Result<()> {
         self.exec(counter.reset_sql(), id).await
     }
 
@@ -242,7 +242,7 @@ impl Tries<'_> {
     /// last one allowed (M13) and no success or given-back try has lowered the count since.
     /// `true` when this call locked them (exactly one concurrent guess does). The count
     /// includes guesses still being compared, so the place taken, not the count, decides.
-    pub(crate) async fn lock_if_mfa_limit<C: ConnectionTrait>(
+    pub async fn lock_if_mfa_limit<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: Uuid,
@@ -271,7 +271,7 @@ impl Tries<'_> {
 
     /// Takes a try before a password is checked (P4). When the failures and the tries in
     /// flight hold every place left, waits (briefly) for those to be judged.
-    pub(crate) async fn take_password(&self, user: Uuid, threshold: u32) -> Result<Taken> {
+    pub async fn take_password(&self, user: Uuid, threshold: u32) -> Result<Taken> {
         let db = &self.scope.inner.db;
         let deadline = tokio::time::Instant::now() + WAIT_FOR_IN_FLIGHT;
         let mut pause = Duration::from_millis(5);
@@ -309,7 +309,7 @@ impl Tries<'_> {
 
     /// A wrong password: its try becomes a failure. Answers the failures in a row and
     /// whether this one locked the user (it reached the threshold).
-    pub(crate) async fn password_wrong<C: ConnectionTrait>(
+    pub async fn password_wrong<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: Uuid,
@@ -339,13 +339,13 @@ impl Tries<'_> {
     }
 
     /// A right password (or one whose check failed): the try is given back.
-    pub(crate) async fn password_release(&self, user: Uuid) -> Result<()> {
+    pub async fn password_release(&self, user: Uuid) -> Result<()> {
         self.exec(PASSWORD_RELEASE, user).await
     }
 
     /// A right password: the try is given back, then the guesses checked beside it are
     /// judged first (a bounded wait), so that a lock they reach wins over it.
-    pub(crate) async fn password_right(&self, user: Uuid) -> Result<()> {
+    pub async fn password_right(&self, user: Uuid) -> Result<()> {
         self.password_release(user).await?;
         let db = &self.scope.inner.db;
         let deadline = tokio::time::Instant::now() + WAIT_FOR_IN_FLIGHT;

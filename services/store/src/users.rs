@@ -153,7 +153,7 @@ pub struct UserFilter {
 
 /// One tenant's users.
 pub struct Users<'a> {
-    scope: TenantScope<'a>,
+    pub(crate) scope: TenantScope<'a>,
 }
 
 impl<'a> TenantScope<'a> {
@@ -288,6 +288,31 @@ impl Users<'_> {
             .filter(self.tenant_filter().add(by))
             .one(conn)
             .await?)
+    }
+
+    /// A user of this tenant with their second factors (authenticator, recovery codes
+    /// left), without groups: what a sign-in or MFA step decides on.
+    pub async fn find(&self, user: &UserRef) -> Result<Option<User>> {
+        let Some(m) = self.find_model(&self.scope.inner.db, user).await? else {
+            return Ok(None);
+        };
+        let mut u = User::from_model(m)?;
+        let (totp, left) = self.scope.mfa().second_factors(u.id).await?;
+        u.totp_enrolled = totp;
+        u.recovery_codes_remaining = left;
+        Ok(Some(u))
+    }
+
+    /// The stored Argon2id hash of a user of this tenant.
+    pub async fn password_hash(&self, user: UserId) -> Result<String> {
+        let hash: Option<String> = users::Entity::find()
+            .select_only()
+            .column(users::Column::PasswordHash)
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)))
+            .into_tuple()
+            .one(&self.scope.inner.db)
+            .await?;
+        Ok(hash.ok_or(DomainError::NotFound)?)
     }
 
     /// The username of a user of this tenant, if there is such a user.
@@ -590,6 +615,11 @@ impl Users<'_> {
         Ok(())
     }
 
+    /// The login hours of a user of this tenant (none: any time).
+    pub async fn windows(&self, user: UserId) -> Result<Vec<LoginWindow>> {
+        self.windows_of(&self.scope.inner.db, user.0).await
+    }
+
     pub(crate) async fn windows_of<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -619,7 +649,7 @@ impl Store {
     /// Stores a user's new password hash, ends their sessions but `keep` and their
     /// remembered devices, and audits the change, in one transaction. A password set by
     /// someone else (`via.temporary()`) must be changed at the next sign-in (P3).
-    pub(crate) async fn replace_password(
+    pub async fn replace_password(
         &self,
         user: (gatehouse_domain::ids::TenantId, UserId, &str),
         hash: String,

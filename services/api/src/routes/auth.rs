@@ -8,8 +8,8 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{Auth, Meta};
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
+use gatehouse_app::signin::{FlowView, LoginInput};
 use gatehouse_domain::ids::FlowId;
-use gatehouse_store::signin::{FlowView, LoginInput};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -50,7 +50,8 @@ pub async fn login(
     let b = body.into_inner();
     let result = async {
         let flow = st
-            .store
+            .app
+            .signin()
             .login(
                 LoginInput {
                     company: b.company,
@@ -92,8 +93,9 @@ pub async fn flow_password(
 ) -> Result<HttpResponse, ApiError> {
     let id = flow_id(&path)?;
     let flow = st
-        .store
-        .flow_change_password(id, body.into_inner().new_password, &meta)
+        .app
+        .signin()
+        .change_password(id, body.into_inner().new_password, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(flow_dto(flow)))
 }

@@ -10,8 +10,8 @@ use crate::routes::auth::{flow_dto, flow_id};
 use crate::routes::optional_body;
 use crate::state::ApiState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use gatehouse_app::signin::VerifyInput;
 use gatehouse_domain::mfa::codes::Channel;
-use gatehouse_store::flow::VerifyInput;
 use secrecy::ExposeSecret;
 
 /// `email` or `sms` in a path; anything else is not a resource.
@@ -38,8 +38,9 @@ pub async fn send_code(
 ) -> Result<HttpResponse, ApiError> {
     let id = flow_id(&path)?;
     let sent = st
-        .store
-        .flow_send_code(id, &body.into_inner().channel, &meta)
+        .app
+        .signin()
+        .send_code(id, &body.into_inner().channel, &meta)
         .await?;
     Ok(HttpResponse::Accepted().json(CodeSentDto::from(sent)))
 }
@@ -67,8 +68,9 @@ pub async fn verify(
     let b = body.into_inner();
     let method = b.method.clone();
     let result = st
-        .store
-        .flow_verify(
+        .app
+        .signin()
+        .verify(
             id,
             VerifyInput {
                 method: b.method,
@@ -104,7 +106,7 @@ pub async fn enroll_totp(
 ) -> Result<HttpResponse, ApiError> {
     let id = flow_id(&path)?;
     let b: TotpStartRequest = optional_body(&req, &body)?;
-    let e = st.store.flow_enroll_totp(id, b.label).await?;
+    let e = st.app.signin().enroll_totp(id, b.label).await?;
     Ok(HttpResponse::Ok().json(TotpEnrollmentDto::from(e)))
 }
 
@@ -129,8 +131,9 @@ pub async fn confirm_totp(
 ) -> Result<HttpResponse, ApiError> {
     let id = flow_id(&path)?;
     let flow = st
-        .store
-        .flow_confirm_totp(id, body.code.expose_secret(), &meta)
+        .app
+        .signin()
+        .confirm_totp(id, body.code.expose_secret(), &meta)
         .await?;
     Ok(HttpResponse::Ok().json(flow_dto(flow)))
 }
@@ -158,8 +161,9 @@ pub async fn enroll_channel(
     let channel = path_channel(&path.1)?;
     let b: EnrollChannelRequest = optional_body(&req, &body)?;
     let sent = st
-        .store
-        .flow_enroll_channel(id, channel, b.destination, &meta)
+        .app
+        .signin()
+        .enroll_channel(id, channel, b.destination, &meta)
         .await?;
     Ok(HttpResponse::Accepted().json(CodeSentDto::from(sent)))
 }
@@ -186,8 +190,9 @@ pub async fn confirm_channel(
     let id = flow_id(&path.0)?;
     let channel = path_channel(&path.1)?;
     let flow = st
-        .store
-        .flow_confirm_channel(id, channel, body.code.expose_secret(), &meta)
+        .app
+        .signin()
+        .confirm_channel(id, channel, body.code.expose_secret(), &meta)
         .await?;
     Ok(HttpResponse::Ok().json(flow_dto(flow)))
 }
@@ -207,6 +212,6 @@ pub async fn skip(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = flow_id(&path)?;
-    let flow = st.store.flow_skip(id, &meta).await?;
+    let flow = st.app.signin().skip(id, &meta).await?;
     Ok(HttpResponse::Ok().json(flow_dto(flow)))
 }

@@ -106,6 +106,11 @@ pub fn is_fresh(step: u64, last_accepted: Option<u64>) -> bool {
     last_accepted.is_none_or(|last| step > last)
 }
 
+/// Seconds since the epoch at `now`: the time authenticator codes count in (0 before 1970).
+pub fn unix_seconds(now: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from(now.timestamp()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -371,10 +371,12 @@ impl TestApp {
         token
     }
 
-    /// Lines of the outbox so far.
+    /// Lines of the outbox so far. A worker may be appending one as this reads (a read
+    /// can see part of a write): only lines ending in a newline are there yet.
     pub fn outbox_lines(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.outbox).unwrap_or_default();
-        text.lines()
+        text.split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
             .map(|l| serde_json::from_str(l).expect("outbox lines are whole JSON"))
             .collect()
     }

@@ -13,7 +13,7 @@ pub use challenges::{CheckedCode, CodeOwner, CodeRequest, Destination, IssuedCod
 pub use devices::Device;
 pub use networks::TrustedNetwork;
 
-use crate::entities::users;
+use crate::records::User;
 use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{Result, StoreError};
@@ -38,7 +38,7 @@ impl Mfa<'_> {
     /// Whether the user has a confirmed authenticator, and how many unused recovery codes
     /// are left, in one read: what every sign-in step decides on (see
     /// [`Mfa::totp_enrolled`], [`Mfa::recovery_codes_remaining`]).
-    pub(crate) async fn second_factors(&self, user: UserId) -> Result<(bool, u32)> {
+    pub async fn second_factors(&self, user: UserId) -> Result<(bool, u32)> {
         let db = &self.scope.inner.db;
         let row = db
             .query_one_raw(stmt(
@@ -59,11 +59,7 @@ impl Mfa<'_> {
 }
 
 /// The user's own address for `channel`, as a destination; with `verified`, only a proven one (M10).
-pub(crate) fn own_destination(
-    user: &users::Model,
-    channel: Channel,
-    verified: bool,
-) -> Result<Destination> {
+pub fn own_destination(user: &User, channel: Channel, verified: bool) -> Result<Destination> {
     let (value, proven, what) = match channel {
         Channel::Email => (user.email.as_deref(), user.email_verified, "email address"),
         Channel::Sms => (user.phone.as_deref(), user.phone_verified, "phone number"),
@@ -85,7 +81,7 @@ pub(crate) fn own_destination(
 }
 
 /// Parses a submitted destination for `channel`.
-pub(crate) fn parse_destination(channel: Channel, raw: &str, field: &str) -> Result<Destination> {
+pub fn parse_destination(channel: Channel, raw: &str, field: &str) -> Result<Destination> {
     let d = match channel {
         Channel::Email => EmailAddress::parse(raw).map(Destination::Email),
         Channel::Sms => PhoneE164::parse(raw).map(Destination::Sms),

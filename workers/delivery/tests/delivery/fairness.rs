@@ -3,12 +3,12 @@
 //! queued behind the whole burst, goes out almost at once, not after it.
 
 use crate::helpers::{Db, TestStore, wait_until};
+use gatehouse_app::signin::LoginInput;
 use gatehouse_domain::ids::{CompanyId, EmailAddress};
 use gatehouse_domain::mfa::codes::Purpose;
 use gatehouse_store::RequestMeta;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination};
 use gatehouse_store::scope::UserRef;
-use gatehouse_store::signin::LoginInput;
 use gatehouse_testkit::on_both_databases;
 use gatehouse_workers::{SendRateConfig, rate, spawn_in_process};
 use secrecy::SecretString;
@@ -25,8 +25,8 @@ async fn other_practice_code(t: &TestStore) -> gatehouse_store::mfa::IssuedCode 
         .await
         .unwrap()
         .unwrap();
-    let flow = t
-        .store
+    let flow = gatehouse_app::App::new(t.store.clone())
+        .signin()
         .login(
             LoginInput {
                 company: "operator".into(),

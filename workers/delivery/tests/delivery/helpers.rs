@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use chrono::{TimeZone, Utc};
+use gatehouse_app::signin::LoginInput;
 use gatehouse_domain::clock::FixedClock;
 use gatehouse_domain::crypto::{Keyring, SecretKey};
 use gatehouse_domain::ids::{CompanyId, EmailAddress, FlowId, PhoneE164, TenantId, UserId};
@@ -11,7 +12,6 @@ use gatehouse_domain::mfa::codes::Purpose;
 use gatehouse_domain::password::HashParams;
 use gatehouse_store::mfa::{CodeOwner, CodeRequest, Destination, IssuedCode};
 use gatehouse_store::scope::UserRef;
-use gatehouse_store::signin::LoginInput;
 use gatehouse_store::{RequestMeta, Store, StoreConfig};
 use gatehouse_workers::{RequeueConfig, WorkerConfig};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
@@ -138,7 +138,8 @@ impl TestStore {
             .find(|(u, _)| *u == username)
             .map(|(_, p)| *p)
             .expect("a demo user");
-        self.store
+        gatehouse_app::App::new(self.store.clone())
+            .signin()
             .login(
                 LoginInput {
                     company: COMPANY.to_owned(),
@@ -306,11 +307,14 @@ impl TestStore {
         self.raw.execute_unprepared(sql).await.expect("raw sql");
     }
 
-    /// The outbox's lines, parsed (each must be whole JSON).
+    /// The outbox's lines, parsed (each must be whole JSON). A worker may be appending
+    /// one as this reads (a read can see part of a write): only lines ending in a
+    /// newline are there yet.
     pub fn outbox_lines(&self) -> Vec<Value> {
         match std::fs::read_to_string(self.outbox_path()) {
             Ok(text) => text
-                .lines()
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
                 .map(|l| serde_json::from_str(l).expect("a whole JSON line"))
                 .collect(),
             Err(_) => Vec::new(),

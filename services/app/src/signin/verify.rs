@@ -1,0 +1,212 @@
+//! The second factor of a flow at `mfa_required` (M1-M8): sending (or resending) a code,
+//! and proving a code, an authenticator code or a recovery code, optionally remembering
+//! this computer.
+
+use super::{Advance, FlowView, SignIn, verify_step};
+use crate::{RequestMeta, Result};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::Action;
+use gatehouse_domain::ids::FlowId;
+use gatehouse_domain::mfa::codes::{OtpCode, Purpose};
+use gatehouse_domain::mfa::flow::{CodeSent, Proof, allowed_of, factor_of, parse_channel};
+use gatehouse_domain::mfa::totp::unix_seconds;
+use gatehouse_store::audit::{actor_user, event, user_target};
+use gatehouse_store::guess::{GuessContext, code_verdict};
+use gatehouse_store::mfa::{CodeOwner, own_destination};
+use gatehouse_store::tries::Counter;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+/// `POST .../verify` as submitted. The code stays secret (and out of `Debug`) until it
+/// is compared.
+#[derive(Debug)]
+pub struct VerifyInput {
+    pub method: String,
+    pub code: SecretString,
+    pub remember_device: bool,
+}
+
+impl SignIn<'_> {
+    /// `POST /v1/auth/flows/{flow_id}/code`: sends (or resends) a sign-in code.
+    pub async fn send_code(
+        &self,
+        id: FlowId,
+        channel: &str,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
+        let channel = parse_channel(channel, "channel")?;
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let factors = verify_step(&flow, &tenant, &user)?;
+        if !tenant
+            .settings
+            .allowed_methods
+            .contains(&allowed_of(channel))
+        {
+            return Err(DomainError::MethodNotAllowed(format!(
+                "This practice does not allow {} codes.",
+                channel.as_str()
+            ))
+            .into());
+        }
+        // Refusals name the missing or unproven address before anything else.
+        let destination = own_destination(&user, channel, true)?;
+        if !factors.contains(&factor_of(channel)) {
+            return Err(DomainError::MethodNotAllowed(format!(
+                "{} codes are not one of this account's methods.",
+                channel.as_str()
+            ))
+            .into());
+        }
+        self.store
+            .send_code(
+                &tenant,
+                &user,
+                CodeOwner::Flow(id),
+                Purpose::SignIn,
+                destination,
+                meta,
+            )
+            .await
+    }
+
+    /// `POST /v1/auth/flows/{flow_id}/verify`: proves the second factor.
+    pub async fn verify(
+        &self,
+        id: FlowId,
+        input: VerifyInput,
+        meta: &RequestMeta,
+    ) -> Result<FlowView> {
+        let proof = Proof::parse(&input.method)?;
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let factors = verify_step(&flow, &tenant, &user)?;
+        if !proof.usable(&factors) {
+            return Err(DomainError::MethodNotAllowed(format!(
+                "{} is not one of this account's methods; use one of: {}.",
+                proof.as_str(),
+                factors
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        let scope = self.store.tenant(tenant.id);
+        let uid = user.id;
+        let now = self.store.clock().now();
+        let mut events = Vec::new();
+        let mut details = json!({"method": proof.as_str(), "context": "sign_in"});
+        let at = GuessContext {
+            method: proof.as_str(),
+            context: "sign_in",
+        };
+        match proof {
+            Proof::Code => {
+                let code = OtpCode::parse(input.code.expose_secret())?;
+                let checked = self
+                    .store
+                    .guess(scope, &user, at, meta, async {
+                        let checked = scope
+                            .mfa()
+                            .check_code_detail(CodeOwner::Flow(id), Purpose::SignIn, &code)
+                            .await?;
+                        Ok(code_verdict(
+                            checked,
+                            DomainError::Conflict(
+                                "No code has been sent in this sign-in; request one first.".into(),
+                            ),
+                        ))
+                    })
+                    .await?;
+                details["channel"] = json!(checked.channel.as_str());
+            }
+            Proof::Totp | Proof::RecoveryCode => {
+                let compare = async {
+                    if proof == Proof::Totp {
+                        scope
+                            .mfa()
+                            .verify_totp(uid, input.code.expose_secret().trim(), unix_seconds(now))
+                            .await
+                    } else {
+                        scope
+                            .mfa()
+                            .use_recovery_code(uid, input.code.expose_secret())
+                            .await
+                    }
+                };
+                self.store
+                    .guess(
+                        scope,
+                        &user,
+                        at,
+                        meta,
+                        self.store
+                            .judge_on(scope, Counter::Flow, flow.id.0, compare),
+                    )
+                    .await?;
+            }
+        }
+        let target = Some(user_target(uid, &user.username));
+        if proof == Proof::RecoveryCode {
+            let left = scope.mfa().recovery_codes_remaining(uid).await?;
+            events.push(event(
+                Action::RecoveryCodeUsed,
+                actor_user(&user),
+                target.clone(),
+                meta,
+                json!({"remaining": left}),
+            ));
+        }
+        events.push(event(
+            Action::MfaVerified,
+            actor_user(&user),
+            target.clone(),
+            meta,
+            details,
+        ));
+        let mut device_token = None;
+        if input.remember_device {
+            let label = meta.user_agent_trimmed();
+            if let Some((token, until)) = scope
+                .mfa()
+                .remember_device(uid, label, tenant.settings.remember_device_hours)
+                .await?
+            {
+                events.push(event(
+                    Action::DeviceRemembered,
+                    actor_user(&user),
+                    target,
+                    meta,
+                    json!({"expires_at": until.to_rfc3339()}),
+                ));
+                device_token = Some(token);
+            }
+        }
+        let mut state = flow.state.clone();
+        state.verified_at = Some(now);
+        let mut view = self
+            .advance(Advance::of((&flow, &user, &tenant), state, events), meta)
+            .await?;
+        view.device_token = device_token;
+        Ok(view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A submitted code never reaches a log through `Debug` (what a `tracing` field or an
+    /// error report prints).
+    #[test]
+    fn m13_a_submitted_code_stays_out_of_debug_output() {
+        let input = VerifyInput {
+            method: "totp".into(),
+            code: SecretString::from("314159".to_owned()),
+            remember_device: false,
+        };
+        let shown = format!("{input:?}");
+        assert!(!shown.contains("314159"), "{shown}");
+        assert!(shown.contains("totp"), "{shown}");
+    }
+}
