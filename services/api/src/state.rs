@@ -9,9 +9,9 @@ use std::sync::Arc;
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct ApiState {
-    /// The use cases that have moved out of the store (see gatehouse-app).
+    /// The use cases: every write a handler makes goes through them.
     pub app: gatehouse_app::App,
-    /// The store, for the use cases still in it.
+    /// The repositories, for reads that decide nothing, and the session checks.
     pub store: Store,
     /// Proxies whose X-Forwarded-For is believed (GATEHOUSE_TRUSTED_PROXIES).
     pub trusted_proxies: Arc<Vec<IpNet>>,

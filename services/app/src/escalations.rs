@@ -441,26 +441,19 @@ impl Escalations<'_> {
         let user = UserRef::Id(e.user_id);
         let actor = actor_of(p);
         let done = match (e.action, temporary_password) {
-            (EscalationAction::Unlock, _) => self
-                .store
+            (EscalationAction::Unlock, _) => crate::admin::Admin { store: self.store }
                 .unlock_as(actor.clone(), &tenant, &user, meta, Some(e.id))
                 .await
                 .map(|_| ()),
             (EscalationAction::ResetMfa, _) => {
-                self.store
+                crate::mfa::Mfa { store: self.store }
                     .reset_mfa_as(actor.clone(), &tenant, &user, meta)
                     .await
             }
             (EscalationAction::ResetPassword, Some(pw)) => {
-                self.store
-                    .set_temporary_password(
-                        actor.clone(),
-                        &tenant,
-                        &user,
-                        pw,
-                        meta,
-                        PasswordVia::Escalation,
-                    )
+                let by = (actor.clone(), PasswordVia::Escalation);
+                crate::admin::Admin { store: self.store }
+                    .set_temporary_password(by, &tenant, &user, pw, meta)
                     .await
             }
             (EscalationAction::ResetPassword, None) => {

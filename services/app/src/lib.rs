@@ -6,11 +6,19 @@
 //! audit events in one transaction, and answers typed output. The store decides nothing;
 //! the adapters parse and render nothing but their own format.
 //!
-//! The use cases move here from the store one concept at a time; those not moved yet are
-//! still methods of [`gatehouse_store::Store`] (see `docs/behaviour.md`).
+//! Every write an adapter makes goes through here. Reads that decide nothing (a user
+//! list, the audit log) go from the adapter straight to the practice's tenant-scoped
+//! repository, whose scope is the authorisation. What the store still does beyond
+//! storing: checking a session token (every request, with its cache), the operator's
+//! bootstrap and the demo seed, and the delivery workers' own persistence.
 
+pub mod account;
+pub mod admin;
 pub mod escalations;
+pub mod mfa;
+mod passwords;
 pub mod signin;
+pub mod support;
 
 use gatehouse_store::Store;
 
@@ -31,14 +39,29 @@ impl App {
         Self { store }
     }
 
-    /// The store underneath, for what has not moved here yet.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Sign-in (P1-P5, M1-M10): the password step and the flow's steps after it.
     pub fn signin(&self) -> signin::SignIn<'_> {
         signin::SignIn { store: &self.store }
+    }
+
+    /// Second factors outside sign-in: the user's own, step-up, and an admin's.
+    pub fn mfa(&self) -> mfa::Mfa<'_> {
+        mfa::Mfa { store: &self.store }
+    }
+
+    /// A practice admin's use cases.
+    pub fn admin(&self) -> admin::Admin<'_> {
+        admin::Admin { store: &self.store }
+    }
+
+    /// The signed-in user's own account.
+    pub fn account(&self) -> account::Account<'_> {
+        account::Account { store: &self.store }
+    }
+
+    /// The vendor's support staff's reads across practices, and email suppressions.
+    pub fn support(&self) -> support::Support<'_> {
+        support::Support { store: &self.store }
     }
 
     /// Escalations (S2): support asks, the practice decides, support executes once.

@@ -554,7 +554,10 @@ async fn main() -> ExitCode {
                 if !args.no_migrate {
                     store.migrate().await?;
                 }
-                let user = store.approve_operator_from_server(&args.username).await?;
+                let user = gatehouse_app::App::new(store)
+                    .admin()
+                    .approve_operator_from_server(&args.username)
+                    .await?;
                 println!(
                     "approved operator account '{}' ({})",
                     user.username,

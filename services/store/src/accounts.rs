@@ -1,22 +1,18 @@
-//! Accounts outside a practice admin's hands: the operator's bootstrap, the demo seed,
-//! and a user changing their own password.
+//! Accounts outside a practice admin's hands: the operator's bootstrap and the demo seed
+//! (a user changes their own password through gatehouse-app's `account`).
 
-use crate::audit::actor_user;
 use crate::audit::event;
-use crate::audit::{actor_of, user_target};
+use crate::audit::user_target;
 use crate::entities::users;
 use crate::mfa::Destination;
-use crate::records::{Principal, Tenant, User};
-use crate::scope::TenantScope;
+use crate::records::Tenant;
 use crate::scope::UserRef;
-use crate::tries::Taken;
 use crate::users::NewUser;
 use crate::{RequestMeta, Result, Store};
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::Error as DomainError;
+use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::{CompanyId, EmailAddress, PhoneE164, UserId};
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
-use gatehouse_domain::password::{Verified, check_policy};
-use gatehouse_domain::{Error as DomainError, FieldError};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use secrecy::SecretString;
 use serde_json::json;
@@ -273,185 +269,5 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// `POST /v1/me/password`: the user changes their own password. Their other sessions end.
-    pub async fn change_own_password(
-        &self,
-        p: &Principal,
-        current: SecretString,
-        new: SecretString,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        let scope = self.tenant(p.tenant.id);
-        let m = scope
-            .users()
-            .find_model(&self.inner.db, &UserRef::Id(p.user.id.0))
-            .await?
-            .ok_or(DomainError::Unauthenticated)?;
-        check_policy(
-            &p.tenant.settings.password_policy,
-            "new_password",
-            &new,
-            &m.username,
-        )?;
-        if !self
-            .judge_own_password(p, &m, current, meta, "wrong_current_password")
-            .await?
-        {
-            return Err(DomainError::Validation(vec![FieldError::new(
-                "current_password",
-                "the current password is not correct",
-            )])
-            .into());
-        }
-        if let Verified::Yes { .. } = self
-            .inner
-            .hasher
-            .verify(m.password_hash.clone(), new.clone())
-            .await?
-        {
-            return Err(DomainError::PasswordPolicy(vec![FieldError::rule(
-                "new_password",
-                "reused",
-                "must differ from the current password",
-            )])
-            .into());
-        }
-        let hash = self.inner.hasher.hash(new).await?;
-        self.replace_password(
-            (p.tenant.id, p.user.id, &p.user.username),
-            hash,
-            Some(p.session_id),
-            actor_of(p),
-            meta,
-            crate::users::PasswordVia::SelfService,
-        )
-        .await
-    }
-
-    /// A password typed by a signed-in user (the current password of a change, or a
-    /// step-up where no second factor exists). A stolen session must not be a way around
-    /// the sign-in limits (P4): it is a guess like a sign-in's, limited per client address
-    /// and counted on the user, whose lock it can reach. `Ok(false)`: wrong, and counted.
-    pub(crate) async fn judge_own_password(
-        &self,
-        p: &Principal,
-        m: &users::Model,
-        password: SecretString,
-        meta: &RequestMeta,
-        reason: &'static str,
-    ) -> Result<bool> {
-        let scope = self.tenant(p.tenant.id);
-        let attempt = match meta.ip {
-            Some(ip) => Some(
-                self.inner
-                    .login_limiter
-                    .begin(ip)
-                    .await
-                    .map_err(|retry_after_secs| DomainError::RateLimited { retry_after_secs })?,
-            ),
-            None => None,
-        };
-        let threshold = p.tenant.settings.lockout_threshold;
-        match scope.tries().take_password(m.id, threshold).await? {
-            Taken::Yes(_) => {}
-            Taken::Locked => return Err(DomainError::AccountLocked.into()),
-            Taken::Full => {
-                return Err(DomainError::RateLimited {
-                    retry_after_secs: 1,
-                }
-                .into());
-            }
-        }
-        let verified = match self
-            .inner
-            .hasher
-            .verify(m.password_hash.clone(), password)
-            .await
-        {
-            Ok(v) => v,
-            Err(e) => {
-                scope.tries().password_release(m.id).await?;
-                return Err(e);
-            }
-        };
-        if verified == Verified::No {
-            let err = match User::from_model(m.clone()) {
-                Ok(who) => {
-                    self.count_failure(scope, threshold, &who, meta, reason)
-                        .await
-                }
-                Err(e) => e,
-            };
-            if let Some(a) = attempt {
-                a.failed().await;
-            }
-            return match err {
-                crate::StoreError::Domain(DomainError::InvalidCredentials) => Ok(false),
-                other => Err(other),
-            };
-        }
-        scope.tries().password_release(m.id).await?;
-        Ok(true)
-    }
-
-    /// Records a wrong password whose try was taken; the failure that reaches the
-    /// tenant's threshold locks the user (P4). Answers the error to give the caller:
-    /// `InvalidCredentials`, or what went wrong recording it.
-    pub async fn count_failure(
-        &self,
-        scope: TenantScope<'_>,
-        threshold: u32,
-        user: &User,
-        meta: &RequestMeta,
-        reason: &'static str,
-    ) -> crate::StoreError {
-        let result: Result<()> = async {
-            let txn = self.inner.begin_write().await?;
-            let (n, locked) = scope
-                .tries()
-                .password_wrong(&txn, user.id.0, threshold)
-                .await?;
-            let target = Some(user_target(user.id, &user.username));
-            scope
-                .audit()
-                .append_in(
-                    &txn,
-                    event(
-                        Action::SigninFailed,
-                        actor_user(user),
-                        target.clone(),
-                        meta,
-                        json!({"reason": reason, "failed_logins": n}),
-                    ),
-                )
-                .await?;
-            if locked {
-                scope
-                    .audit()
-                    .append_in(
-                        &txn,
-                        event(
-                            Action::UserLocked,
-                            Actor::system(),
-                            target,
-                            meta,
-                            json!({"reason": "failed_logins", "failed_logins": n}),
-                        ),
-                    )
-                    .await?;
-            }
-            txn.commit().await?;
-            if locked {
-                crate::telemetry::metrics().lockouts.add(1, &[]);
-            }
-            Ok(())
-        }
-        .await;
-        match result {
-            Ok(()) => DomainError::InvalidCredentials.into(),
-            Err(e) => e,
-        }
     }
 }

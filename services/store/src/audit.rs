@@ -20,7 +20,6 @@ use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{Inner, RequestMeta, Result};
 use chrono::{DateTime, Utc};
-use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{
     Action, Actor, ActorKind, ChainVerifier, ChainedEvent, NewEvent, Target,
 };
@@ -112,34 +111,6 @@ pub fn actor_user(m: &User) -> Actor {
         kind: ActorKind::User,
         id: Some(m.id.0),
         username: Some(m.username.clone()),
-    }
-}
-
-/// The audit event of a refused proof, if it deserves one.
-pub fn refusal_event(
-    user: &User,
-    err: &DomainError,
-    method: &str,
-    meta: &RequestMeta,
-    context: &str,
-) -> Option<NewEvent> {
-    let target = Some(user_target(user.id, &user.username));
-    match err {
-        DomainError::MfaCodeInvalid { attempts_remaining } => Some(event(
-            Action::MfaFailed,
-            actor_user(user),
-            target,
-            meta,
-            json!({"method": method, "attempts_remaining": attempts_remaining, "context": context}),
-        )),
-        DomainError::MfaCodeExhausted => Some(event(
-            Action::MfaExhausted,
-            actor_user(user),
-            target,
-            meta,
-            json!({"method": method, "context": context}),
-        )),
-        _ => None,
     }
 }
 

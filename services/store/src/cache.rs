@@ -257,6 +257,7 @@ mod tests {
                 locked: false,
                 must_change_password: false,
                 failed_logins: 0,
+                mfa_failures: 0,
                 mfa_method: UserMethod::None,
                 mfa_enrollment: Enrollment::NextLogin,
                 totp_enrolled: false,

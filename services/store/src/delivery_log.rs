@@ -7,9 +7,9 @@
 use crate::deliveries::{Deliveries, destination_mac};
 use crate::entities::{deliveries as dl, tenants};
 use crate::error::StoreError;
-use crate::records::{Page, Principal, Tenant};
+use crate::records::{Page, Tenant};
 use crate::scope::UserRef;
-use crate::{RequestMeta, Result, Store};
+use crate::{Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::delivery::{DeliveryStatus, redact_destinations};
@@ -165,16 +165,12 @@ impl Store {
     }
 
     /// Deliveries to a destination across practices, newest first, for support (S1, D5).
-    /// Each practice whose deliveries are answered gets a `support.read` in its own log,
-    /// naming the destination masked.
-    pub async fn support_deliveries_to(
+    /// The caller audits the read in each practice answered (gatehouse-app's `support`).
+    pub async fn deliveries_to_everywhere(
         &self,
-        actor: &Principal,
         destination: &DestinationLookup,
         limit: u64,
         cursor: Option<Uuid>,
-        path: &str,
-        meta: &RequestMeta,
     ) -> Result<Page<TenantDelivery>> {
         // Rows written before a key rotation carry the hash under the key of their time.
         let hashes: Vec<String> = self
@@ -188,9 +184,6 @@ impl Store {
         let page = newest_first(&self.inner.db, list, limit, cursor).await?;
         let tenants = self
             .tenants_by_id(page.items.iter().map(|d| d.tenant_id.0))
-            .await?;
-        let query = format!("destination={}", destination.masked());
-        self.record_support_reads(actor, tenants.values(), path, &query, meta)
             .await?;
         let items = page
             .items

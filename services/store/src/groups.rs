@@ -9,16 +9,14 @@ mod members;
 
 pub use members::{MAX_USER_IDS, NewMembers};
 
-use crate::audit::actor_of;
-use crate::audit::event;
 use crate::entities::{group_members, groups};
 use crate::error::StoreError;
-use crate::records::{Group, Page, Principal, Tenant, User};
+use crate::records::{Group, Page, User};
 use crate::scope::TenantScope;
 use crate::users::UserFilter;
-use crate::{RequestMeta, Result, Store};
+use crate::{Result, WriteTxn};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Target};
+use gatehouse_domain::audit::Target;
 use gatehouse_domain::ids::GroupId;
 use gatehouse_domain::names::GroupName;
 use sea_orm::sea_query::Expr;
@@ -26,12 +24,11 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The audit target for a group.
-pub(crate) fn group_target(id: Uuid, name: &str) -> Target {
+pub fn group_target(id: Uuid, name: &str) -> Target {
     Target {
         kind: "group",
         id: id.to_string(),
@@ -188,148 +185,71 @@ impl Groups<'_> {
     }
 }
 
-impl Store {
-    /// Creates a group (T5); a name taken in any case is a `Conflict`.
-    pub async fn create_group(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        name: GroupName,
-        meta: &RequestMeta,
-    ) -> Result<Group> {
-        let scope = self.tenant(tenant.id);
-        let now = self.inner.clock.now();
-        let txn = self.inner.begin_write().await?;
+impl Groups<'_> {
+    /// Stores a new group in `txn`; a name taken in any case is a `Conflict`.
+    pub async fn insert(&self, txn: &WriteTxn, name: &GroupName) -> Result<Group> {
+        let now = self.scope.inner.clock.now();
         let row = groups::ActiveModel {
             id: Set(Uuid::new_v4()),
-            tenant_id: Set(tenant.id.0),
+            tenant_id: Set(self.scope.uuid()),
             name: Set(name.as_str().to_owned()),
             name_lower: Set(name.lower()),
             created_at: Set(now),
             updated_at: Set(now),
         };
         let m = groups::Entity::insert(row)
-            .exec_with_returning(&txn)
+            .exec_with_returning(&**txn)
             .await
             .map_err(|e| {
                 if StoreError::is_unique_violation(&e) {
-                    name_taken(&name)
+                    name_taken(name)
                 } else {
                     StoreError::from(e)
                 }
             })?;
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::GroupCreated,
-                    actor_of(actor),
-                    Some(group_target(m.id, &m.name)),
-                    meta,
-                    json!({"name": m.name}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
         Ok(to_group(m, 0))
     }
 
-    /// Renames a group; the same rules as a new name. Renaming to the current name
-    /// changes nothing and records nothing.
-    pub async fn rename_group(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        id: GroupId,
-        name: GroupName,
-        meta: &RequestMeta,
-    ) -> Result<Group> {
-        let scope = self.tenant(tenant.id);
-        let groups = scope.groups();
-        let txn = self.inner.begin_write().await?;
-        let old = groups.take(&txn, id).await?;
-        if old.name == name.as_str() {
-            let g = groups.with_count(&txn, old).await?;
-            txn.commit().await?;
-            return Ok(g);
-        }
+    /// Takes the group's row for the rest of `txn` (see the module comment) and answers
+    /// the group; `NotFound` when this tenant has no such group.
+    pub async fn take_in(&self, txn: &WriteTxn, id: GroupId) -> Result<Group> {
+        let m = self.take(txn, id).await?;
+        self.with_count(&**txn, m).await
+    }
+
+    /// Renames a group taken in `txn`; a name taken in any case is a `Conflict`.
+    pub async fn rename(&self, txn: &WriteTxn, id: GroupId, name: &GroupName) -> Result<Group> {
         groups::Entity::update_many()
             .col_expr(groups::Column::Name, Expr::value(name.as_str()))
             .col_expr(groups::Column::NameLower, Expr::value(name.lower()))
-            .filter(groups::Column::TenantId.eq(tenant.id.0))
-            .filter(groups::Column::Id.eq(id.0))
-            .exec(&txn)
+            .filter(self.tenant_filter().add(groups::Column::Id.eq(id.0)))
+            .exec(&**txn)
             .await
             .map_err(|e| {
                 if StoreError::is_unique_violation(&e) {
-                    name_taken(&name)
+                    name_taken(name)
                 } else {
                     StoreError::from(e)
                 }
             })?;
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::GroupUpdated,
-                    actor_of(actor),
-                    Some(group_target(old.id, name.as_str())),
-                    meta,
-                    json!({"name": {"from": old.name, "to": name.as_str()}}),
-                ),
-            )
-            .await?;
-        let m = groups
-            .find_model(&txn, id)
+        let m = self
+            .find_model(&**txn, id)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let g = groups.with_count(&txn, m).await?;
-        txn.commit().await?;
-        // Sessions carry their user's groups by name.
-        self.inner.cache.invalidate_tenant(tenant.id);
-        Ok(g)
+        self.with_count(&**txn, m).await
     }
 
-    /// Deletes a group and its memberships.
-    pub async fn delete_group(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        id: GroupId,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        let scope = self.tenant(tenant.id);
-        let txn = self.inner.begin_write().await?;
-        let m = scope.groups().take(&txn, id).await?;
+    /// Deletes a group taken in `txn` with its memberships; how many members it had.
+    pub async fn delete(&self, txn: &WriteTxn, id: GroupId) -> Result<u64> {
         let members = group_members::Entity::delete_many()
-            .filter(scope.groups().members_filter(id))
-            .exec(&txn)
+            .filter(self.members_filter(id))
+            .exec(&**txn)
             .await?
             .rows_affected;
         groups::Entity::delete_many()
-            .filter(groups::Column::TenantId.eq(tenant.id.0))
-            .filter(groups::Column::Id.eq(id.0))
-            .exec(&txn)
+            .filter(self.tenant_filter().add(groups::Column::Id.eq(id.0)))
+            .exec(&**txn)
             .await?;
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::GroupDeleted,
-                    actor_of(actor),
-                    Some(group_target(m.id, &m.name)),
-                    meta,
-                    json!({"members": members}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        if members > 0 {
-            self.inner.cache.invalidate_tenant(tenant.id);
-        }
-        Ok(())
+        Ok(members)
     }
 }

@@ -4,20 +4,14 @@
 //! before any provider call; only the user (START) or support (lifting a suppression)
 //! undoes them, never a practice.
 
-use crate::audit::actor_of;
-use crate::audit::event;
 use crate::entities::{email_suppressions as es, phone_opt_outs as po};
-use crate::records::Principal;
-use crate::{RequestMeta, Result, Store};
+use crate::{Result, Store};
 use chrono::{DateTime, Utc};
-use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Target};
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
 };
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Where an opt-out state came from.
@@ -311,50 +305,22 @@ impl Store {
         .await
     }
 
-    /// Lifts a suppression for the vendor's support staff once the mailbox is fixed (D4):
-    /// `NotFound` when the address is not suppressed. Audited in the support member's own
-    /// (operator) log with the address masked: a suppression belongs to no practice.
-    pub async fn support_lift_email_suppression(
+    /// Lifts the suppression of `email` in `txn`: what it was (reason, since when), or
+    /// `None` when the address is not suppressed (or was lifted meanwhile).
+    pub async fn lift_email_suppression_in(
         &self,
-        actor: &Principal,
+        txn: &crate::WriteTxn,
         email: &EmailAddress,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        let txn = self.inner.begin_write().await?;
-        let existing = es::Entity::find_by_id(email_key(email))
-            .one(&txn)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+    ) -> Result<Option<(String, chrono::DateTime<chrono::Utc>)>> {
+        let Some(existing) = es::Entity::find_by_id(email_key(email)).one(&**txn).await? else {
+            return Ok(None);
+        };
         let lifted = es::Entity::delete_many()
             .filter(es::Column::Email.eq(existing.email.clone()))
-            .exec(&txn)
+            .exec(&**txn)
             .await?
             .rows_affected;
-        if lifted == 0 {
-            // Lifted by someone else since the read.
-            return Err(DomainError::NotFound.into());
-        }
-        let masked = email.masked();
-        self.tenant(actor.tenant.id)
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::EmailSuppressionLifted,
-                    actor_of(actor),
-                    Some(Target {
-                        kind: "email",
-                        id: masked.clone(),
-                        label: None,
-                    }),
-                    meta,
-                    json!({"email": masked, "reason": existing.reason, "since": existing.created_at}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        tracing::info!(to = %masked, "email suppression lifted by support");
-        Ok(())
+        Ok((lifted > 0).then_some((existing.reason, existing.created_at)))
     }
 
     /// Lifts a suppression once the mailbox is fixed (support); answers whether one existed.

@@ -102,6 +102,8 @@ pub struct User {
     pub locked: bool,
     pub must_change_password: bool,
     pub failed_logins: u32,
+    /// Wrong second-factor codes in a row (M13).
+    pub mfa_failures: u32,
     pub mfa_method: UserMethod,
     pub mfa_enrollment: Enrollment,
     /// A confirmed authenticator exists (M12).
@@ -126,6 +128,7 @@ impl User {
             mfa_enrollment: Enrollment::parse(&m.mfa_enrollment)
                 .map_err(|_| corrupt("mfa_enrollment"))?,
             failed_logins: u32::try_from(m.failed_logins).unwrap_or(0),
+            mfa_failures: u32::try_from(m.mfa_failures).unwrap_or(0),
             username: m.username,
             first_name: m.first_name,
             last_name: m.last_name,

@@ -3,8 +3,6 @@
 //! `GET /v1/auth/session` is served from the in-process cache on a hit; on a miss it costs
 //! exactly one database read (session, user, tenant and groups in one joined query).
 
-use crate::audit::actor_of;
-use crate::audit::event;
 use crate::entities::{sessions, tenants, users};
 use crate::records::{GroupRef, Principal, PrincipalData, Tenant, TenantStatus, User};
 use crate::scope::TenantScope;
@@ -12,14 +10,13 @@ use crate::sql::{prefixed_columns, stmt};
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::{GroupId, SessionId, UserId};
+use gatehouse_domain::mfa::STEP_UP_MINUTES;
 use gatehouse_domain::session::{hash_token, new_token};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
 };
 use secrecy::SecretString;
-use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use uuid::Uuid;
@@ -70,7 +67,7 @@ impl TenantScope<'_> {
     }
 
     /// Ends every live session of a user (optionally but one), in the database.
-    pub(crate) async fn revoke_user_sessions<C: ConnectionTrait>(
+    pub async fn revoke_user_sessions<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: UserId,
@@ -92,7 +89,7 @@ impl TenantScope<'_> {
     }
 
     /// Ends every live session of this tenant (suspension), in the database.
-    pub(crate) async fn revoke_all_sessions<C: ConnectionTrait>(&self, conn: &C) -> Result<u64> {
+    pub async fn revoke_all_sessions<C: ConnectionTrait>(&self, conn: &C) -> Result<u64> {
         let now = self.inner.clock.now();
         Ok(sessions::Entity::update_many()
             .col_expr(
@@ -228,11 +225,11 @@ impl Store {
         }))))
     }
 
-    /// Ends the caller's session.
-    pub async fn logout(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
+    /// Ends the session `p` in `txn`; its cached entry is dropped now and again by
+    /// [`Store::forget_session`] once `txn` has committed.
+    pub async fn end_session(&self, txn: &crate::WriteTxn, p: &Principal) -> Result<()> {
         let now = self.inner.clock.now();
         self.inner.cache.invalidate(&p.token_hash);
-        let txn = self.inner.begin_write().await?;
         sessions::Entity::update_many()
             .col_expr(
                 sessions::Column::RevokedAt,
@@ -240,35 +237,62 @@ impl Store {
             )
             .filter(sessions::Column::TenantId.eq(p.tenant.id.0))
             .filter(sessions::Column::Id.eq(p.session_id.0))
-            .exec(&txn)
+            .exec(&**txn)
             .await?;
-        self.tenant(p.tenant.id)
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::SessionEnded,
-                    actor_of(p),
-                    Some(crate::audit::user_target(p.user.id, &p.user.username)),
-                    meta,
-                    json!({"reason": "logout"}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        // A concurrent miss may have re-filled the entry before the revocation committed.
-        self.inner.cache.invalidate(&p.token_hash);
         Ok(())
     }
 
-    /// Drops cached sessions of a user after their sessions were revoked.
-    pub(crate) fn forget_user_sessions(&self, user: UserId) {
+    /// Drops the cached entry of the session `p`: a concurrent miss may have re-filled it
+    /// before its end committed.
+    pub fn forget_session(&self, p: &Principal) {
+        self.inner.cache.invalidate(&p.token_hash);
+    }
+
+    /// Drops the cached sessions of a user, after their sessions were revoked or the user
+    /// changed: the next request of each reads the user again.
+    pub fn forget_user_sessions(&self, user: UserId) {
         self.inner.cache.invalidate_user(user);
     }
 
     /// Drops cached sessions of a whole tenant, in every process sharing invalidations,
     /// after its sessions were revoked or its state changed.
-    pub(crate) fn forget_tenant_sessions(&self, tenant: gatehouse_domain::ids::TenantId) {
+    pub fn forget_tenant_sessions(&self, tenant: gatehouse_domain::ids::TenantId) {
         self.inner.cache.invalidate_tenant(tenant);
+    }
+
+    /// M11: the one place that decides whether a step-up is due: a second factor (or,
+    /// where the practice's policy is `off` and the user has none, the password) proven
+    /// within the last 15 minutes of this session. Nothing the session can change about
+    /// its own user (removing a factor, an email) lets it pass without one.
+    pub fn require_step_up(&self, p: &Principal) -> Result<()> {
+        let now = self.inner.clock.now();
+        if p.mfa_verified_at
+            .is_some_and(|at| now - at <= chrono::Duration::minutes(STEP_UP_MINUTES))
+        {
+            return Ok(());
+        }
+        Err(DomainError::StepUpRequired.into())
+    }
+
+    /// Records a second factor proven in this session (`mfa_verified_at`, M11); the
+    /// session's count of wrong codes starts again.
+    pub async fn mark_session_verified(&self, p: &Principal) -> Result<()> {
+        let turn = self.inner.write_turn().await;
+        sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::MfaVerifiedAt,
+                sea_orm::sea_query::Expr::value(Some(self.inner.clock.now())),
+            )
+            .col_expr(
+                sessions::Column::MfaFailures,
+                sea_orm::sea_query::Expr::value(0),
+            )
+            .filter(sessions::Column::Id.eq(p.session_id.0))
+            .filter(sessions::Column::TenantId.eq(p.tenant.id.0))
+            .exec(&self.inner.db)
+            .await?;
+        drop(turn);
+        self.inner.cache.invalidate(&p.token_hash);
+        Ok(())
     }
 }

@@ -1,12 +1,13 @@
 //! The vendor's support staff finding a user across practices (S1). Unlike a practice's
 //! own reads, this one is not reached through a [`crate::scope::TenantScope`]: it is
-//! audited instead, with a `support.read` in the log of every practice whose users it
-//! answers, so each practice sees who from the vendor looked.
+//! audited instead (by gatehouse-app's `support`), with a `support.read` in the log of
+//! every practice whose users it answers, so each practice sees who from the vendor
+//! looked.
 
 use crate::entities::users;
-use crate::records::{Page, Principal, Tenant, User};
+use crate::records::{Page, Tenant, User};
 use crate::sql::stmt;
-use crate::{RequestMeta, Result, Store, StoreError};
+use crate::{Result, Store, StoreError};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::lookup::UserLookup;
 use sea_orm::{
@@ -161,16 +162,13 @@ pub fn search_statement(
 
 impl Store {
     /// Users of every practice matching `lookup`, ordered by username (then id); the
-    /// cursor is the id of the previous page's last user. Audited in each practice whose
-    /// users are answered, with the search term masked when it is an address or number.
-    pub async fn support_find_users(
+    /// cursor is the id of the previous page's last user. The caller audits the read in
+    /// each practice answered (gatehouse-app's `support`).
+    pub async fn find_users_everywhere(
         &self,
-        actor: &Principal,
         lookup: &UserLookup,
         limit: u64,
         cursor: Option<Uuid>,
-        path: &str,
-        meta: &RequestMeta,
     ) -> Result<Page<TenantUser>> {
         use users::Column as C;
         let db = &self.inner.db;
@@ -228,10 +226,6 @@ impl Store {
             crate::users::groups_in(db, &practices, &ids),
             crate::users::mfa_in(db, &practices, &ids),
         )?;
-
-        let query = format!("q={}", lookup.for_audit());
-        self.record_support_reads(actor, tenants.values(), path, &query, meta)
-            .await?;
 
         let items = rows
             .into_iter()

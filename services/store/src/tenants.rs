@@ -1,34 +1,19 @@
 //! Tenants: provisioning by the vendor (S3), lookup, settings (T1).
 
-use crate::audit::{actor_of, user_target};
-use crate::audit::{event, support_read_event, tenant_target};
+use crate::audit::{event, support_read_event};
 use crate::entities::tenants;
 use crate::error::StoreError;
-use crate::records::{Page, Principal, Tenant, TenantStatus, User};
-use crate::scope::UserRef;
-use crate::users::NewUser;
-use crate::{RequestMeta, Result, Store};
+use crate::records::{Page, Principal, Tenant, TenantStatus};
+use crate::{RequestMeta, Result, Store, WriteTxn};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor, Target};
-use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
-use gatehouse_domain::names::display_name;
-use gatehouse_domain::settings::{SettingsPatch, TenantSettings, parse_timezone};
-use gatehouse_domain::validation::Collector;
+use gatehouse_domain::ids::{CompanyId, TenantId};
+use gatehouse_domain::settings::TenantSettings;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
-use serde_json::json;
 use uuid::Uuid;
-
-/// A practice to provision, with its first practice admin.
-#[derive(Debug)]
-pub struct NewTenant {
-    pub company: String,
-    pub name: String,
-    pub timezone: Option<String>,
-    pub admin: NewUser,
-}
 
 impl Store {
     /// A tenant by company id.
@@ -125,183 +110,80 @@ impl Store {
         Tenant::try_from(m)
     }
 
-    /// Provisions a practice and its first practice admin, who must change the
-    /// temporary password at first sign-in (S3).
-    pub async fn provision_tenant(
+    /// Stores a new practice (not the operator) in `txn`; a taken company id is a
+    /// `Conflict`.
+    pub async fn create_tenant(
         &self,
-        actor: &Principal,
-        new: NewTenant,
-        meta: &RequestMeta,
-    ) -> Result<(Tenant, User)> {
-        let mut c = Collector::new();
-        let company = c.take(CompanyId::parse(&new.company));
-        let name = c.take(display_name("name", &new.name));
-        let tz = match new.timezone.as_deref() {
-            None => Some(chrono_tz::America::New_York),
-            Some(t) => c.take(parse_timezone("timezone", t)),
-        };
-        if company.as_ref() == Some(&self.inner.config.operator_company) {
-            c.push(gatehouse_domain::FieldError::new(
-                "company",
-                "this company id is reserved for the operator",
-            ));
-        }
-        // The first admin is validated against the settings the new tenant will have.
-        let admin = match new.admin.parse(&TenantSettings::default(), false) {
-            Ok(a) => Some(a),
-            Err(StoreError::Domain(DomainError::PasswordPolicy(v))) => {
-                let v: Vec<_> = v.into_iter().map(|f| f.prefixed("admin")).collect();
-                // Only the admin's password is wrong: that is a policy answer.
-                c.finish().map_err(|e| match e {
-                    DomainError::Validation(mut all) => {
-                        all.extend(v.clone());
-                        DomainError::Validation(all)
-                    }
-                    other => other,
-                })?;
-                return Err(DomainError::PasswordPolicy(v).into());
-            }
-            Err(StoreError::Domain(DomainError::Validation(v))) => {
-                for f in v {
-                    c.push(f.prefixed("admin"));
-                }
-                None
-            }
-            Err(other) => return Err(other),
-        };
-        c.finish()?;
-        let (Some(company), Some(name), Some(tz), Some(mut admin)) = (company, name, tz, admin)
-        else {
-            return Err(StoreError::Internal(
-                "validation passed with missing fields".into(),
-            ));
-        };
-        admin.role = gatehouse_domain::role::Role::PracticeAdmin;
-        let hash = self.inner.hasher.hash(new.admin.password).await?;
-        let now = self.inner.clock.now();
-        let txn = self.inner.begin_write().await?;
-        let tenant = self.insert_tenant(&txn, &company, name, tz, false).await?;
-        let scope = self.tenant(tenant.id);
-        let user = scope
-            .users()
-            .insert(&txn, &admin, hash, true, None, now)
-            .await?;
-        let by = actor_of(actor);
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::TenantCreated,
-                    by.clone(),
-                    Some(tenant_target(&tenant)),
-                    meta,
-                    json!({"name": tenant.name}),
-                ),
-            )
-            .await?;
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::UserCreated,
-                    by.clone(),
-                    Some(user_target(UserId(user.id), &user.username)),
-                    meta,
-                    json!({"role": "practice_admin"}),
-                ),
-            )
-            .await?;
-        // The vendor's own log records what its staff provisioned.
-        self.tenant(actor.tenant.id)
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::TenantCreated,
-                    by,
-                    Some(tenant_target(&tenant)),
-                    meta,
-                    json!({"name": tenant.name}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        let user = scope.users().get(&UserRef::Id(user.id)).await?;
-        Ok((tenant, user))
+        txn: &WriteTxn,
+        company: &CompanyId,
+        name: String,
+        timezone: chrono_tz::Tz,
+    ) -> Result<Tenant> {
+        self.insert_tenant(&**txn, company, name, timezone, false)
+            .await
     }
 
-    /// Applies a settings patch (all fields validated, all problems reported at once).
-    pub async fn update_settings(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        patch: SettingsPatch,
-        meta: &RequestMeta,
-    ) -> Result<Tenant> {
-        let changed: Vec<&str> = [
-            ("mfa_policy", patch.mfa_policy.is_some()),
-            ("allowed_methods", patch.allowed_methods.is_some()),
-            ("code_ttl_seconds", patch.code_ttl_seconds.is_some()),
-            (
-                "remember_device_hours",
-                patch.remember_device_hours.is_some(),
-            ),
-            ("lockout_threshold", patch.lockout_threshold.is_some()),
-            ("timezone", patch.timezone.is_some()),
-            ("password_policy", patch.password_policy.is_some()),
-            ("self_service_mfa", patch.self_service_mfa.is_some()),
-            ("sms_country_codes", patch.sms_country_codes.is_some()),
-            ("sms_daily_limit", patch.sms_daily_limit.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, set)| set.then_some(k))
-        .collect();
-        if patch.touches_a_defence() {
-            self.require_step_up(actor)?;
-        }
-        let txn = self.inner.begin_write().await?;
-        // Re-read under the row lock (the UPDATE below runs first on SQLite too),
-        // so two concurrent patches cannot lose each other's fields.
+    /// The practice as it is now, its row taken for the rest of `txn` (the `UPDATE`
+    /// comes first on SQLite too): two concurrent changes of its settings queue instead
+    /// of losing each other's fields.
+    pub async fn take_tenant(&self, txn: &WriteTxn, id: TenantId) -> Result<Tenant> {
         let backend = txn.get_database_backend();
         txn.execute_raw(crate::sql::stmt(
             backend,
             "UPDATE tenants SET updated_at = updated_at WHERE id = $1",
-            vec![tenant.id.0.into()],
+            vec![id.0.into()],
         ))
         .await?;
-        let model = tenants::Entity::find_by_id(tenant.id.0)
-            .one(&txn)
+        let m = tenants::Entity::find_by_id(id.0)
+            .one(&**txn)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let current = Tenant::try_from(model.clone())?;
-        let (settings, tz) = patch.apply(&current.settings, current.is_operator)?;
-        let mut row: tenants::ActiveModel = model.into();
+        Tenant::try_from(m)
+    }
+
+    /// Stores a practice's settings (and time zone, if given) in `txn`.
+    pub async fn save_settings(
+        &self,
+        txn: &WriteTxn,
+        id: TenantId,
+        settings: &TenantSettings,
+        timezone: Option<chrono_tz::Tz>,
+    ) -> Result<Tenant> {
+        let m = tenants::Entity::find_by_id(id.0)
+            .one(&**txn)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let mut row: tenants::ActiveModel = m.into();
         row.settings =
-            Set(serde_json::to_string(&settings)
-                .map_err(|e| StoreError::Internal(e.to_string()))?);
-        if let Some(tz) = tz {
+            Set(serde_json::to_string(settings).map_err(|e| StoreError::Internal(e.to_string()))?);
+        if let Some(tz) = timezone {
             row.timezone = Set(tz.name().to_owned());
         }
         row.updated_at = Set(self.inner.clock.now());
-        let m = row.update(&txn).await?;
-        self.tenant(tenant.id)
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::TenantSettingsChanged,
-                    actor_of(actor),
-                    Some(tenant_target(tenant)),
-                    meta,
-                    json!({"changed": changed}),
-                ),
+        Tenant::try_from(row.update(&**txn).await?)
+    }
+
+    /// Moves a practice from status `from` to `to` in `txn`, if it is still in `from`
+    /// (of two concurrent moves, one does it). Whether it moved.
+    pub async fn move_tenant_status(
+        &self,
+        txn: &WriteTxn,
+        id: TenantId,
+        (from, to): (TenantStatus, TenantStatus),
+    ) -> Result<bool> {
+        use sea_orm::sea_query::Expr;
+        let changed = tenants::Entity::update_many()
+            .col_expr(tenants::Column::Status, Expr::value(to.as_str()))
+            .col_expr(
+                tenants::Column::UpdatedAt,
+                Expr::value(self.inner.clock.now()),
             )
-            .await?;
-        txn.commit().await?;
-        self.inner.cache.invalidate_tenant(tenant.id);
-        Tenant::try_from(m)
+            .filter(tenants::Column::Id.eq(id.0))
+            .filter(tenants::Column::Status.eq(from.as_str()))
+            .exec(&**txn)
+            .await?
+            .rows_affected;
+        Ok(changed == 1)
     }
 
     /// Records that the vendor's support staff read a tenant's data (S1): the practice
@@ -325,7 +207,7 @@ impl Store {
     /// ([`crate::audit::keep_aside`]), so a search locks no practice's chain head and two
     /// agents searching at once for similar terms do not queue on each other; the
     /// background chainer and any read of a practice's log put them in place.
-    pub(crate) async fn record_support_reads<'t>(
+    pub async fn record_support_reads<'t>(
         &self,
         p: &Principal,
         tenants: impl IntoIterator<Item = &'t Tenant>,

@@ -2,14 +2,12 @@
 
 use crate::mfa::Destination;
 
-use crate::audit::{actor_of, event, user_target};
+use crate::Result;
 use crate::entities::{group_members, groups, login_hours, users};
 use crate::error::StoreError;
-use crate::records::{GroupRef, Page, Principal, Tenant, User};
+use crate::records::{GroupRef, Page, Principal, User};
 use crate::scope::{TenantScope, UserRef};
-use crate::{RequestMeta, Result, Store};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor};
 use gatehouse_domain::ids::{EmailAddress, GroupId, PhoneE164, UserId, Username};
 use gatehouse_domain::login_hours::{LoginWindow, Weekday};
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
@@ -23,13 +21,12 @@ use sea_orm::{
     QueryOrder, QuerySelect, RelationTrait,
 };
 use secrecy::SecretString;
-use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
 /// S4: who must not approve an operator account given `role` (having had `from`, or new):
 /// the admin acting now, when the account must wait for a second support admin.
-pub(crate) fn approval_by(actor: &Principal, role: Role, from: Option<Role>) -> Option<UserId> {
+pub fn approval_by(actor: &Principal, role: Role, from: Option<Role>) -> Option<UserId> {
     role.needs_second_approval(from).then_some(actor.user.id)
 }
 
@@ -76,7 +73,7 @@ pub struct NewUser {
 }
 
 /// Validated fields of a new user.
-pub(crate) struct ParsedUser {
+pub struct ParsedUser {
     pub username: Username,
     pub first_name: String,
     pub last_name: String,
@@ -87,7 +84,7 @@ pub(crate) struct ParsedUser {
 
 impl NewUser {
     /// Parses every field against the tenant's rules, reporting all problems at once.
-    pub(crate) fn parse(&self, settings: &TenantSettings, is_operator: bool) -> Result<ParsedUser> {
+    pub fn parse(&self, settings: &TenantSettings, is_operator: bool) -> Result<ParsedUser> {
         let mut c = Collector::new();
         let username = c.take(Username::parse(&self.username));
         let first_name = c.take(person_name("first_name", &self.first_name));
@@ -141,6 +138,21 @@ impl NewUser {
     }
 }
 
+/// Changes an admin makes to a user row; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// A new address, or none; either way it is unproven (M10).
+    pub email: Option<Option<EmailAddress>>,
+    /// A new number, or none; either way it is unproven (M10).
+    pub phone: Option<Option<PhoneE164>>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    /// The account waits, inactive, for a support admin other than this one (S4).
+    pub pending_approval_by: Option<UserId>,
+}
+
 /// Filters of the user list.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
@@ -165,7 +177,7 @@ impl<'a> TenantScope<'a> {
 
 impl Users<'_> {
     /// Sets the user's MFA method (and, with `enrollment`, the enrollment mode).
-    pub(crate) async fn set_mfa<C: ConnectionTrait>(
+    pub async fn set_mfa<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: UserId,
@@ -191,7 +203,7 @@ impl Users<'_> {
 
     /// M9: enrollment becomes `require` and the address of an email or SMS method
     /// loses its proof, so the next sign-in enrolls again.
-    pub(crate) async fn reset_mfa<C: ConnectionTrait>(
+    pub async fn reset_mfa<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: UserId,
@@ -220,7 +232,7 @@ impl Users<'_> {
     }
 
     /// Sets the user's MFA method.
-    pub(crate) async fn set_method<C: ConnectionTrait>(
+    pub async fn set_method<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: UserId,
@@ -231,7 +243,7 @@ impl Users<'_> {
 
     /// Records a proven address as the user's verified email or phone; with `as_method`
     /// it also becomes the MFA method.
-    pub(crate) async fn set_verified_contact<C: ConnectionTrait>(
+    pub async fn set_verified_contact<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: UserId,
@@ -290,6 +302,175 @@ impl Users<'_> {
             .await?)
     }
 
+    /// Stores a new user in `txn` (inactive, waiting, when `approval_by` is set: S4), with
+    /// `password_hash` to be changed at the first sign-in.
+    pub async fn create(
+        &self,
+        txn: &crate::WriteTxn,
+        p: &ParsedUser,
+        password_hash: String,
+        approval_by: Option<UserId>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<User> {
+        let m = self
+            .insert(&**txn, p, password_hash, true, approval_by, now)
+            .await?;
+        User::from_model(m)
+    }
+
+    /// Applies `change` to a user of this tenant in `txn`.
+    pub async fn change(
+        &self,
+        txn: &crate::WriteTxn,
+        user: UserId,
+        change: &UserChange,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        let mut q = users::Entity::update_many()
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)));
+        if let Some(n) = &change.first_name {
+            q = q.col_expr(users::Column::FirstName, Expr::value(n.clone()));
+        }
+        if let Some(n) = &change.last_name {
+            q = q.col_expr(users::Column::LastName, Expr::value(n.clone()));
+        }
+        if let Some(e) = &change.email {
+            q = q
+                .col_expr(
+                    users::Column::Email,
+                    Expr::value(e.as_ref().map(|e| e.as_str().to_owned())),
+                )
+                .col_expr(users::Column::EmailVerified, Expr::value(false));
+        }
+        if let Some(p) = &change.phone {
+            q = q
+                .col_expr(
+                    users::Column::Phone,
+                    Expr::value(p.as_ref().map(|p| p.as_str().to_owned())),
+                )
+                .col_expr(users::Column::PhoneVerified, Expr::value(false));
+        }
+        if let Some(r) = change.role {
+            q = q.col_expr(users::Column::Role, Expr::value(r.as_str()));
+        }
+        if let Some(a) = change.active {
+            q = q.col_expr(users::Column::Active, Expr::value(a));
+        }
+        if let Some(by) = change.pending_approval_by {
+            q = q
+                .col_expr(users::Column::Active, Expr::value(false))
+                .col_expr(users::Column::PendingApproval, Expr::value(true))
+                .col_expr(users::Column::ApprovalRequestedBy, Expr::value(Some(by.0)));
+        }
+        q.exec(&**txn).await?;
+        Ok(())
+    }
+
+    /// Activates an account waiting for approval (S4) in `txn`, only while it still
+    /// waits: of two approvals racing, one does it. Whether this one did.
+    pub async fn activate_pending(
+        &self,
+        txn: &crate::WriteTxn,
+        user: UserId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        use sea_orm::sea_query::Expr;
+        let done = users::Entity::update_many()
+            .col_expr(users::Column::Active, Expr::value(true))
+            .col_expr(users::Column::PendingApproval, Expr::value(false))
+            .col_expr(
+                users::Column::ApprovalRequestedBy,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(
+                self.tenant_filter()
+                    .add(users::Column::Id.eq(user.0))
+                    .add(users::Column::PendingApproval.eq(true)),
+            )
+            .exec(&**txn)
+            .await?
+            .rows_affected;
+        Ok(done == 1)
+    }
+
+    /// Clears a user's lock and failure counts in `txn`.
+    pub async fn unlock(
+        &self,
+        txn: &crate::WriteTxn,
+        user: UserId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        users::Entity::update_many()
+            .col_expr(users::Column::Locked, Expr::value(false))
+            .col_expr(users::Column::FailedLogins, Expr::value(0))
+            .col_expr(users::Column::MfaFailures, Expr::value(0))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)))
+            .exec(&**txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a user's new password hash in `txn`; `must_change`: it is temporary (P3).
+    pub async fn set_password(
+        &self,
+        txn: &crate::WriteTxn,
+        user: UserId,
+        (hash, must_change): (String, bool),
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        use sea_orm::sea_query::Expr;
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(hash))
+            .col_expr(users::Column::MustChangePassword, Expr::value(must_change))
+            .col_expr(users::Column::PasswordChangedAt, Expr::value(Some(now)))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(self.tenant_filter().add(users::Column::Id.eq(user.0)))
+            .exec(&**txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks every active user of this tenant who was not already marked as having to
+    /// change their password at the next sign-in, in `txn`; how many were marked.
+    pub async fn require_password_change_all(
+        &self,
+        txn: &crate::WriteTxn,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        use sea_orm::sea_query::Expr;
+        Ok(users::Entity::update_many()
+            .col_expr(users::Column::MustChangePassword, Expr::value(true))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(
+                self.tenant_filter()
+                    .add(users::Column::Active.eq(true))
+                    .add(users::Column::MustChangePassword.eq(false)),
+            )
+            .exec(&**txn)
+            .await?
+            .rows_affected)
+    }
+
+    /// Replaces a user's login hours in `txn`.
+    pub async fn replace_windows(
+        &self,
+        txn: &crate::WriteTxn,
+        user: UserId,
+        windows: &[LoginWindow],
+    ) -> Result<()> {
+        login_hours::Entity::delete_many()
+            .filter(login_hours::Column::TenantId.eq(self.scope.uuid()))
+            .filter(login_hours::Column::UserId.eq(user.0))
+            .exec(&**txn)
+            .await?;
+        self.insert_windows(&**txn, user.0, windows).await
+    }
+
     /// A user of this tenant with their second factors (authenticator, recovery codes
     /// left), without groups: what a sign-in or MFA step decides on.
     pub async fn find(&self, user: &UserRef) -> Result<Option<User>> {
@@ -301,6 +482,11 @@ impl Users<'_> {
         u.totp_enrolled = totp;
         u.recovery_codes_remaining = left;
         Ok(Some(u))
+    }
+
+    /// The id of a user of this tenant, read in `txn`.
+    pub async fn id_in(&self, txn: &crate::WriteTxn, user: &UserRef) -> Result<Option<UserId>> {
+        Ok(self.find_model(&**txn, user).await?.map(|m| UserId(m.id)))
     }
 
     /// The stored Argon2id hash of a user of this tenant.
@@ -541,7 +727,7 @@ impl Users<'_> {
     }
 
     /// Adds a user to groups of this tenant; unknown group ids are a validation error.
-    pub(crate) async fn add_to_groups<C: ConnectionTrait>(
+    pub async fn add_to_groups<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: Uuid,
@@ -592,7 +778,7 @@ impl Users<'_> {
     }
 
     /// Adds login-hours windows to a user of this tenant.
-    pub(crate) async fn insert_windows<C: ConnectionTrait>(
+    pub async fn insert_windows<C: ConnectionTrait>(
         &self,
         conn: &C,
         user: Uuid,
@@ -642,187 +828,6 @@ impl Users<'_> {
                 })
             })
             .collect()
-    }
-}
-
-impl Store {
-    /// Stores a user's new password hash, ends their sessions but `keep` and their
-    /// remembered devices, and audits the change, in one transaction. A password set by
-    /// someone else (`via.temporary()`) must be changed at the next sign-in (P3).
-    pub async fn replace_password(
-        &self,
-        user: (gatehouse_domain::ids::TenantId, UserId, &str),
-        hash: String,
-        keep: Option<gatehouse_domain::ids::SessionId>,
-        actor: Actor,
-        meta: &RequestMeta,
-        via: PasswordVia,
-    ) -> Result<()> {
-        use sea_orm::sea_query::Expr;
-        let scope = self.tenant(user.0);
-        let user = (user.1, user.2);
-        let now = self.inner.clock.now();
-        let txn = self.inner.begin_write().await?;
-        users::Entity::update_many()
-            .col_expr(users::Column::PasswordHash, Expr::value(hash))
-            .col_expr(
-                users::Column::MustChangePassword,
-                Expr::value(via.temporary()),
-            )
-            .col_expr(users::Column::PasswordChangedAt, Expr::value(Some(now)))
-            .col_expr(users::Column::UpdatedAt, Expr::value(now))
-            .filter(users::Column::Id.eq(user.0.0))
-            .filter(users::Column::TenantId.eq(scope.uuid()))
-            .exec(&txn)
-            .await?;
-        let sessions = scope.revoke_user_sessions(&txn, user.0, keep).await?;
-        // Remembered devices end with the password (M7): whoever knew the old one does
-        // not keep skipping the second factor.
-        let devices = scope.mfa().revoke_all_devices(&txn, user.0).await?;
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    if via.temporary() {
-                        Action::PasswordReset
-                    } else {
-                        Action::PasswordChanged
-                    },
-                    actor,
-                    Some(user_target(user.0, user.1)),
-                    meta,
-                    json!({"via": via.as_str(), "sessions_ended": sessions,
-                           "devices_revoked": devices}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        self.forget_user_sessions(user.0);
-        Ok(())
-    }
-
-    /// Creates a user with a temporary password (P3): `must_change_password` is set.
-    pub async fn create_user(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        new: NewUser,
-        meta: &RequestMeta,
-    ) -> Result<User> {
-        let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
-        if parsed.role.is_privileged() {
-            self.require_step_up(actor)?;
-        }
-        let approval_by = approval_by(actor, parsed.role, None);
-        let hash = self.inner.hasher.hash(new.password).await?;
-        let scope = self.tenant(tenant.id);
-        let now = self.inner.clock.now();
-        let txn = self.inner.begin_write().await?;
-        let m = scope
-            .users()
-            .insert(&txn, &parsed, hash, true, approval_by, now)
-            .await?;
-        scope
-            .users()
-            .add_to_groups(&txn, m.id, &new.groups, now)
-            .await?;
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::UserCreated,
-                    actor_of(actor),
-                    Some(user_target(UserId(m.id), &m.username)),
-                    meta,
-                    json!({"role": parsed.role.as_str(), "groups": new.groups.len(),
-                           "pending_approval": approval_by.is_some()}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        scope.users().get(&UserRef::Id(m.id)).await
-    }
-
-    /// Replaces a user's login hours (P5); an empty list lifts the restriction.
-    pub async fn set_login_hours(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        user: &UserRef,
-        windows: Vec<LoginWindow>,
-        meta: &RequestMeta,
-    ) -> Result<Vec<LoginWindow>> {
-        let scope = self.tenant(tenant.id);
-        let db = &self.inner.db;
-        let m = scope
-            .users()
-            .find_model(db, user)
-            .await?
-            .ok_or(DomainError::NotFound)?;
-        let txn = self.inner.begin_write().await?;
-        login_hours::Entity::delete_many()
-            .filter(login_hours::Column::TenantId.eq(tenant.id.0))
-            .filter(login_hours::Column::UserId.eq(m.id))
-            .exec(&txn)
-            .await?;
-        scope.users().insert_windows(&txn, m.id, &windows).await?;
-        let text: Vec<_> = windows.iter().map(|w| w.to_text()).collect();
-        scope
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::UserUpdated,
-                    actor_of(actor),
-                    Some(user_target(UserId(m.id), &m.username)),
-                    meta,
-                    json!({"login_hours": text}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        Ok(windows)
-    }
-
-    /// `POST .../users/require-password-change` (P3): every active user of the practice,
-    /// the caller included, must change their password at the next sign-in (a practice
-    /// moving onto Gatehouse with imported passwords). Sessions go on; one audit event
-    /// records the count. Answers how many users were newly marked.
-    pub async fn require_password_change_all(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        meta: &RequestMeta,
-    ) -> Result<u64> {
-        use sea_orm::sea_query::Expr;
-        let now = self.inner.clock.now();
-        let txn = self.inner.begin_write().await?;
-        let count = users::Entity::update_many()
-            .col_expr(users::Column::MustChangePassword, Expr::value(true))
-            .col_expr(users::Column::UpdatedAt, Expr::value(now))
-            .filter(users::Column::TenantId.eq(tenant.id.0))
-            .filter(users::Column::Active.eq(true))
-            .filter(users::Column::MustChangePassword.eq(false))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        self.tenant(tenant.id)
-            .audit()
-            .append_in(
-                &txn,
-                event(
-                    Action::UserUpdated,
-                    actor_of(actor),
-                    Some(crate::audit::tenant_target(tenant)),
-                    meta,
-                    json!({"must_change_password": true, "users": count}),
-                ),
-            )
-            .await?;
-        txn.commit().await?;
-        Ok(count)
     }
 }
 

@@ -125,6 +125,6 @@ pub async fn logout(
     Meta(meta): Meta,
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
-    st.store.logout(&p, &meta).await?;
+    st.app.signin().logout(&p, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,9 +6,9 @@ use crate::extract::{Meta, TenantAdmin};
 use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
+use gatehouse_app::admin::NewMembers;
 use gatehouse_domain::ids::GroupId;
 use gatehouse_domain::names::GroupName;
-use gatehouse_store::groups::NewMembers;
 use gatehouse_store::scope::UserRef;
 use uuid::Uuid;
 
@@ -57,7 +57,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let name = GroupName::parse(&body.name)?;
     let group = st
-        .store
+        .app
+        .admin()
         .create_group(&t.principal, &t.tenant, name, &meta)
         .await?;
     Ok(HttpResponse::Created().json(GroupDto::from(group)))
@@ -80,7 +81,8 @@ pub async fn rename(
     let id = group_id(&path.1)?;
     let name = GroupName::parse(&body.name)?;
     let group = st
-        .store
+        .app
+        .admin()
         .rename_group(&t.principal, &t.tenant, id, name, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(GroupDto::from(group)))
@@ -97,7 +99,8 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = group_id(&path.1)?;
-    st.store
+    st.app
+        .admin()
         .delete_group(&t.principal, &t.tenant, id, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -152,7 +155,8 @@ pub async fn add_members(
     let b = body.into_inner();
     let who = NewMembers::parse(b.all, b.user_ids)?;
     let added = st
-        .store
+        .app
+        .admin()
         .add_group_members(&t.principal, &t.tenant, id, who, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(AddedDto { added }))
@@ -173,7 +177,8 @@ pub async fn add_member(
 ) -> Result<HttpResponse, ApiError> {
     let id = group_id(&path.1)?;
     let user = UserRef::parse(&path.2).ok_or_else(ApiError::not_found)?;
-    st.store
+    st.app
+        .admin()
         .add_group_member(&t.principal, &t.tenant, id, &user, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -194,7 +199,8 @@ pub async fn remove_member(
 ) -> Result<HttpResponse, ApiError> {
     let id = group_id(&path.1)?;
     let user = UserRef::parse(&path.2).ok_or_else(ApiError::not_found)?;
-    st.store
+    st.app
+        .admin()
         .remove_group_member(&t.principal, &t.tenant, id, &user, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -38,8 +38,9 @@ pub async fn change_password(
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    st.store
-        .change_own_password(&p, b.current_password, b.new_password, &meta)
+    st.app
+        .account()
+        .change_password(&p, b.current_password, b.new_password, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -12,8 +12,8 @@ use crate::routes::optional_body;
 use crate::routes::users::user_ref;
 use crate::state::ApiState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use gatehouse_app::mfa::NewNetwork;
 use gatehouse_domain::mfa::codes::Channel;
-use gatehouse_store::mfa_manage::NewNetwork;
 use gatehouse_store::scope::UserRef;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -47,7 +47,7 @@ pub async fn put_me_mfa(
     Auth(p): Auth,
     body: web::Json<SetMethodRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = st.store.me_set_method(&p, &body.method, &meta).await?;
+    let user = st.app.mfa().set_own_method(&p, &body.method, &meta).await?;
     Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &p.tenant)))
 }
 
@@ -68,7 +68,7 @@ pub async fn start_me_totp(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let b: TotpStartRequest = optional_body(&req, &body)?;
-    let e = st.store.me_start_totp(&p, b.label).await?;
+    let e = st.app.mfa().start_own_totp(&p, b.label).await?;
     Ok(HttpResponse::Ok().json(TotpEnrollmentDto::from(e)))
 }
 
@@ -89,8 +89,9 @@ pub async fn confirm_me_totp(
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let codes = st
-        .store
-        .me_confirm_totp(&p, body.code.expose_secret(), &meta)
+        .app
+        .mfa()
+        .confirm_own_totp(&p, body.code.expose_secret(), &meta)
         .await?;
     Ok(HttpResponse::Ok().json(RecoveryCodesDto {
         recovery_codes: codes,
@@ -110,7 +111,7 @@ pub async fn delete_me_totp(
     Meta(meta): Meta,
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
-    st.store.me_remove_totp(&p, &meta).await?;
+    st.app.mfa().remove_own_totp(&p, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -127,7 +128,11 @@ pub async fn regenerate_recovery_codes(
     Meta(meta): Meta,
     Auth(p): Auth,
 ) -> Result<HttpResponse, ApiError> {
-    let codes = st.store.me_regenerate_recovery_codes(&p, &meta).await?;
+    let codes = st
+        .app
+        .mfa()
+        .regenerate_own_recovery_codes(&p, &meta)
+        .await?;
     Ok(HttpResponse::Ok().json(RecoveryCodesDto {
         recovery_codes: codes,
     }))
@@ -153,8 +158,9 @@ pub async fn start_contact(
 ) -> Result<HttpResponse, ApiError> {
     let channel = contact_kind(&path)?;
     let sent = st
-        .store
-        .me_contact_start(&p, channel, &body.value, &meta)
+        .app
+        .mfa()
+        .start_own_contact(&p, channel, &body.value, &meta)
         .await?;
     Ok(HttpResponse::Accepted().json(CodeSentDto::from(sent)))
 }
@@ -180,8 +186,9 @@ pub async fn verify_contact(
 ) -> Result<HttpResponse, ApiError> {
     let channel = contact_kind(&path)?;
     let user = st
-        .store
-        .me_contact_verify(&p, channel, body.code.expose_secret(), &meta)
+        .app
+        .mfa()
+        .verify_own_contact(&p, channel, body.code.expose_secret(), &meta)
         .await?;
     Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &p.tenant)))
 }
@@ -201,7 +208,7 @@ pub async fn step_up_code(
     Auth(p): Auth,
     body: web::Json<ChannelRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let sent = st.store.me_step_up_code(&p, &body.channel, &meta).await?;
+    let sent = st.app.mfa().step_up_code(&p, &body.channel, &meta).await?;
     Ok(HttpResponse::Accepted().json(CodeSentDto::from(sent)))
 }
 
@@ -223,8 +230,9 @@ pub async fn step_up(
     body: web::Json<StepUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let result = st
-        .store
-        .me_step_up(&p, &body.method, body.code.expose_secret(), &meta)
+        .app
+        .mfa()
+        .step_up(&p, &body.method, body.code.expose_secret(), &meta)
         .await
         .map_err(ApiError::from);
     if let Err(e) = &result {
@@ -246,8 +254,9 @@ fn device_list(devices: Vec<gatehouse_store::mfa::Device>) -> ListOf<DeviceDto> 
     responses((status = 200, body = ListOf<DeviceDto>), (status = 401, body = Problem)))]
 pub async fn my_devices(st: web::Data<ApiState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
     let devices = st
-        .store
-        .devices_of(st.store.tenant(p.tenant.id), &UserRef::Id(p.user.id.0))
+        .app
+        .mfa()
+        .devices_of(p.tenant.id, &UserRef::Id(p.user.id.0))
         .await?;
     Ok(HttpResponse::Ok().json(device_list(devices)))
 }
@@ -263,14 +272,9 @@ pub async fn revoke_my_device(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let device = uuid_segment(&path)?;
-    st.store
-        .revoke_device_of(
-            &p,
-            st.store.tenant(p.tenant.id),
-            &UserRef::Id(p.user.id.0),
-            device,
-            &meta,
-        )
+    st.app
+        .mfa()
+        .revoke_device_of(&p, (p.tenant.id, &UserRef::Id(p.user.id.0)), device, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -294,13 +298,13 @@ pub async fn put_user_mfa(
     body: web::Json<AdminMfaRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user = st
-        .store
-        .admin_set_mfa(
+        .app
+        .mfa()
+        .set_user_mfa(
             &t.principal,
             &t.tenant,
             &user_ref(&path)?,
-            &body.method,
-            &body.enrollment,
+            (&body.method, &body.enrollment),
             &meta,
         )
         .await?;
@@ -322,8 +326,9 @@ pub async fn reset_user_mfa(
     t: TenantAdmin,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    st.store
-        .admin_reset_mfa(&t.principal, &t.tenant, &user_ref(&path)?, &meta)
+    st.app
+        .mfa()
+        .reset_user_mfa(&t.principal, &t.tenant, &user_ref(&path)?, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -338,8 +343,9 @@ pub async fn user_devices(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let devices = st
-        .store
-        .devices_of(st.store.tenant(t.tenant.id), &user_ref(&path)?)
+        .app
+        .mfa()
+        .devices_of(t.tenant.id, &user_ref(&path)?)
         .await?;
     Ok(HttpResponse::Ok().json(device_list(devices)))
 }
@@ -357,14 +363,9 @@ pub async fn revoke_user_device(
     let (company, user, device) = path.into_inner();
     let user = user_ref(&(company, user))?;
     let device = uuid_segment(&device)?;
-    st.store
-        .revoke_device_of(
-            &t.principal,
-            st.store.tenant(t.tenant.id),
-            &user,
-            device,
-            &meta,
-        )
+    st.app
+        .mfa()
+        .revoke_device_of(&t.principal, (t.tenant.id, &user), device, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -400,7 +401,8 @@ pub async fn add_network(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let n = st
-        .store
+        .app
+        .mfa()
         .add_trusted_network(
             &t.principal,
             &t.tenant,
@@ -427,7 +429,8 @@ pub async fn remove_network(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let id = uuid_segment(&path.1)?;
-    st.store
+    st.app
+        .mfa()
         .remove_trusted_network(&t.principal, &t.tenant, id, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())

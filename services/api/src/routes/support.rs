@@ -8,6 +8,7 @@ use crate::extract::{Meta, Support};
 use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use gatehouse_app::support::ReadAt;
 use gatehouse_domain::FieldError;
 use gatehouse_domain::ids::{EmailAddress, PhoneE164};
 use gatehouse_domain::lookup::{DestinationLookup, UserLookup};
@@ -79,14 +80,16 @@ pub async fn users(
         params::id_cursor(q.cursor.as_deref()),
     )?;
     let page = st
-        .store
-        .support_find_users(
+        .app
+        .support()
+        .find_users(
             &p,
             &lookup,
-            params::limit(q.limit),
-            cursor,
-            req.path(),
-            &meta,
+            (params::limit(q.limit), cursor),
+            ReadAt {
+                path: req.path(),
+                meta: &meta,
+            },
         )
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
@@ -120,14 +123,16 @@ pub async fn deliveries(
         params::id_cursor(q.cursor.as_deref()),
     )?;
     let page = st
-        .store
-        .support_deliveries_to(
+        .app
+        .support()
+        .deliveries_to(
             &p,
             &destination,
-            params::limit(q.limit),
-            cursor,
-            req.path(),
-            &meta,
+            (params::limit(q.limit), cursor),
+            ReadAt {
+                path: req.path(),
+                meta: &meta,
+            },
         )
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
@@ -176,8 +181,9 @@ pub async fn lift_email_suppression(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let email = EmailAddress::parse(&path)?;
-    st.store
-        .support_lift_email_suppression(&p, &email, &meta)
+    st.app
+        .support()
+        .lift_email_suppression(&p, &email, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,9 +8,9 @@ use crate::extract::{Meta, Support, SupportAdmin, TenantAdmin, TenantReader};
 use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
+use gatehouse_app::admin::NewTenant;
+use gatehouse_app::admin::NewUser;
 use gatehouse_store::TenantStatus;
-use gatehouse_store::tenants::NewTenant;
-use gatehouse_store::users::NewUser;
 
 /// All tenants (support staff).
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])), params(PageQuery),
@@ -45,7 +45,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let (tenant, admin) = st
-        .store
+        .app
+        .admin()
         .provision_tenant(
             &p,
             NewTenant {
@@ -91,7 +92,8 @@ pub async fn patch_settings(
     body: web::Json<SettingsPatchDto>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = st
-        .store
+        .app
+        .admin()
         .update_settings(&t.principal, &t.tenant, body.into_inner().into(), &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TenantDto::from(&tenant)))
@@ -117,7 +119,8 @@ pub async fn suspend(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = st
-        .store
+        .app
+        .admin()
         .set_tenant_status(&p, &company_of(&path)?, TenantStatus::Suspended, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TenantDto::from(&tenant)))
@@ -137,7 +140,8 @@ pub async fn reactivate(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = st
-        .store
+        .app
+        .admin()
         .set_tenant_status(&p, &company_of(&path)?, TenantStatus::Active, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TenantDto::from(&tenant)))

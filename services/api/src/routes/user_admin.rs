@@ -7,7 +7,7 @@ use crate::extract::{Meta, TenantAdmin};
 use crate::routes::users::user_ref;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
-use gatehouse_store::user_admin::{UserCopy, UserPatch};
+use gatehouse_app::admin::{UserCopy, UserPatch};
 
 /// Changes any of names, email, phone, role and active. A new email or phone must be
 /// verified again; a role change needs step-up; `active: false` ends the user's sessions
@@ -29,7 +29,8 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let user = st
-        .store
+        .app
+        .admin()
         .update_user(
             &t.principal,
             &t.tenant,
@@ -60,7 +61,8 @@ pub async fn unlock(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let user = st
-        .store
+        .app
+        .admin()
         .unlock_user(&t.principal, &t.tenant, &user_ref(&path)?, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &t.tenant)))
@@ -80,7 +82,8 @@ pub async fn reset_password(
     path: web::Path<(String, String)>,
     body: web::Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    st.store
+    st.app
+        .admin()
         .reset_password(
             &t.principal,
             &t.tenant,
@@ -109,7 +112,8 @@ pub async fn approve(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let user = st
-        .store
+        .app
+        .admin()
         .approve_user(&t.principal, &t.tenant, &user_ref(&path)?, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &t.tenant)))
@@ -135,7 +139,8 @@ pub async fn copy(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let user = st
-        .store
+        .app
+        .admin()
         .copy_user(
             &t.principal,
             &t.tenant,

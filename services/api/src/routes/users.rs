@@ -9,9 +9,10 @@ use crate::extract::{Meta, TenantAdmin, TenantReader};
 use crate::params;
 use crate::state::ApiState;
 use actix_web::{HttpResponse, web};
+use gatehouse_app::admin::NewUser;
 use gatehouse_domain::login_hours::LoginWindow;
 use gatehouse_store::scope::UserRef;
-use gatehouse_store::users::{NewUser, UserFilter};
+use gatehouse_store::users::UserFilter;
 use serde::Deserialize;
 
 /// `?active=&locked=&q=&limit=&cursor=`.
@@ -81,7 +82,8 @@ pub async fn require_password_change(
     t: TenantAdmin,
 ) -> Result<HttpResponse, ApiError> {
     let count = st
-        .store
+        .app
+        .admin()
         .require_password_change_all(&t.principal, &t.tenant, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(CountDto { count }))
@@ -104,7 +106,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let user = st
-        .store
+        .app
+        .admin()
         .create_user(
             &t.principal,
             &t.tenant,
@@ -206,7 +209,8 @@ pub async fn put_login_hours(
         (Err(e), _) => return Err(e.into()),
     };
     let saved = st
-        .store
+        .app
+        .admin()
         .set_login_hours(&t.principal, &t.tenant, &user, windows, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(hours_dto(t.tenant.timezone.name(), saved)))

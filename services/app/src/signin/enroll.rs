@@ -2,6 +2,9 @@
 //! phone number proven by a code; or, when enrollment is only suggested, skipping it.
 
 use super::{Advance, FlowView, SignIn, enroll_step};
+use crate::mfa::codes::{
+    GuessContext, code_verdict, finish_totp_enrollment, guess, judge_on, send_code, verify_contact,
+};
 use crate::{Error, RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
@@ -12,7 +15,6 @@ use gatehouse_domain::mfa::totp::{Enrollment as TotpEnrollment, unix_seconds};
 use gatehouse_domain::settings::AllowedMethod;
 use gatehouse_domain::signin::FlowStatus;
 use gatehouse_store::audit::{actor_user, event, user_target};
-use gatehouse_store::guess::{GuessContext, code_verdict};
 use gatehouse_store::mfa::{CodeOwner, own_destination, parse_destination};
 use gatehouse_store::tries::Counter;
 use serde_json::json;
@@ -69,17 +71,9 @@ impl SignIn<'_> {
             method: "totp",
             context: "enrollment",
         };
-        self.store
-            .guess(
-                scope,
-                &user,
-                at,
-                meta,
-                self.store
-                    .judge_on(scope, Counter::Flow, flow.id.0, compare),
-            )
-            .await?;
-        let codes = self.store.finish_totp_enrollment(scope, &user).await?;
+        let judged = judge_on(scope, Counter::Flow, flow.id.0, compare);
+        guess(self.store, scope, &user, at, meta, judged).await?;
+        let codes = finish_totp_enrollment(self.store, scope, &user).await?;
         let events = vec![event(
             Action::MfaEnrolled,
             actor_user(&user),
@@ -120,16 +114,15 @@ impl SignIn<'_> {
             Some(d) if !d.is_empty() => parse_destination(channel, d, "destination")?,
             _ => own_destination(&user, channel, false)?,
         };
-        self.store
-            .send_code(
-                &tenant,
-                &user,
-                CodeOwner::Flow(id),
-                Purpose::Enroll,
-                destination,
-                meta,
-            )
-            .await
+        send_code(
+            self.store,
+            &tenant,
+            &user,
+            (CodeOwner::Flow(id), Purpose::Enroll),
+            destination,
+            meta,
+        )
+        .await
     }
 
     /// `POST /v1/auth/flows/{flow_id}/enroll/{email|sms}/confirm`: the code proves the
@@ -150,27 +143,29 @@ impl SignIn<'_> {
             method: channel.as_str(),
             context: "enrollment",
         };
-        let checked = self
-            .store
-            .guess(scope, &user, at, meta, async {
-                let checked = scope
-                    .mfa()
-                    .check_code_detail(CodeOwner::Flow(id), Purpose::Enroll, &code)
-                    .await?
-                    .filter(|c| c.channel == channel);
-                Ok(code_verdict(
-                    checked,
-                    DomainError::Conflict(format!(
-                        "No {} enrollment code has been sent in this sign-in; request one first.",
-                        channel.as_str()
-                    )),
-                ))
-            })
-            .await?;
-        let masked = self
-            .store
-            .verify_contact(scope, &user, channel, &checked.destination, true)
-            .await?;
+        let checked = guess(self.store, scope, &user, at, meta, async {
+            let checked = scope
+                .mfa()
+                .check_code_detail(CodeOwner::Flow(id), Purpose::Enroll, &code)
+                .await?
+                .filter(|c| c.channel == channel);
+            Ok(code_verdict(
+                checked,
+                DomainError::Conflict(format!(
+                    "No {} enrollment code has been sent in this sign-in; request one first.",
+                    channel.as_str()
+                )),
+            ))
+        })
+        .await?;
+        let masked = verify_contact(
+            self.store,
+            scope,
+            &user,
+            (channel, &checked.destination),
+            true,
+        )
+        .await?;
         let target = Some(user_target(uid, &user.username));
         let events = vec![
             event(

@@ -277,16 +277,15 @@ impl SignIn<'_> {
         {
             let sent = match own_destination(user, channel, true) {
                 Ok(dest) => {
-                    self.store
-                        .send_code(
-                            a.tenant,
-                            user,
-                            CodeOwner::Flow(flow_id),
-                            Purpose::SignIn,
-                            dest,
-                            meta,
-                        )
-                        .await
+                    crate::mfa::codes::send_code(
+                        self.store,
+                        a.tenant,
+                        user,
+                        (CodeOwner::Flow(flow_id), Purpose::SignIn),
+                        dest,
+                        meta,
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             };
@@ -314,5 +313,30 @@ impl SignIn<'_> {
             device_token: None,
             recovery_codes: None,
         })
+    }
+}
+
+impl SignIn<'_> {
+    /// `POST /v1/auth/logout`: ends the caller's session.
+    pub async fn logout(&self, p: &crate::Principal, meta: &RequestMeta) -> Result<()> {
+        let txn = self.store.begin_write().await?;
+        self.store.end_session(&txn, p).await?;
+        self.store
+            .tenant(p.tenant.id)
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::SessionEnded,
+                    gatehouse_store::audit::actor_of(p),
+                    Some(user_target(p.user.id, &p.user.username)),
+                    meta,
+                    json!({"reason": "logout"}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        self.store.forget_session(p);
+        Ok(())
     }
 }

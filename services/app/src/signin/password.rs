@@ -7,6 +7,7 @@
 //! leak nothing to someone guessing.
 
 use super::{Advance, FlowView, SignIn};
+use crate::passwords::{count_failure, replace_password};
 use crate::{Error, RequestMeta, Result};
 use gatehouse_domain::audit::{Action, Actor};
 use gatehouse_domain::ids::{CompanyId, FlowId, Username};
@@ -147,10 +148,8 @@ impl SignIn<'_> {
             }
         };
         let Verified::Yes { rehash } = verified else {
-            return Err(self
-                .store
-                .count_failure(scope, threshold, &user, meta, "wrong_password")
-                .await);
+            let failure = (threshold, &user);
+            return Err(count_failure(self.store, scope, failure, meta, "wrong_password").await);
         };
         // Guesses checked beside this one are judged first: a lock they reach wins
         // (the flow below is only created for a user who is not locked).
@@ -249,16 +248,15 @@ impl SignIn<'_> {
             .into());
         }
         let hash = self.store.hash_password(new_password).await?;
-        self.store
-            .replace_password(
-                (tenant.id, user.id, &user.username),
-                hash,
-                None,
-                actor_user(&user),
-                meta,
-                PasswordVia::SignInFlow,
-            )
-            .await?;
+        replace_password(
+            self.store,
+            (tenant.id, user.id, &user.username),
+            hash,
+            None,
+            (actor_user(&user), PasswordVia::SignInFlow),
+            meta,
+        )
+        .await?;
         let state = flow.state.clone();
         self.advance(
             Advance::of((&flow, &user, &tenant), state, Vec::new()),

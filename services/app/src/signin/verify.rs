@@ -3,6 +3,7 @@
 //! this computer.
 
 use super::{Advance, FlowView, SignIn, verify_step};
+use crate::mfa::codes::{GuessContext, code_verdict, guess, judge_on, send_code};
 use crate::{RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Action;
@@ -11,7 +12,6 @@ use gatehouse_domain::mfa::codes::{OtpCode, Purpose};
 use gatehouse_domain::mfa::flow::{CodeSent, Proof, allowed_of, factor_of, parse_channel};
 use gatehouse_domain::mfa::totp::unix_seconds;
 use gatehouse_store::audit::{actor_user, event, user_target};
-use gatehouse_store::guess::{GuessContext, code_verdict};
 use gatehouse_store::mfa::{CodeOwner, own_destination};
 use gatehouse_store::tries::Counter;
 use secrecy::{ExposeSecret, SecretString};
@@ -57,16 +57,15 @@ impl SignIn<'_> {
             ))
             .into());
         }
-        self.store
-            .send_code(
-                &tenant,
-                &user,
-                CodeOwner::Flow(id),
-                Purpose::SignIn,
-                destination,
-                meta,
-            )
-            .await
+        send_code(
+            self.store,
+            &tenant,
+            &user,
+            (CodeOwner::Flow(id), Purpose::SignIn),
+            destination,
+            meta,
+        )
+        .await
     }
 
     /// `POST /v1/auth/flows/{flow_id}/verify`: proves the second factor.
@@ -103,21 +102,19 @@ impl SignIn<'_> {
         match proof {
             Proof::Code => {
                 let code = OtpCode::parse(input.code.expose_secret())?;
-                let checked = self
-                    .store
-                    .guess(scope, &user, at, meta, async {
-                        let checked = scope
-                            .mfa()
-                            .check_code_detail(CodeOwner::Flow(id), Purpose::SignIn, &code)
-                            .await?;
-                        Ok(code_verdict(
-                            checked,
-                            DomainError::Conflict(
-                                "No code has been sent in this sign-in; request one first.".into(),
-                            ),
-                        ))
-                    })
-                    .await?;
+                let checked = guess(self.store, scope, &user, at, meta, async {
+                    let checked = scope
+                        .mfa()
+                        .check_code_detail(CodeOwner::Flow(id), Purpose::SignIn, &code)
+                        .await?;
+                    Ok(code_verdict(
+                        checked,
+                        DomainError::Conflict(
+                            "No code has been sent in this sign-in; request one first.".into(),
+                        ),
+                    ))
+                })
+                .await?;
                 details["channel"] = json!(checked.channel.as_str());
             }
             Proof::Totp | Proof::RecoveryCode => {
@@ -134,16 +131,8 @@ impl SignIn<'_> {
                             .await
                     }
                 };
-                self.store
-                    .guess(
-                        scope,
-                        &user,
-                        at,
-                        meta,
-                        self.store
-                            .judge_on(scope, Counter::Flow, flow.id.0, compare),
-                    )
-                    .await?;
+                let judged = judge_on(scope, Counter::Flow, flow.id.0, compare);
+                guess(self.store, scope, &user, at, meta, judged).await?;
             }
         }
         let target = Some(user_target(uid, &user.username));

@@ -475,7 +475,8 @@ impl TestApp {
             .expect("tenant exists");
         let patch: gatehouse_domain::settings::SettingsPatch =
             serde_json::from_value(json!({"mfa_policy": policy})).expect("patch");
-        self.store
+        gatehouse_app::App::new(self.store.clone())
+            .admin()
             .update_settings(&principal, &tenant, patch, &Default::default())
             .await
             .expect("update settings");

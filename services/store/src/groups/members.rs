@@ -1,20 +1,14 @@
 //! Who belongs to a group: adding and removing members, one or many at once (T5).
 
-use super::{Groups, group_target};
-use crate::audit::actor_of;
-use crate::audit::event;
+use super::Groups;
 use crate::entities::{group_members, users};
-use crate::records::{Principal, Tenant};
-use crate::scope::UserRef;
-use crate::{RequestMeta, Result, Store};
+use crate::{Result, WriteTxn};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
 use gatehouse_domain::ids::{GroupId, UserId};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
-use serde_json::json;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -23,13 +17,6 @@ pub const MAX_USER_IDS: usize = 500;
 
 /// Rows per insert statement: well under SQLite's and PostgreSQL's bind limits.
 const INSERT_CHUNK: usize = 500;
-
-/// A change of one user's membership.
-#[derive(Debug, Clone, Copy)]
-enum OneMember {
-    Add,
-    Remove,
-}
 
 /// Whom a bulk add puts into a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +74,11 @@ impl Groups<'_> {
     /// Adds those of `users` (of this tenant) who are not members yet; answers them.
     async fn add_missing(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &WriteTxn,
         id: GroupId,
         users: Vec<Uuid>,
     ) -> Result<Vec<Uuid>> {
-        let existing = self.member_ids(txn, id).await?;
+        let existing = self.member_ids(&**txn, id).await?;
         let added: Vec<Uuid> = users
             .into_iter()
             .filter(|u| !existing.contains(u))
@@ -105,7 +92,7 @@ impl Groups<'_> {
                 added_at: Set(now),
             });
             group_members::Entity::insert_many(rows)
-                .exec_without_returning(txn)
+                .exec_without_returning(&**txn)
                 .await?;
         }
         Ok(added)
@@ -153,126 +140,33 @@ impl Groups<'_> {
     }
 }
 
-impl Store {
-    /// Adds one user (by id or username) to a group; a member already is left as is.
-    pub async fn add_group_member(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        id: GroupId,
-        user: &UserRef,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        self.change_member(actor, tenant, id, user, meta, OneMember::Add)
-            .await
+impl Groups<'_> {
+    /// Adds the user to a group taken in `txn`, unless a member already; whether added.
+    pub async fn add_member(&self, txn: &WriteTxn, id: GroupId, user: UserId) -> Result<bool> {
+        Ok(!self.add_missing(txn, id, vec![user.0]).await?.is_empty())
     }
 
-    /// Removes one user (by id or username) from a group; a non-member is left as is.
-    pub async fn remove_group_member(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        id: GroupId,
-        user: &UserRef,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        self.change_member(actor, tenant, id, user, meta, OneMember::Remove)
-            .await
-    }
-
-    /// Puts one user into a group or takes them out; audits only a real change.
-    async fn change_member(
-        &self,
-        actor: &Principal,
-        tenant: &Tenant,
-        id: GroupId,
-        user: &UserRef,
-        meta: &RequestMeta,
-        change: OneMember,
-    ) -> Result<()> {
-        let scope = self.tenant(tenant.id);
-        let txn = self.inner.begin_write().await?;
-        let g = scope.groups().take(&txn, id).await?;
-        let u = scope
-            .users()
-            .find_model(&txn, user)
+    /// Removes the user from a group taken in `txn`; whether they were a member.
+    pub async fn remove_member(&self, txn: &WriteTxn, id: GroupId, user: UserId) -> Result<bool> {
+        let removed = group_members::Entity::delete_many()
+            .filter(self.members_filter(id))
+            .filter(group_members::Column::UserId.eq(user.0))
+            .exec(&**txn)
             .await?
-            .ok_or(DomainError::NotFound)?;
-        let (changed, how) = match change {
-            OneMember::Add => {
-                let added = scope.groups().add_missing(&txn, id, vec![u.id]).await?;
-                (!added.is_empty(), "added")
-            }
-            OneMember::Remove => {
-                let removed = group_members::Entity::delete_many()
-                    .filter(scope.groups().members_filter(id))
-                    .filter(group_members::Column::UserId.eq(u.id))
-                    .exec(&txn)
-                    .await?
-                    .rows_affected;
-                (removed > 0, "removed")
-            }
-        };
-        if changed {
-            scope
-                .audit()
-                .append_in(
-                    &txn,
-                    event(
-                        Action::GroupMembersChanged,
-                        actor_of(actor),
-                        Some(group_target(g.id, &g.name)),
-                        meta,
-                        json!({how: 1, "user_ids": [u.id]}),
-                    ),
-                )
-                .await?;
-        }
-        txn.commit().await?;
-        if changed {
-            // Sessions carry their user's groups.
-            self.inner.cache.invalidate_user(UserId(u.id));
-        }
-        Ok(())
+            .rows_affected;
+        Ok(removed > 0)
     }
 
-    /// Adds many users to a group at once; answers how many were not members before.
-    /// Either all of it happens or, when a named user is not of this tenant, none.
-    pub async fn add_group_members(
+    /// Adds the users `who` names to a group taken in `txn`; those who were not members
+    /// before. An id of no user of this tenant is a validation error on `user_ids`.
+    pub async fn add_members(
         &self,
-        actor: &Principal,
-        tenant: &Tenant,
+        txn: &WriteTxn,
         id: GroupId,
         who: NewMembers,
-        meta: &RequestMeta,
-    ) -> Result<u64> {
-        let scope = self.tenant(tenant.id);
-        let all = who == NewMembers::AllActive;
-        let txn = self.inner.begin_write().await?;
-        let g = scope.groups().take(&txn, id).await?;
-        let users = scope.groups().resolve(&txn, who).await?;
-        let added = scope.groups().add_missing(&txn, id, users).await?;
-        if !added.is_empty() {
-            scope
-                .audit()
-                .append_in(
-                    &txn,
-                    event(
-                        Action::GroupMembersChanged,
-                        actor_of(actor),
-                        Some(group_target(g.id, &g.name)),
-                        meta,
-                        json!({"added": added.len(), "all": all, "user_ids": added}),
-                    ),
-                )
-                .await?;
-        }
-        txn.commit().await?;
-        if !added.is_empty() {
-            // Sessions carry their user's groups; many users changed.
-            self.inner.cache.invalidate_tenant(tenant.id);
-        }
-        Ok(added.len() as u64)
+    ) -> Result<Vec<Uuid>> {
+        let users = self.resolve(&**txn, who).await?;
+        self.add_missing(txn, id, users).await
     }
 }
 

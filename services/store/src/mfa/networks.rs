@@ -37,6 +37,33 @@ fn to_network(r: tn::Model) -> Result<TrustedNetwork> {
 }
 
 impl Mfa<'_> {
+    /// Gives `user` (just created in `txn`) ranges of its own like `networks`, added by
+    /// `created_by`.
+    pub async fn copy_networks_to(
+        &self,
+        txn: &crate::WriteTxn,
+        networks: &[TrustedNetwork],
+        user: UserId,
+        created_by: UserId,
+    ) -> Result<()> {
+        if networks.is_empty() {
+            return Ok(());
+        }
+        let now = self.scope.inner.clock.now();
+        tn::Entity::insert_many(networks.iter().map(|n| tn::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(self.scope.uuid()),
+            user_id: Set(Some(user.0)),
+            cidr: Set(n.cidr.to_string()),
+            description: Set(n.description.clone()),
+            created_by: Set(Some(created_by.0)),
+            created_at: Set(now),
+        }))
+        .exec_without_returning(&**txn)
+        .await?;
+        Ok(())
+    }
+
     /// Adds a range, tenant-wide or (with `user`) for one user of this tenant.
     pub async fn add_network(
         &self,

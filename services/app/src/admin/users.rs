@@ -1,27 +1,30 @@
-//! A practice admin's actions on one user (T3, T4, P3, P4): edit, deactivate and
-//! reactivate, unlock, set a temporary password, copy. Credential actions (unlock,
-//! password reset, role change) need a recent second factor (M11); escalations (S2)
-//! reach the same operations through `*_as` without it, with support as the actor.
+//! A practice admin's actions on the practice's users (T3, T4, P3, P4, P5): create,
+//! edit, deactivate and reactivate, unlock, set a temporary password, copy, login hours,
+//! and a password change for everyone. Credential actions (unlock, password reset, role
+//! change, a privileged new user) need a recent second factor (M11); escalations (S2)
+//! reach unlock and the password reset through `*_as` without it, with support as the
+//! actor.
 
-use crate::audit::event;
-use crate::audit::{actor_of, user_target};
-use crate::entities::{trusted_networks, users};
-use crate::records::{Principal, Tenant, User};
-use crate::scope::UserRef;
-use crate::users::{NewUser, PasswordVia, approval_by};
-use crate::{RequestMeta, Result, Store};
+use super::Admin;
+use crate::passwords::replace_password;
+use crate::{Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor};
-use gatehouse_domain::ids::{EmailAddress, PhoneE164, UserId};
+use gatehouse_domain::ids::{EmailAddress, PhoneE164};
+use gatehouse_domain::login_hours::LoginWindow;
 use gatehouse_domain::names::person_name;
 use gatehouse_domain::password::check_policy;
 use gatehouse_domain::role::Role;
 use gatehouse_domain::validation::Collector;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use gatehouse_store::User;
+use gatehouse_store::audit::{actor_of, event, tenant_target, user_target};
+use gatehouse_store::scope::UserRef;
+use gatehouse_store::users::{PasswordVia, UserChange, approval_by};
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
+
+pub use gatehouse_store::users::NewUser;
 
 /// `PATCH .../users/{user_id}`: each field present is changed; `Some(None)` clears a
 /// contact.
@@ -95,7 +98,67 @@ impl UserPatch {
     }
 }
 
-impl Store {
+/// Whether an address or number given is the one already stored (case aside).
+fn same_text(old: &Option<String>, new: Option<&str>) -> bool {
+    old.as_deref().map(str::to_lowercase) == new.map(str::to_lowercase)
+}
+
+impl Admin<'_> {
+    /// A user of the practice as stored now, or `NotFound`.
+    pub(super) async fn user(&self, tenant: &Tenant, user: &UserRef) -> Result<User> {
+        Ok(self
+            .store
+            .tenant(tenant.id)
+            .users()
+            .find(user)
+            .await?
+            .ok_or(DomainError::NotFound)?)
+    }
+
+    /// `POST .../users`: creates a user with a temporary password (P3:
+    /// `must_change_password` is set).
+    pub async fn create_user(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        new: NewUser,
+        meta: &RequestMeta,
+    ) -> Result<User> {
+        let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
+        if parsed.role.is_privileged() {
+            self.store.require_step_up(actor)?;
+        }
+        let approval_by = approval_by(actor, parsed.role, None);
+        let hash = self.store.hash_password(new.password).await?;
+        let scope = self.store.tenant(tenant.id);
+        let now = self.store.clock().now();
+        let txn = self.store.begin_write().await?;
+        let u = scope
+            .users()
+            .create(&txn, &parsed, hash, approval_by, now)
+            .await?;
+        scope
+            .users()
+            .add_to_groups(&*txn, u.id.0, &new.groups, now)
+            .await?;
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserCreated,
+                    actor_of(actor),
+                    Some(user_target(u.id, &u.username)),
+                    meta,
+                    json!({"role": parsed.role.as_str(), "groups": new.groups.len(),
+                           "pending_approval": approval_by.is_some()}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        scope.users().get(&UserRef::Id(u.id.0)).await
+    }
+
     /// `PATCH .../users/{user_id}`: names, contacts, role and the active flag. A changed
     /// email or phone loses its proof (M10: it is verified again before codes go to it);
     /// a role change needs step-up; deactivation ends the user's sessions and remembered
@@ -110,15 +173,10 @@ impl Store {
         meta: &RequestMeta,
     ) -> Result<User> {
         let parsed = patch.parse(tenant.is_operator)?;
-        let scope = self.tenant(tenant.id);
-        let m = scope
-            .users()
-            .find_model(&self.inner.db, user)
-            .await?
-            .ok_or(DomainError::NotFound)?;
-        let id = UserId(m.id);
-        let current_role = Role::parse(&m.role)
-            .map_err(|_| crate::error::StoreError::Corrupt(format!("user {}: role", m.id)))?;
+        let scope = self.store.tenant(tenant.id);
+        let m = self.user(tenant, user).await?;
+        let id = m.id;
+        let current_role = m.role;
         let new_role = parsed.role.filter(|r| *r != current_role);
         // S4: a support role gained waits, inactive, for another support admin's approval.
         let pending_by = new_role.and_then(|r| approval_by(actor, r, Some(current_role)));
@@ -140,9 +198,6 @@ impl Store {
         }
         // Waiting for approval ends the account's sessions as deactivation does.
         let suspend = pending_by.is_some() && m.active;
-        let same_text = |old: &Option<String>, new: Option<&str>| {
-            old.as_deref().map(str::to_lowercase) == new.map(str::to_lowercase)
-        };
         let email = parsed
             .email
             .filter(|e| !same_text(&m.email, e.as_ref().map(EmailAddress::as_str)));
@@ -152,69 +207,42 @@ impl Store {
         // A role grants access; one's own email or phone is where one's codes go (M11).
         let own_contact = id == actor.user.id && (email.is_some() || phone.is_some());
         if new_role.is_some() || own_contact {
-            self.require_step_up(actor)?;
+            self.store.require_step_up(actor)?;
         }
-        let first_name = parsed.first_name.filter(|n| *n != m.first_name);
-        let last_name = parsed.last_name.filter(|n| *n != m.last_name);
-
-        let mut changed = Vec::new();
-        let now = self.inner.clock.now();
-        let mut q = users::Entity::update_many()
-            .col_expr(users::Column::UpdatedAt, Expr::value(now))
-            .filter(users::Column::TenantId.eq(tenant.id.0))
-            .filter(users::Column::Id.eq(m.id));
-        if let Some(n) = first_name {
-            q = q.col_expr(users::Column::FirstName, Expr::value(n));
-            changed.push("first_name");
-        }
-        if let Some(n) = last_name {
-            q = q.col_expr(users::Column::LastName, Expr::value(n));
-            changed.push("last_name");
-        }
-        if let Some(e) = &email {
-            q = q
-                .col_expr(
-                    users::Column::Email,
-                    Expr::value(e.as_ref().map(|e| e.as_str().to_owned())),
-                )
-                .col_expr(users::Column::EmailVerified, Expr::value(false));
-            changed.push("email");
-        }
-        if let Some(p) = &phone {
-            q = q
-                .col_expr(
-                    users::Column::Phone,
-                    Expr::value(p.as_ref().map(|p| p.as_str().to_owned())),
-                )
-                .col_expr(users::Column::PhoneVerified, Expr::value(false));
-            changed.push("phone");
-        }
-        if let Some(r) = new_role {
-            q = q.col_expr(users::Column::Role, Expr::value(r.as_str()));
-            changed.push("role");
-        }
-        if deactivate || reactivate {
-            q = q.col_expr(users::Column::Active, Expr::value(reactivate));
-        }
-        if let Some(by) = pending_by {
-            q = q
-                .col_expr(users::Column::Active, Expr::value(false))
-                .col_expr(users::Column::PendingApproval, Expr::value(true))
-                .col_expr(users::Column::ApprovalRequestedBy, Expr::value(Some(by.0)));
-        }
+        let reverify = email.is_some() || phone.is_some();
+        let change = UserChange {
+            first_name: parsed.first_name.filter(|n| *n != m.first_name),
+            last_name: parsed.last_name.filter(|n| *n != m.last_name),
+            email,
+            phone,
+            role: new_role,
+            active: (deactivate || reactivate).then_some(reactivate),
+            pending_approval_by: pending_by,
+        };
+        let changed: Vec<&str> = [
+            ("first_name", change.first_name.is_some()),
+            ("last_name", change.last_name.is_some()),
+            ("email", change.email.is_some()),
+            ("phone", change.phone.is_some()),
+            ("role", change.role.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
         if changed.is_empty() && !deactivate && !reactivate {
-            return scope.users().get(&UserRef::Id(m.id)).await;
+            return scope.users().get(&UserRef::Id(id.0)).await;
         }
 
-        let txn = self.inner.begin_write().await?;
-        q.exec(&txn).await?;
+        let now = self.store.clock().now();
+        let txn = self.store.begin_write().await?;
+        scope.users().change(&txn, id, &change, now).await?;
         let target = || Some(user_target(id, &m.username));
         if !changed.is_empty() {
             let mut details = json!({ "fields": changed });
             if let Some(r) = new_role {
                 details["role"] = json!({"from": current_role.as_str(), "to": r.as_str()});
             }
-            if email.is_some() || phone.is_some() {
+            if reverify {
                 details["reverification"] = json!(true);
             }
             if pending_by.is_some() {
@@ -235,8 +263,8 @@ impl Store {
                 .await?;
         }
         if deactivate || suspend {
-            let sessions = scope.revoke_user_sessions(&txn, id, None).await?;
-            let devices = scope.mfa().revoke_all_devices(&txn, id).await?;
+            let sessions = scope.revoke_user_sessions(&*txn, id, None).await?;
+            let devices = scope.mfa().revoke_all_devices(&*txn, id).await?;
             scope
                 .audit()
                 .append_in(
@@ -269,8 +297,8 @@ impl Store {
         }
         txn.commit().await?;
         // Sessions carry the user's role, names and flags: every process reloads them.
-        self.forget_user_sessions(id);
-        scope.users().get(&UserRef::Id(m.id)).await
+        self.store.forget_user_sessions(id);
+        scope.users().get(&UserRef::Id(id.0)).await
     }
 
     /// `POST .../users/{user_id}/unlock` (P4, step-up).
@@ -281,14 +309,14 @@ impl Store {
         user: &UserRef,
         meta: &RequestMeta,
     ) -> Result<User> {
-        self.require_step_up(actor)?;
+        self.store.require_step_up(actor)?;
         self.unlock_as(actor_of(actor), tenant, user, meta, None)
             .await
     }
 
     /// Clears the lock and the failed sign-in count; audits `user.unlocked` when the user
     /// was locked (with `escalation`, the escalation that asked for it).
-    pub async fn unlock_as(
+    pub(crate) async fn unlock_as(
         &self,
         actor: Actor,
         tenant: &Tenant,
@@ -296,25 +324,13 @@ impl Store {
         meta: &RequestMeta,
         escalation: Option<Uuid>,
     ) -> Result<User> {
-        let scope = self.tenant(tenant.id);
-        let m = scope
-            .users()
-            .find_model(&self.inner.db, user)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let scope = self.store.tenant(tenant.id);
+        let m = self.user(tenant, user).await?;
         if m.locked || m.failed_logins != 0 || m.mfa_failures != 0 {
-            let txn = self.inner.begin_write().await?;
-            users::Entity::update_many()
-                .col_expr(users::Column::Locked, Expr::value(false))
-                .col_expr(users::Column::FailedLogins, Expr::value(0))
-                .col_expr(users::Column::MfaFailures, Expr::value(0))
-                .col_expr(
-                    users::Column::UpdatedAt,
-                    Expr::value(self.inner.clock.now()),
-                )
-                .filter(users::Column::TenantId.eq(tenant.id.0))
-                .filter(users::Column::Id.eq(m.id))
-                .exec(&txn)
+            let txn = self.store.begin_write().await?;
+            scope
+                .users()
+                .unlock(&txn, m.id, self.store.clock().now())
                 .await?;
             if m.locked {
                 let mut details =
@@ -329,7 +345,7 @@ impl Store {
                         event(
                             Action::UserUnlocked,
                             actor,
-                            Some(user_target(UserId(m.id), &m.username)),
+                            Some(user_target(m.id, &m.username)),
                             meta,
                             details,
                         ),
@@ -337,9 +353,9 @@ impl Store {
                     .await?;
             }
             txn.commit().await?;
-            self.forget_user_sessions(UserId(m.id));
+            self.store.forget_user_sessions(m.id);
         }
-        scope.users().get(&UserRef::Id(m.id)).await
+        scope.users().get(&UserRef::Id(m.id.0)).await
     }
 
     /// `POST .../users/{user_id}/password` (P3, step-up): a temporary password the user
@@ -352,48 +368,36 @@ impl Store {
         temporary: SecretString,
         meta: &RequestMeta,
     ) -> Result<()> {
-        self.require_step_up(actor)?;
-        self.set_temporary_password(
-            actor_of(actor),
-            tenant,
-            user,
-            temporary,
-            meta,
-            PasswordVia::AdminReset,
-        )
-        .await
+        self.store.require_step_up(actor)?;
+        let by = (actor_of(actor), PasswordVia::AdminReset);
+        self.set_temporary_password(by, tenant, user, temporary, meta)
+            .await
     }
 
     /// Checks `temporary` against the practice's policy and stores it as temporary.
-    pub async fn set_temporary_password(
+    pub(crate) async fn set_temporary_password(
         &self,
-        actor: Actor,
+        (actor, via): (Actor, PasswordVia),
         tenant: &Tenant,
         user: &UserRef,
         temporary: SecretString,
         meta: &RequestMeta,
-        via: PasswordVia,
     ) -> Result<()> {
-        let m = self
-            .tenant(tenant.id)
-            .users()
-            .find_model(&self.inner.db, user)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let m = self.user(tenant, user).await?;
         check_policy(
             &tenant.settings.password_policy,
             "temporary_password",
             &temporary,
             &m.username,
         )?;
-        let hash = self.inner.hasher.hash(temporary).await?;
-        self.replace_password(
-            (tenant.id, UserId(m.id), &m.username),
+        let hash = self.store.hash_password(temporary).await?;
+        replace_password(
+            self.store,
+            (tenant.id, m.id, &m.username),
             hash,
             None,
-            actor,
+            (actor, via),
             meta,
-            via,
         )
         .await
     }
@@ -410,8 +414,7 @@ impl Store {
         copy: UserCopy,
         meta: &RequestMeta,
     ) -> Result<User> {
-        let scope = self.tenant(tenant.id);
-        let db = &self.inner.db;
+        let scope = self.store.tenant(tenant.id);
         let src = scope.users().get(source).await?;
         let new = NewUser {
             username: copy.username,
@@ -425,10 +428,10 @@ impl Store {
         };
         let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
         if parsed.role.is_privileged() {
-            self.require_step_up(actor)?;
+            self.store.require_step_up(actor)?;
         }
         let approval_by = approval_by(actor, parsed.role, None);
-        let windows = scope.users().windows_of(db, src.id.0).await?;
+        let windows = scope.users().windows(src.id).await?;
         let networks: Vec<_> = scope
             .mfa()
             .networks()
@@ -436,38 +439,29 @@ impl Store {
             .into_iter()
             .filter(|n| n.user_id == Some(src.id.0))
             .collect();
-        let hash = self.inner.hasher.hash(new.password).await?;
-        let now = self.inner.clock.now();
-        let txn = self.inner.begin_write().await?;
-        let m = scope
+        let hash = self.store.hash_password(new.password).await?;
+        let now = self.store.clock().now();
+        let txn = self.store.begin_write().await?;
+        let u = scope
             .users()
-            .insert(&txn, &parsed, hash, true, approval_by, now)
-            .await?;
-        let id = UserId(m.id);
-        scope
-            .users()
-            .set_mfa(&txn, id, src.mfa_method, Some(src.mfa_enrollment))
+            .create(&txn, &parsed, hash, approval_by, now)
             .await?;
         scope
             .users()
-            .add_to_groups(&txn, m.id, &new.groups, now)
+            .set_mfa(&*txn, u.id, src.mfa_method, Some(src.mfa_enrollment))
             .await?;
-        scope.users().insert_windows(&txn, m.id, &windows).await?;
-        if !networks.is_empty() {
-            trusted_networks::Entity::insert_many(networks.iter().map(|n| {
-                trusted_networks::ActiveModel {
-                    id: Set(Uuid::new_v4()),
-                    tenant_id: Set(tenant.id.0),
-                    user_id: Set(Some(m.id)),
-                    cidr: Set(n.cidr.to_string()),
-                    description: Set(n.description.clone()),
-                    created_by: Set(Some(actor.user.id.0)),
-                    created_at: Set(now),
-                }
-            }))
-            .exec_without_returning(&txn)
+        scope
+            .users()
+            .add_to_groups(&*txn, u.id.0, &new.groups, now)
             .await?;
-        }
+        scope
+            .users()
+            .insert_windows(&*txn, u.id.0, &windows)
+            .await?;
+        scope
+            .mfa()
+            .copy_networks_to(&txn, &networks, u.id, actor.user.id)
+            .await?;
         scope
             .audit()
             .append_in(
@@ -475,7 +469,7 @@ impl Store {
                 event(
                     Action::UserCopied,
                     actor_of(actor),
-                    Some(user_target(id, &m.username)),
+                    Some(user_target(u.id, &u.username)),
                     meta,
                     json!({
                         "from": {"id": src.id.to_string(), "username": src.username},
@@ -491,6 +485,69 @@ impl Store {
             )
             .await?;
         txn.commit().await?;
-        scope.users().get(&UserRef::Id(m.id)).await
+        scope.users().get(&UserRef::Id(u.id.0)).await
+    }
+
+    /// `PUT .../users/{user_id}/login-hours` (P5): replaces a user's login hours; an
+    /// empty list lifts the restriction.
+    pub async fn set_login_hours(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        user: &UserRef,
+        windows: Vec<LoginWindow>,
+        meta: &RequestMeta,
+    ) -> Result<Vec<LoginWindow>> {
+        let scope = self.store.tenant(tenant.id);
+        let m = self.user(tenant, user).await?;
+        let txn = self.store.begin_write().await?;
+        scope.users().replace_windows(&txn, m.id, &windows).await?;
+        let text: Vec<_> = windows.iter().map(|w| w.to_text()).collect();
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserUpdated,
+                    actor_of(actor),
+                    Some(user_target(m.id, &m.username)),
+                    meta,
+                    json!({"login_hours": text}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(windows)
+    }
+
+    /// `POST .../users/require-password-change` (P3): every active user of the practice,
+    /// the caller included, must change their password at the next sign-in (a practice
+    /// moving onto Gatehouse with imported passwords). Sessions go on; one audit event
+    /// records the count. Answers how many users were newly marked.
+    pub async fn require_password_change_all(
+        &self,
+        actor: &Principal,
+        tenant: &Tenant,
+        meta: &RequestMeta,
+    ) -> Result<u64> {
+        let scope = self.store.tenant(tenant.id);
+        let now = self.store.clock().now();
+        let txn = self.store.begin_write().await?;
+        let count = scope.users().require_password_change_all(&txn, now).await?;
+        scope
+            .audit()
+            .append_in(
+                &txn,
+                event(
+                    Action::UserUpdated,
+                    actor_of(actor),
+                    Some(tenant_target(tenant)),
+                    meta,
+                    json!({"must_change_password": true, "users": count}),
+                ),
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(count)
     }
 }
