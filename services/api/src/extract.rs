@@ -171,8 +171,13 @@ async fn resolve(
         // The practice read, not the operator's own tenant.
         gatehouse_store::telemetry::record_tenant(tenant.id);
         let meta = meta_of(req, &st);
-        st.store
-            .record_support_read(&p, &tenant, req.path(), req.query_string(), &meta)
+        let at = gatehouse_app::support::ReadAt {
+            path: req.path(),
+            meta: &meta,
+        };
+        st.app
+            .support()
+            .record_read(&p, &tenant, req.query_string(), at)
             .await?;
         return Ok(TenantReader {
             principal: p,

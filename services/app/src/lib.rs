@@ -10,7 +10,8 @@
 //! list, the audit log) go from the adapter straight to the practice's tenant-scoped
 //! repository, whose scope is the authorisation. What the store still does beyond
 //! storing: checking a session token (every request, with its cache), the operator's
-//! bootstrap and the demo seed, and the delivery workers' own persistence.
+//! bootstrap and the demo seed, recording an SNS webhook message with its job, and the
+//! delivery workers' own persistence.
 
 pub mod account;
 pub mod admin;

@@ -6,11 +6,11 @@
 
 use crate::{Page, Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Target};
+use gatehouse_domain::audit::{Action, NewEvent, Target};
 use gatehouse_domain::ids::EmailAddress;
 use gatehouse_domain::lookup::{DestinationLookup, UserLookup};
 use gatehouse_store::Store;
-use gatehouse_store::audit::{actor_of, event};
+use gatehouse_store::audit::{actor_of, event, tenant_target};
 use gatehouse_store::delivery_log::TenantDelivery;
 use gatehouse_store::support::TenantUser;
 use serde_json::json;
@@ -30,13 +30,60 @@ pub struct ReadAt<'a> {
     pub meta: &'a RequestMeta,
 }
 
-/// Each practice once, whatever number of the page's items it holds.
+/// The `support.read` a practice's log records when the vendor's staff read its data.
+fn read_event(p: &Principal, tenant: &Tenant, query: &str, at: ReadAt<'_>) -> NewEvent {
+    event(
+        Action::SupportRead,
+        actor_of(p),
+        Some(tenant_target(tenant)),
+        at.meta,
+        json!({"path": at.path, "query": query, "role": p.user.role.as_str()}),
+    )
+}
+
+/// Each practice once, whatever number of the page's items it holds, in order of their
+/// company ids.
 fn practices<'t>(all: impl Iterator<Item = &'t Tenant>) -> Vec<&'t Tenant> {
     let mut seen = std::collections::HashSet::new();
-    all.filter(|t| seen.insert(t.id)).collect()
+    let mut shown: Vec<&Tenant> = all.filter(|t| seen.insert(t.id)).collect();
+    shown.sort_by(|a, b| a.company.as_str().cmp(b.company.as_str()));
+    shown
 }
 
 impl Support<'_> {
+    /// Records a `support.read` in the log of every practice a read across practices
+    /// answered. They are kept aside for the chains, so a search locks no practice's
+    /// chain head (see `Store::keep_events_aside`).
+    async fn record_reads(
+        &self,
+        p: &Principal,
+        practices: Vec<&Tenant>,
+        query: &str,
+        at: ReadAt<'_>,
+    ) -> Result<()> {
+        let reads = practices
+            .into_iter()
+            .map(|t| (t.id, read_event(p, t, query, at)))
+            .collect();
+        self.store.keep_events_aside(reads).await
+    }
+
+    /// Records that a support agent read one practice's data (S1): the practice sees in
+    /// its own log who from the vendor looked, and at what.
+    pub async fn record_read(
+        &self,
+        p: &Principal,
+        tenant: &Tenant,
+        query: &str,
+        at: ReadAt<'_>,
+    ) -> Result<()> {
+        self.store
+            .tenant(tenant.id)
+            .audit()
+            .record(read_event(p, tenant, query, at))
+            .await
+    }
+
     /// `GET /v1/support/users`: users of every practice matching `lookup`, ordered by
     /// username (then id); the cursor is the id of the previous page's last user.
     pub async fn find_users(
@@ -52,9 +99,7 @@ impl Support<'_> {
             .await?;
         let query = format!("q={}", lookup.for_audit());
         let practices = practices(page.items.iter().map(|u| &u.tenant));
-        self.store
-            .record_support_reads(actor, practices, at.path, &query, at.meta)
-            .await?;
+        self.record_reads(actor, practices, &query, at).await?;
         Ok(page)
     }
 
@@ -73,9 +118,7 @@ impl Support<'_> {
             .await?;
         let query = format!("destination={}", destination.masked());
         let practices = practices(page.items.iter().map(|d| &d.tenant));
-        self.store
-            .record_support_reads(actor, practices, at.path, &query, at.meta)
-            .await?;
+        self.record_reads(actor, practices, &query, at).await?;
         Ok(page)
     }
 

@@ -32,7 +32,6 @@ use sea_orm::{
     QuerySelect, QueryTrait, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait, Value,
 };
-use serde_json::json;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,23 +111,6 @@ pub fn actor_user(m: &User) -> Actor {
         id: Some(m.id.0),
         username: Some(m.username.clone()),
     }
-}
-
-/// The `support.read` a practice's log records when the vendor's staff read its data.
-pub(crate) fn support_read_event(
-    p: &Principal,
-    tenant: &Tenant,
-    path: &str,
-    query: &str,
-    meta: &RequestMeta,
-) -> NewEvent {
-    event(
-        Action::SupportRead,
-        actor_of(p),
-        Some(tenant_target(tenant)),
-        meta,
-        json!({"path": path, "query": query, "role": p.user.role.as_str()}),
-    )
 }
 
 fn to_chained(m: audit_events::Model) -> Result<ChainedEvent> {
@@ -790,6 +772,7 @@ mod tests {
     use gatehouse_domain::ids::CompanyId;
     use gatehouse_domain::settings::MfaPolicy;
     use secrecy::SecretString;
+    use serde_json::json;
 
     fn read(tenant: &Tenant) -> (TenantId, NewEvent) {
         let event = event(

@@ -1,9 +1,9 @@
 //! Tenants: provisioning by the vendor (S3), lookup, settings (T1).
 
-use crate::audit::{event, support_read_event};
+use crate::audit::event;
 use crate::entities::tenants;
 use crate::error::StoreError;
-use crate::records::{Page, Principal, Tenant, TenantStatus};
+use crate::records::{Page, Tenant, TenantStatus};
 use crate::{RequestMeta, Result, Store, WriteTxn};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor, Target};
@@ -186,42 +186,16 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Records that the vendor's support staff read a tenant's data (S1): the practice
-    /// sees in its own log who from the vendor looked, and at what.
-    pub async fn record_support_read(
+    /// Appends events to the logs of several practices without taking their chains'
+    /// heads: they are kept aside ([`crate::audit::keep_aside`]) and the background
+    /// chainer (or any read of a practice's log) puts them in place. For reads across
+    /// practices (S1), so that a search locks no practice's chain head and two agents
+    /// searching at once for similar terms do not queue on each other.
+    pub async fn keep_events_aside(
         &self,
-        p: &Principal,
-        tenant: &Tenant,
-        path: &str,
-        query: &str,
-        meta: &RequestMeta,
+        events: Vec<(TenantId, gatehouse_domain::audit::NewEvent)>,
     ) -> Result<()> {
-        self.tenant(tenant.id)
-            .audit()
-            .record(support_read_event(p, tenant, path, query, meta))
-            .await
-    }
-
-    /// Records a `support.read` in the log of every practice a search across practices
-    /// answered (S1), in order of their names. They are kept aside for the chains
-    /// ([`crate::audit::keep_aside`]), so a search locks no practice's chain head and two
-    /// agents searching at once for similar terms do not queue on each other; the
-    /// background chainer and any read of a practice's log put them in place.
-    pub async fn record_support_reads<'t>(
-        &self,
-        p: &Principal,
-        tenants: impl IntoIterator<Item = &'t Tenant>,
-        path: &str,
-        query: &str,
-        meta: &RequestMeta,
-    ) -> Result<()> {
-        let mut shown: Vec<&Tenant> = tenants.into_iter().collect();
-        shown.sort_by(|a, b| a.company.as_str().cmp(b.company.as_str()));
-        let reads: Vec<_> = shown
-            .into_iter()
-            .map(|t| (t.id, support_read_event(p, t, path, query, meta)))
-            .collect();
-        crate::audit::keep_aside(&self.inner, self.inner.clock.now(), reads).await
+        crate::audit::keep_aside(&self.inner, self.inner.clock.now(), events).await
     }
 
     /// Records a system event in a tenant's log (bootstrap, seeding).
