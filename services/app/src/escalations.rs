@@ -383,7 +383,7 @@ impl Escalations<'_> {
     ) -> Result<Escalation> {
         let e = self.load(id, Some(tenant.id)).await?;
         // A decision either way is a credential action (M11).
-        self.store.require_step_up(admin)?;
+        crate::require_step_up(self.store, admin)?;
         rules::practice_may_decide(e.status, e.user_id, admin.user.id.0)?;
         self.decide(&e, admin, approve, meta, json!({"by": "practice_admin"}))
             .await
@@ -399,7 +399,7 @@ impl Escalations<'_> {
         meta: &RequestMeta,
     ) -> Result<Escalation> {
         let e = self.load(id, None).await?;
-        self.store.require_step_up(p)?;
+        crate::require_step_up(self.store, p)?;
         let users = self.store.tenant(e.tenant_id).users();
         let others = users.other_active_admins(UserId(e.user_id));
         rules::support_may_approve(e.status, e.requested_by, p.user.id.0, others).await?;

@@ -28,6 +28,13 @@ pub use gatehouse_store::{Page, Principal, RequestMeta, StoreError as Error, Ten
 /// What a use case answers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// M11: a credential action needs a second factor proven in this session within the last
+/// 15 minutes (see `gatehouse_domain::mfa::require_step_up`).
+pub(crate) fn require_step_up(store: &Store, p: &Principal) -> Result<()> {
+    gatehouse_domain::mfa::require_step_up(p.mfa_verified_at, store.clock().now())?;
+    Ok(())
+}
+
 /// The use cases over one store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct App {

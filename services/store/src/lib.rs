@@ -1,4 +1,8 @@
-//! Gatehouse persistence and the services built on it.
+//! Gatehouse persistence: entities, tenant-scoped repositories, the session cache and
+//! session checks, rate-limit counters, the job producer and the Argon2id pool. The use
+//! cases that decide (sign-in, MFA, administration, support, escalations) are
+//! gatehouse-app's; what is left here beyond storing is the operator's bootstrap, the demo
+//! seed, and the delivery workers' own persistence.
 //!
 //! Tenant-scoped data is reached only through [`scope::TenantScope`], which carries the
 //! tenant id into every query, so no repository call can forget the filter (T1).
@@ -141,7 +145,7 @@ pub(crate) struct Inner {
 /// The advisory lock key migrations take on PostgreSQL ("gatehous" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;
 
-/// The persistence layer and the services on top of it. Cheap to clone.
+/// The persistence layer: repositories, caches and counters over one database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,

@@ -11,7 +11,6 @@ use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::ids::{GroupId, SessionId, UserId};
-use gatehouse_domain::mfa::STEP_UP_MINUTES;
 use gatehouse_domain::session::{hash_token, new_token};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
@@ -258,20 +257,6 @@ impl Store {
     /// after its sessions were revoked or its state changed.
     pub fn forget_tenant_sessions(&self, tenant: gatehouse_domain::ids::TenantId) {
         self.inner.cache.invalidate_tenant(tenant);
-    }
-
-    /// M11: the one place that decides whether a step-up is due: a second factor (or,
-    /// where the practice's policy is `off` and the user has none, the password) proven
-    /// within the last 15 minutes of this session. Nothing the session can change about
-    /// its own user (removing a factor, an email) lets it pass without one.
-    pub fn require_step_up(&self, p: &Principal) -> Result<()> {
-        let now = self.inner.clock.now();
-        if p.mfa_verified_at
-            .is_some_and(|at| now - at <= chrono::Duration::minutes(STEP_UP_MINUTES))
-        {
-            return Ok(());
-        }
-        Err(DomainError::StepUpRequired.into())
     }
 
     /// Records a second factor proven in this session (`mfa_verified_at`, M11); the

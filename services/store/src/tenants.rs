@@ -218,11 +218,3 @@ impl Store {
             .await
     }
 }
-
-/// Whether the tenant may be used for sign-in.
-pub fn ensure_active(t: &Tenant) -> Result<(), DomainError> {
-    match t.status {
-        TenantStatus::Active => Ok(()),
-        TenantStatus::Suspended => Err(DomainError::TenantSuspended),
-    }
-}

@@ -5,7 +5,7 @@ use crate::mfa::Destination;
 use crate::Result;
 use crate::entities::{group_members, groups, login_hours, users};
 use crate::error::StoreError;
-use crate::records::{GroupRef, Page, Principal, User};
+use crate::records::{GroupRef, Page, User};
 use crate::scope::{TenantScope, UserRef};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::ids::{EmailAddress, GroupId, PhoneE164, UserId, Username};
@@ -23,12 +23,6 @@ use sea_orm::{
 use secrecy::SecretString;
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// S4: who must not approve an operator account given `role` (having had `from`, or new):
-/// the admin acting now, when the account must wait for a second support admin.
-pub fn approval_by(actor: &Principal, role: Role, from: Option<Role>) -> Option<UserId> {
-    role.needs_second_approval(from).then_some(actor.user.id)
-}
 
 /// Who set a password, and so whether it is temporary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,7 +37,7 @@ impl Admin<'_> {
                 DomainError::Forbidden("Only a support admin approves accounts.".into()).into(),
             );
         }
-        self.store.require_step_up(actor)?;
+        crate::require_step_up(self.store, actor)?;
         let u = self.user(tenant, user).await?;
         if !u.pending_approval {
             return Err(not_waiting().into());

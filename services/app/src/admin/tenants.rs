@@ -150,7 +150,7 @@ impl Admin<'_> {
         .filter_map(|(k, set)| set.then_some(k))
         .collect();
         if patch.touches_a_defence() {
-            self.store.require_step_up(actor)?;
+            crate::require_step_up(self.store, actor)?;
         }
         let txn = self.store.begin_write().await?;
         // Re-read under the row lock, so two concurrent patches cannot lose each other's

@@ -10,7 +10,7 @@ use crate::passwords::replace_password;
 use crate::{Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::{Action, Actor};
-use gatehouse_domain::ids::{EmailAddress, PhoneE164};
+use gatehouse_domain::ids::{EmailAddress, PhoneE164, UserId};
 use gatehouse_domain::login_hours::LoginWindow;
 use gatehouse_domain::names::person_name;
 use gatehouse_domain::password::check_policy;
@@ -19,7 +19,7 @@ use gatehouse_domain::validation::Collector;
 use gatehouse_store::User;
 use gatehouse_store::audit::{actor_of, event, tenant_target, user_target};
 use gatehouse_store::scope::UserRef;
-use gatehouse_store::users::{PasswordVia, UserChange, approval_by};
+use gatehouse_store::users::{PasswordVia, UserChange};
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
@@ -98,6 +98,12 @@ impl UserPatch {
     }
 }
 
+/// S4: who must not approve an operator account given `role` (having had `from`, or new):
+/// the admin acting now, when the account must wait for a second support admin.
+fn approval_by(actor: &Principal, role: Role, from: Option<Role>) -> Option<UserId> {
+    role.needs_second_approval(from).then_some(actor.user.id)
+}
+
 /// Whether an address or number given is the one already stored (case aside).
 fn same_text(old: &Option<String>, new: Option<&str>) -> bool {
     old.as_deref().map(str::to_lowercase) == new.map(str::to_lowercase)
@@ -126,7 +132,7 @@ impl Admin<'_> {
     ) -> Result<User> {
         let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
         if parsed.role.is_privileged() {
-            self.store.require_step_up(actor)?;
+            crate::require_step_up(self.store, actor)?;
         }
         let approval_by = approval_by(actor, parsed.role, None);
         let hash = self.store.hash_password(new.password).await?;
@@ -207,7 +213,7 @@ impl Admin<'_> {
         // A role grants access; one's own email or phone is where one's codes go (M11).
         let own_contact = id == actor.user.id && (email.is_some() || phone.is_some());
         if new_role.is_some() || own_contact {
-            self.store.require_step_up(actor)?;
+            crate::require_step_up(self.store, actor)?;
         }
         let reverify = email.is_some() || phone.is_some();
         let change = UserChange {
@@ -309,7 +315,7 @@ impl Admin<'_> {
         user: &UserRef,
         meta: &RequestMeta,
     ) -> Result<User> {
-        self.store.require_step_up(actor)?;
+        crate::require_step_up(self.store, actor)?;
         self.unlock_as(actor_of(actor), tenant, user, meta, None)
             .await
     }
@@ -368,7 +374,7 @@ impl Admin<'_> {
         temporary: SecretString,
         meta: &RequestMeta,
     ) -> Result<()> {
-        self.store.require_step_up(actor)?;
+        crate::require_step_up(self.store, actor)?;
         let by = (actor_of(actor), PasswordVia::AdminReset);
         self.set_temporary_password(by, tenant, user, temporary, meta)
             .await
@@ -428,7 +434,7 @@ impl Admin<'_> {
         };
         let parsed = new.parse(&tenant.settings, tenant.is_operator)?;
         if parsed.role.is_privileged() {
-            self.store.require_step_up(actor)?;
+            crate::require_step_up(self.store, actor)?;
         }
         let approval_by = approval_by(actor, parsed.role, None);
         let windows = scope.users().windows(src.id).await?;

@@ -81,7 +81,7 @@ impl Mfa<'_> {
                 return Err(DomainError::Validation(errs).into());
             }
         };
-        self.store.require_step_up(actor)?;
+        crate::require_step_up(self.store, actor)?;
         let scope = self.store.tenant(tenant.id);
         let u = scope.users().get(user).await?;
         check_method(tenant, method)?;
@@ -118,7 +118,7 @@ impl Mfa<'_> {
         user: &UserRef,
         meta: &RequestMeta,
     ) -> Result<()> {
-        self.store.require_step_up(actor)?;
+        crate::require_step_up(self.store, actor)?;
         self.reset_mfa_as(actor_of(actor), tenant, user, meta).await
     }
 
@@ -170,7 +170,7 @@ impl Mfa<'_> {
         meta: &RequestMeta,
     ) -> Result<TrustedNetwork> {
         // A trusted network skips the second factor: it weakens a defence (M11).
-        self.store.require_step_up(actor)?;
+        crate::require_step_up(self.store, actor)?;
         let cidr = match (new.cidr.as_deref().map(str::trim), new.my_ip) {
             (Some(c), false) if !c.is_empty() => Cidr::parse(c)?,
             (None, true) => {

@@ -28,7 +28,7 @@ impl Mfa<'_> {
         meta: &RequestMeta,
     ) -> Result<User> {
         require_self_service(p)?;
-        self.store.require_step_up(p)?;
+        crate::require_step_up(self.store, p)?;
         let method = UserMethod::parse(method)?;
         let user = self.own_record(p).await?;
         check_method(&p.tenant, method)?;
@@ -75,7 +75,7 @@ impl Mfa<'_> {
         label: Option<String>,
     ) -> Result<TotpEnrollment> {
         require_self_service(p)?;
-        self.store.require_step_up(p)?;
+        crate::require_step_up(self.store, p)?;
         if !allows(&p.tenant, UserMethod::Totp) {
             return Err(DomainError::MethodNotAllowed(
                 "This practice does not allow authenticator apps.".into(),
@@ -142,7 +142,7 @@ impl Mfa<'_> {
     /// `DELETE /v1/me/mfa/totp`: removes the user's authenticator and recovery codes.
     pub async fn remove_own_totp(&self, p: &Principal, meta: &RequestMeta) -> Result<()> {
         require_self_service(p)?;
-        self.store.require_step_up(p)?;
+        crate::require_step_up(self.store, p)?;
         let scope = self.store.tenant(p.tenant.id);
         if !scope.mfa().remove_totp(p.user.id).await? {
             return Err(DomainError::NotFound.into());
@@ -179,7 +179,7 @@ impl Mfa<'_> {
         p: &Principal,
         meta: &RequestMeta,
     ) -> Result<Vec<String>> {
-        self.store.require_step_up(p)?;
+        crate::require_step_up(self.store, p)?;
         let scope = self.store.tenant(p.tenant.id);
         if !scope.mfa().totp_enrolled(p.user.id).await? {
             return Err(DomainError::Conflict(
@@ -210,7 +210,7 @@ impl Mfa<'_> {
         value: &str,
         meta: &RequestMeta,
     ) -> Result<CodeSent> {
-        self.store.require_step_up(p)?;
+        crate::require_step_up(self.store, p)?;
         let destination = parse_destination(channel, value, "value")?;
         let user = self.own_record(p).await?;
         send_code(

@@ -31,8 +31,7 @@ use gatehouse_store::mfa::{CodeOwner, own_destination};
 use gatehouse_store::scope::UserRef;
 use gatehouse_store::sessions::NewSession;
 use gatehouse_store::signin::{NewFlow, SignInFlow};
-use gatehouse_store::tenants::ensure_active;
-use gatehouse_store::{Store, User};
+use gatehouse_store::{Store, TenantStatus, User};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -88,6 +87,14 @@ impl<'a> Advance<'a> {
             new_hash: None,
             events,
         }
+    }
+}
+
+/// Whether the practice may be used for sign-in: not while suspended (S3).
+fn ensure_active(t: &Tenant) -> Result<(), DomainError> {
+    match t.status {
+        TenantStatus::Active => Ok(()),
+        TenantStatus::Suspended => Err(DomainError::TenantSuspended),
     }
 }
 

@@ -6,6 +6,7 @@
 //! suspended practices are only told so after the right password, so those answers
 //! leak nothing to someone guessing.
 
+use super::ensure_active;
 use super::{Advance, FlowView, SignIn};
 use crate::passwords::{count_failure, replace_password};
 use crate::{Error, RequestMeta, Result};
@@ -21,7 +22,6 @@ use gatehouse_store::User;
 use gatehouse_store::audit::{actor_user, event, user_target};
 use gatehouse_store::scope::TenantScope;
 use gatehouse_store::signin::LoginUser;
-use gatehouse_store::tenants::ensure_active;
 use gatehouse_store::tries::Taken;
 use gatehouse_store::users::PasswordVia;
 use secrecy::SecretString;

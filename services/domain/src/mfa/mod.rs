@@ -13,6 +13,20 @@ use serde::{Deserialize, Serialize};
 /// Sensitive operations need a second factor this recent (M11).
 pub const STEP_UP_MINUTES: i64 = 15;
 
+/// M11: whether a session whose second factor (or, where nothing else exists, password)
+/// was last proven at `verified_at` may take a credential action at `now`: within the
+/// last [`STEP_UP_MINUTES`] minutes, else `StepUpRequired`.
+pub fn require_step_up(
+    verified_at: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    if verified_at.is_some_and(|at| now - at <= chrono::Duration::minutes(STEP_UP_MINUTES)) {
+        Ok(())
+    } else {
+        Err(Error::StepUpRequired)
+    }
+}
+
 /// The user's method: `none` means MFA is off for that user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,5 +118,20 @@ mod tests {
             assert_eq!(Enrollment::parse(e.as_str()), Ok(e));
         }
         assert!(UserMethod::parse("fax").is_err());
+    }
+
+    #[test]
+    fn m11_a_step_up_holds_fifteen_minutes_to_the_second() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let ago = |s: i64| Some(now - chrono::Duration::seconds(s));
+        assert_eq!(require_step_up(ago(0), now), Ok(()));
+        assert_eq!(require_step_up(ago(15 * 60), now), Ok(()));
+        assert_eq!(
+            require_step_up(ago(15 * 60 + 1), now),
+            Err(Error::StepUpRequired)
+        );
+        assert_eq!(require_step_up(None, now), Err(Error::StepUpRequired));
     }
 }
