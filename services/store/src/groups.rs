@@ -1,4 +1,5 @@
-//! Groups of one tenant's users (T5): the repository and the admin operations on it.
+//! Groups of one tenant's users (T5): the repository (the administration use cases are
+//! gatehouse-app's `admin::groups`).
 //!
 //! Every change takes the group's row first (an `UPDATE` of its `updated_at`), so within
 //! the transaction the group cannot vanish under a membership insert, concurrent changes

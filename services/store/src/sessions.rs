@@ -1,4 +1,4 @@
-//! Sessions: creation after a completed sign-in, the hot-path check, logout, revocation.
+//! Sessions: creation after a completed sign-in, the hot-path check, ending one, revocation.
 //!
 //! `GET /v1/auth/session` is served from the in-process cache on a hit; on a miss it costs
 //! exactly one database read (session, user, tenant and groups in one joined query).

@@ -1,4 +1,5 @@
-//! Tenants: provisioning by the vendor (S3), lookup, settings (T1).
+//! Tenants: lookup, and the rows that provisioning (S3), settings (T1) and suspension
+//! write (the use cases are gatehouse-app's `admin::tenants`).
 
 use crate::audit::event;
 use crate::entities::tenants;

@@ -1,4 +1,5 @@
-//! Users of one tenant: the repository and the admin operations on it (T3).
+//! Users of one tenant (T3): the repository the sign-in, MFA and administration use cases
+//! of gatehouse-app write through, and the reads of the user list.
 
 use crate::mfa::Destination;
 

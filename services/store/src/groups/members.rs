@@ -1,4 +1,5 @@
-//! Who belongs to a group: adding and removing members, one or many at once (T5).
+//! Who belongs to a group: adding and removing members, one or many at once, in the
+//! caller's transaction (T5).
 
 use super::Groups;
 use crate::entities::{group_members, users};
