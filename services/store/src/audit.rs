@@ -765,10 +765,8 @@ impl AuditLog<'_> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::Store;
     use crate::scale::ScaleSpec;
-    use crate::{Store, StoreConfig};
-    use gatehouse_domain::clock::SystemClock;
-    use gatehouse_domain::crypto::{Keyring, SecretKey};
     use gatehouse_domain::ids::CompanyId;
     use gatehouse_domain::settings::MfaPolicy;
     use secrecy::SecretString;
@@ -800,13 +798,7 @@ mod tests {
     async fn s1_sqlite_side_inbox_chains_each_event_once_across_a_stop() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gh.db");
-        let keyring = Arc::new(Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng)));
-        let config = StoreConfig::new(
-            format!("sqlite://{}?mode=rwc", path.display()),
-            CompanyId::parse("operator").unwrap(),
-            keyring,
-        );
-        let store = Store::connect(config, Arc::new(SystemClock)).await.unwrap();
+        let store = crate::sqlite_store_for_tests(&path).await;
         store.migrate().await.unwrap();
         store
             .seed_scale(&ScaleSpec {

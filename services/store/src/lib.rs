@@ -461,12 +461,27 @@ impl Store {
     }
 }
 
+/// A store on a SQLite file at `path` (created), with a new key and the system clock,
+/// not yet migrated: what the store's own SQLite tests start from.
+#[cfg(test)]
+pub(crate) async fn sqlite_store_for_tests(path: &std::path::Path) -> Store {
+    let keyring = Arc::new(Keyring::new(gatehouse_domain::crypto::SecretKey::generate(
+        &mut rand::rngs::OsRng,
+    )));
+    let config = StoreConfig::new(
+        format!("sqlite://{}?mode=rwc", path.display()),
+        CompanyId::parse("operator").unwrap_or_else(|e| panic!("operator company: {e}")),
+        keyring,
+    );
+    Store::connect(config, Arc::new(gatehouse_domain::clock::SystemClock))
+        .await
+        .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use gatehouse_domain::clock::SystemClock;
-    use gatehouse_domain::crypto::SecretKey;
     use sea_orm::{ConnectionTrait, Statement};
 
     /// SQLite: no commit copies the write-ahead log back into the database (so no writer's
@@ -476,13 +491,7 @@ mod tests {
     async fn p1_sqlite_checkpoints_beside_the_writers_and_keeps_the_log_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gh.db");
-        let keyring = Arc::new(Keyring::new(SecretKey::generate(&mut rand::rngs::OsRng)));
-        let config = StoreConfig::new(
-            format!("sqlite://{}?mode=rwc", path.display()),
-            CompanyId::parse("operator").unwrap(),
-            keyring,
-        );
-        let store = Store::connect(config, Arc::new(SystemClock)).await.unwrap();
+        let store = sqlite_store_for_tests(&path).await;
         let auto = store
             .inner
             .db
