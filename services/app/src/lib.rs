@@ -9,21 +9,20 @@
 //! Every write an adapter makes goes through here. Reads that decide nothing (a user
 //! list, the audit log) go from the adapter straight to the practice's tenant-scoped
 //! repository, whose scope is the authorisation. What the store still does beyond
-//! storing: checking a session token (every request, with its cache), the operator's
-//! bootstrap and the demo seed, recording an SNS webhook message with its job, and the
-//! delivery workers' own persistence.
+//! storing: checking a session token (every request, with its cache) and the delivery
+//! workers' own persistence.
 
 pub mod account;
+pub mod accounts;
 pub mod admin;
 pub mod escalations;
+pub mod inbound;
 pub mod mfa;
 mod passwords;
 pub mod signin;
 pub mod support;
 
-use gatehouse_store::Store;
-
-pub use gatehouse_store::{Page, Principal, RequestMeta, StoreError as Error, Tenant};
+pub use gatehouse_store::{Page, Principal, RequestMeta, Store, StoreError as Error, Tenant};
 
 /// What a use case answers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,6 +69,16 @@ impl App {
     /// The vendor's support staff's reads across practices, and email suppressions.
     pub fn support(&self) -> support::Support<'_> {
         support::Support { store: &self.store }
+    }
+
+    /// The operator's bootstrap and the demo seed.
+    pub fn accounts(&self) -> accounts::Accounts<'_> {
+        accounts::Accounts { store: &self.store }
+    }
+
+    /// Verified SNS messages from the webhook.
+    pub fn inbound(&self) -> inbound::Inbound<'_> {
+        inbound::Inbound { store: &self.store }
     }
 
     /// Escalations (S2): support asks, the practice decides, support executes once.

@@ -1,20 +1,18 @@
 //! The `gatehouse` binary: serve, migrate, bootstrap.
 
-mod config;
-
 use actix_web::{App, HttpServer};
 use clap::Parser;
-use config::{
-    Cli, Command, CommonArgs, Delivery, DeliveryArgs, LogFormat, ServeArgs, WorkerArgs,
+use gatehouse::config::{
+    self, Cli, Command, CommonArgs, Delivery, DeliveryArgs, LogFormat, ServeArgs, WorkerArgs,
     WorkerTuning,
 };
-use gatehouse_api::ApiState;
+use gatehouse::wiring::{self, BuildError, Plan, Queue};
+use gatehouse_app::accounts::BootstrapOutcome;
 use gatehouse_domain::clock::SystemClock;
 use gatehouse_domain::session::SessionPolicy;
-use gatehouse_store::accounts::BootstrapOutcome;
 use gatehouse_store::{Store, StoreConfig};
 use gatehouse_workers::aws::AwsDelivery;
-use gatehouse_workers::{OutboxProvider, RedisQueue, RequeueConfig, WorkerConfig, Workers};
+use gatehouse_workers::{OutboxProvider, RequeueConfig, WorkerConfig, Workers};
 use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -29,6 +27,8 @@ enum RunError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Build(#[from] BuildError),
 }
 
 /// `GET /metrics` from the process's meter provider.
@@ -63,10 +63,11 @@ fn init_telemetry(
     gatehouse_telemetry::init(settings)
 }
 
-async fn open_store(
+/// The store's configuration: the common flags, then `tune`.
+fn store_config(
     common: &CommonArgs,
     tune: impl FnOnce(&mut StoreConfig),
-) -> Result<Store, RunError> {
+) -> Result<StoreConfig, RunError> {
     let keyring = common.keyring().map_err(RunError::Config)?;
     tracing::info!(key_id = keyring.current().id(), "secret key loaded");
     let mut cfg = StoreConfig::new(
@@ -75,7 +76,14 @@ async fn open_store(
         Arc::new(keyring),
     );
     tune(&mut cfg);
-    Ok(Store::connect(cfg, Arc::new(SystemClock)).await?)
+    Ok(cfg)
+}
+
+async fn open_store(
+    common: &CommonArgs,
+    tune: impl FnOnce(&mut StoreConfig),
+) -> Result<Store, RunError> {
+    Ok(Store::connect(store_config(common, tune)?, Arc::new(SystemClock)).await?)
 }
 
 /// Where this process's workers send codes.
@@ -169,49 +177,6 @@ async fn delivery_provider(
     }
 }
 
-/// Starts this process's workers (none with `--no-workers`): on Redis when configured,
-/// else in-process. Without workers, the Redis queue is still attached, so that what
-/// this process issues reaches the worker processes.
-fn start_workers(
-    store: &Store,
-    sender: Option<Sender>,
-    config: impl FnOnce(Sender) -> WorkerConfig,
-    queue: Option<RedisQueue>,
-) -> Result<Option<Workers>, RunError> {
-    let started = match (sender, queue) {
-        (None, Some(queue)) => {
-            store.attach_queue(Arc::new(queue));
-            tracing::info!(
-                "--no-workers: codes are queued in Redis for `gatehouse worker` processes"
-            );
-            return Ok(None);
-        }
-        (None, None) => {
-            tracing::warn!(
-                "--no-workers: no delivery workers run in this process, and without GATEHOUSE_REDIS_URL no other process can take its jobs; codes stay queued until a worker runs"
-            );
-            return Ok(None);
-        }
-        (Some(sender), Some(queue)) => {
-            gatehouse_workers::spawn_on_redis(store.clone(), config(sender), queue)
-        }
-        (Some(sender), None) => gatehouse_workers::spawn_in_process(store.clone(), config(sender)),
-    };
-    started
-        .map(Some)
-        .map_err(|e| RunError::Config(format!("delivery workers: {e}")))
-}
-
-/// The Redis queue, when the store was opened with Redis.
-fn redis_queue(
-    store: &Store,
-    settings: Option<gatehouse_store::shared::RedisSettings>,
-    tuning: &WorkerTuning,
-) -> Option<RedisQueue> {
-    let conn = store.redis()?.clone();
-    settings.map(|s| RedisQueue::new(conn, s).with_fair_burst(tuning.fair_burst))
-}
-
 /// Where SNS may be trusted: the configured certificate URL prefixes, or AWS's own for the
 /// region. The webhook verifies certificates from them; the workers confirm
 /// subscriptions at them.
@@ -251,56 +216,49 @@ async fn serve(
     metrics: gatehouse_telemetry::PrometheusText,
 ) -> Result<(), RunError> {
     let sender = delivery_provider(&args.delivery, args.no_workers).await?;
+    let codes_go = sender.as_ref().map(Sender::describe);
     let redis = args.redis.settings();
-    let store = open_store(&args.common, |c| {
-        c.redis = redis.clone();
+    let queue = match redis {
+        Some(_) => Queue::Redis {
+            fair_burst: args.tuning.fair_burst,
+        },
+        None => Queue::InProcess,
+    };
+    let store = store_config(&args.common, |c| {
+        c.redis = redis;
         c.login_rate_per_ip_per_minute = args.login_rate_per_ip_per_minute;
         c.session_policy = SessionPolicy {
             absolute: chrono::Duration::hours(i64::from(args.session_absolute_hours)),
             idle: chrono::Duration::minutes(i64::from(args.session_idle_minutes)),
         };
         c.sms_numbers = args.delivery.sms_numbers();
-    })
-    .await?;
-    if !args.no_migrate {
-        store.migrate().await?;
-    }
-    if args.demo {
-        let accounts = store.seed_demo().await?;
-        let codes_go = sender.as_ref().map(Sender::describe);
-        print_demo(&accounts, args.listen, codes_go.as_deref());
-    }
+    })?;
     let prefixes = sns_prefixes(&args.sns_cert_url_prefixes)?;
     let subscribe_url_prefixes: Vec<String> =
         prefixes.iter().map(|p| p.as_str().to_owned()).collect();
-    let state = ApiState {
-        app: gatehouse_app::App::new(store.clone()),
-        store: store.clone(),
-        trusted_proxies: Arc::new(args.trusted_proxies.clone()),
+    let plan = Plan {
+        store,
+        clock: Arc::new(SystemClock),
+        migrate: !args.no_migrate,
+        demo: args.demo,
+        listen: args.listen,
+        http_workers: None,
+        shutdown_timeout: 10,
+        trusted_proxies: args.trusted_proxies.clone(),
         sns: sns_verifier(prefixes, args.sns_topic_arns.clone())?,
         metrics: Some(Arc::new(Metrics(metrics))),
+        workers: sender
+            .map(|s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes)),
+        queue,
     };
-    let configure = gatehouse_api::configure(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            // A span per request (route template, status, tenant), its duration, and the
-            // access log line.
-            .wrap(gatehouse_api::RequestTelemetry)
-            .configure(configure.clone())
-    })
-    .bind(args.listen)?
-    .shutdown_timeout(10);
-    // Before the first request: a code issued by it goes straight to a worker.
-    let workers = start_workers(
-        &store,
-        sender,
-        |s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes),
-        redis_queue(&store, redis, &args.tuning),
-    )?;
-    tracing::info!(listen = %args.listen, "gatehouse is ready");
-    let result = server.run().await;
+    let running = wiring::build(plan).await?;
+    if args.demo {
+        print_demo(&running.seeded, args.listen, codes_go.as_deref());
+    }
+    tracing::info!(listen = %running.addr, "gatehouse is ready");
+    let result = running.server.await;
     // The API has stopped accepting requests: let the workers finish what was queued.
-    stop_workers(workers).await;
+    stop_workers(running.workers).await;
     result?;
     Ok(())
 }
@@ -385,11 +343,10 @@ async fn worker(
         .listen
         .map(|addr| worker_probe(addr, metrics))
         .transpose()?;
-    let workers = start_workers(
+    let workers = wiring::start_workers(
         &store,
-        sender,
-        |s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes),
-        redis_queue(&store, Some(redis), &args.tuning),
+        sender.map(|s| s.into_worker_config(&args.delivery, &args.tuning, subscribe_url_prefixes)),
+        wiring::redis_queue(&store, Some(redis), args.tuning.fair_burst),
     )?;
     if let Some(s) = &workers {
         tracing::info!(workers = ?s, "gatehouse worker is ready");
@@ -452,7 +409,7 @@ async fn stop_workers(workers: Option<Workers>) {
 }
 
 fn print_demo(
-    accounts: &[gatehouse_store::accounts::SeededAccount],
+    accounts: &[gatehouse_app::accounts::SeededAccount],
     listen: std::net::SocketAddr,
     codes_go: Option<&str>,
 ) {
@@ -528,7 +485,8 @@ async fn main() -> ExitCode {
                 if !args.no_migrate {
                     store.migrate().await?;
                 }
-                let outcome = store
+                let outcome = gatehouse_app::App::new(store)
+                    .accounts()
                     .bootstrap(
                         &args.username,
                         &args.email,

@@ -1,13 +1,12 @@
 //! Gatehouse persistence: entities, tenant-scoped repositories, the session cache and
 //! session checks, rate-limit counters, the job producer and the Argon2id pool. The use
 //! cases that decide (sign-in, MFA, administration, support, escalations) are
-//! gatehouse-app's; what is left here beyond storing is the operator's bootstrap, the demo
-//! seed, and the delivery workers' own persistence.
+//! gatehouse-app's; what is left here beyond storing is the check of a session token (with
+//! its cache) and the delivery workers' own persistence.
 //!
 //! Tenant-scoped data is reached only through [`scope::TenantScope`], which carries the
 //! tenant id into every query, so no repository call can forget the filter (T1).
 
-pub mod accounts;
 pub mod audit;
 mod cache;
 pub mod deliveries;

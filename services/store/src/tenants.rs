@@ -1,13 +1,11 @@
 //! Tenants: lookup, and the rows that provisioning (S3), settings (T1) and suspension
 //! write (the use cases are gatehouse-app's `admin::tenants`).
 
-use crate::audit::event;
 use crate::entities::tenants;
 use crate::error::StoreError;
 use crate::records::{Page, Tenant, TenantStatus};
-use crate::{RequestMeta, Result, Store, WriteTxn};
+use crate::{Result, Store, WriteTxn};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor, Target};
 use gatehouse_domain::ids::{CompanyId, TenantId};
 use gatehouse_domain::settings::TenantSettings;
 use sea_orm::{
@@ -111,16 +109,17 @@ impl Store {
         Tenant::try_from(m)
     }
 
-    /// Stores a new practice (not the operator) in `txn`; a taken company id is a
-    /// `Conflict`.
+    /// Stores a new tenant in `txn`: a practice, or the operator's own (`is_operator`);
+    /// a taken company id is a `Conflict`.
     pub async fn create_tenant(
         &self,
         txn: &WriteTxn,
         company: &CompanyId,
         name: String,
         timezone: chrono_tz::Tz,
+        is_operator: bool,
     ) -> Result<Tenant> {
-        self.insert_tenant(&**txn, company, name, timezone, false)
+        self.insert_tenant(&**txn, company, name, timezone, is_operator)
             .await
     }
 
@@ -197,25 +196,5 @@ impl Store {
         events: Vec<(TenantId, gatehouse_domain::audit::NewEvent)>,
     ) -> Result<()> {
         crate::audit::keep_aside(&self.inner, self.inner.clock.now(), events).await
-    }
-
-    /// Records a system event in a tenant's log (bootstrap, seeding).
-    pub(crate) async fn system_event(
-        &self,
-        tenant: &Tenant,
-        action: Action,
-        target: Option<Target>,
-        details: serde_json::Value,
-    ) -> Result<()> {
-        self.tenant(tenant.id)
-            .audit()
-            .record(event(
-                action,
-                Actor::system(),
-                target,
-                &RequestMeta::default(),
-                details,
-            ))
-            .await
     }
 }

@@ -313,6 +313,33 @@ impl Users<'_> {
         User::from_model(m)
     }
 
+    /// Stores a new user in `txn` with a password the operator chose, not to be changed at
+    /// the first sign-in (bootstrap, demo seed).
+    pub async fn create_with_password(
+        &self,
+        txn: &crate::WriteTxn,
+        p: &ParsedUser,
+        password_hash: String,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<User> {
+        let m = self
+            .insert(&**txn, p, password_hash, false, None, now)
+            .await?;
+        User::from_model(m)
+    }
+
+    /// How many users of this tenant have `role`.
+    pub async fn count_with_role(&self, role: Role) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        Ok(users::Entity::find()
+            .filter(
+                self.tenant_filter()
+                    .add(users::Column::Role.eq(role.as_str())),
+            )
+            .count(&self.scope.inner.db)
+            .await?)
+    }
+
     /// Applies `change` to a user of this tenant in `txn`.
     pub async fn change(
         &self,

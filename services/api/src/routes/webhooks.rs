@@ -43,9 +43,9 @@ pub async fn sns(st: web::Data<ApiState>, body: web::Bytes) -> Result<HttpRespon
         | SnsKind::UnsubscribeConfirmation { subscribe_url, .. } => Some(subscribe_url.as_str()),
         SnsKind::Notification { .. } => None,
     };
-    let new = st
-        .store
-        .record_inbound(NewInbound {
+    st.app
+        .inbound()
+        .receive(NewInbound {
             message_id: &msg.message_id,
             sns_type: msg.message_type().as_str(),
             topic_arn: &msg.topic_arn,
@@ -53,10 +53,5 @@ pub async fn sns(st: web::Data<ApiState>, body: web::Bytes) -> Result<HttpRespon
             subscribe_url,
         })
         .await?;
-    if new {
-        st.store.enqueue_inbound(&msg.message_id).await;
-    } else {
-        tracing::info!(message_id = %msg.message_id, "SNS webhook: duplicate MessageId ignored");
-    }
     Ok(HttpResponse::Ok().finish())
 }

@@ -84,7 +84,10 @@ impl Admin<'_> {
         let hash = self.store.hash_password(new.admin.password).await?;
         let now = self.store.clock().now();
         let txn = self.store.begin_write().await?;
-        let tenant = self.store.create_tenant(&txn, &company, name, tz).await?;
+        let tenant = self
+            .store
+            .create_tenant(&txn, &company, name, tz, false)
+            .await?;
         let scope = self.store.tenant(tenant.id);
         let user = scope.users().create(&txn, &admin, hash, None, now).await?;
         let by = actor_of(actor);

@@ -28,7 +28,7 @@ pub use gatehouse_testkit::Db;
 pub const PHONE: &str = "+12025550147";
 pub const COMPANY: &str = "demo-clinic";
 pub const COMPANY_NAME: &str = "Demo Family Clinic";
-/// The seeded demo users (see `Store::seed_demo`).
+/// The seeded demo users (see gatehouse-app's `accounts().seed_demo()`).
 pub const USERS: [(&str, &str); 3] = [
     ("admin", "Harbor-Lights-2026!"),
     ("nurse.joy", "Quiet-Meadow-2026!"),
@@ -84,7 +84,11 @@ impl TestStore {
             .await
             .expect("connect store");
         store.migrate().await.expect("migrate");
-        store.seed_demo().await.expect("seed demo");
+        gatehouse_app::App::new(store.clone())
+            .accounts()
+            .seed_demo()
+            .await
+            .expect("seed demo");
         let tenant = store
             .find_tenant(&CompanyId::parse(COMPANY).expect("company"))
             .await

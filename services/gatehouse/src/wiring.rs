@@ -1,0 +1,164 @@
+//! From a resolved configuration to a running Gatehouse: the store, its migrations, the
+//! demo seed, the HTTP server with the JSON API, and the delivery workers, started in
+//! that order (the workers before the first request, so a code issued by it goes straight
+//! to one). `gatehouse serve` resolves its flags into a [`Plan`]; the tests build theirs
+//! by hand, with their own clock, keys and outbox.
+
+use actix_web::{App, HttpServer};
+use gatehouse_api::{ApiState, MetricsText};
+use gatehouse_app::accounts::SeededAccount;
+use gatehouse_domain::clock::Clock;
+use gatehouse_store::{Store, StoreConfig};
+use gatehouse_workers::{RedisQueue, WorkerConfig, Workers};
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Why a process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Store(#[from] gatehouse_store::StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Where this process's jobs queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// In this process (the embedded default): only its own workers take the jobs.
+    InProcess,
+    /// In Redis (the store's `redis` settings), shared with every worker process;
+    /// `fair_burst` is a practice's share of the priority lane.
+    Redis { fair_burst: u32 },
+}
+
+/// A serving process, resolved from its configuration.
+pub struct Plan {
+    pub store: StoreConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Apply the migrations before anything else (`--no-migrate` turns it off).
+    pub migrate: bool,
+    /// Seed the demo practice and its accounts (`--demo`).
+    pub demo: bool,
+    pub listen: SocketAddr,
+    /// HTTP worker threads; `None`: actix-web's default (one per core).
+    pub http_workers: Option<usize>,
+    /// Seconds the HTTP server waits for requests in flight when stopped.
+    pub shutdown_timeout: u64,
+    pub trusted_proxies: Vec<IpNet>,
+    pub sns: gatehouse_api::sns::Verifier,
+    pub metrics: Option<Arc<dyn MetricsText>>,
+    /// This process's delivery workers; `None`: none run here (`--no-workers`).
+    pub workers: Option<WorkerConfig>,
+    pub queue: Queue,
+}
+
+/// A started process. The HTTP server serves once `server` is awaited or spawned.
+pub struct Running {
+    pub store: Store,
+    pub app: gatehouse_app::App,
+    pub server: actix_web::dev::Server,
+    /// Where the server listens (the port chosen, when `listen` asked for port 0).
+    pub addr: SocketAddr,
+    pub workers: Option<Workers>,
+    /// The demo accounts, when `demo` was asked for.
+    pub seeded: Vec<SeededAccount>,
+}
+
+/// Starts the process `plan` describes.
+pub async fn build(plan: Plan) -> Result<Running, BuildError> {
+    let redis = plan.store.redis.clone();
+    let store = Store::connect(plan.store, plan.clock).await?;
+    if plan.migrate {
+        store.migrate().await?;
+    }
+    let app = gatehouse_app::App::new(store.clone());
+    let seeded = if plan.demo {
+        app.accounts().seed_demo().await?
+    } else {
+        Vec::new()
+    };
+    let state = ApiState {
+        app: app.clone(),
+        store: store.clone(),
+        trusted_proxies: Arc::new(plan.trusted_proxies),
+        sns: plan.sns,
+        metrics: plan.metrics,
+    };
+    let configure = gatehouse_api::configure(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            // A span per request (route template, status, tenant), its duration, and the
+            // access log line.
+            .wrap(gatehouse_api::RequestTelemetry)
+            .configure(configure.clone())
+    })
+    .shutdown_timeout(plan.shutdown_timeout);
+    if let Some(n) = plan.http_workers {
+        server = server.workers(n);
+    }
+    let server = server.bind(plan.listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| BuildError::Config(format!("{}: nothing bound", plan.listen)))?;
+    let queue = match plan.queue {
+        Queue::InProcess => None,
+        Queue::Redis { fair_burst } => redis_queue(&store, redis, fair_burst),
+    };
+    let workers = start_workers(&store, plan.workers, queue)?;
+    Ok(Running {
+        store,
+        app,
+        server: server.run(),
+        addr,
+        workers,
+        seeded,
+    })
+}
+
+/// Starts a process's delivery workers (none when `config` is `None`): on Redis when
+/// `queue` is given, else in-process. Without workers, the Redis queue is still attached,
+/// so that what this process issues reaches the worker processes.
+pub fn start_workers(
+    store: &Store,
+    config: Option<WorkerConfig>,
+    queue: Option<RedisQueue>,
+) -> Result<Option<Workers>, BuildError> {
+    let started = match (config, queue) {
+        (None, Some(queue)) => {
+            store.attach_queue(Arc::new(queue));
+            tracing::info!(
+                "--no-workers: codes are queued in Redis for `gatehouse worker` processes"
+            );
+            return Ok(None);
+        }
+        (None, None) => {
+            tracing::warn!(
+                "--no-workers: no delivery workers run in this process, and without GATEHOUSE_REDIS_URL no other process can take its jobs; codes stay queued until a worker runs"
+            );
+            return Ok(None);
+        }
+        (Some(config), Some(queue)) => {
+            gatehouse_workers::spawn_on_redis(store.clone(), config, queue)
+        }
+        (Some(config), None) => gatehouse_workers::spawn_in_process(store.clone(), config),
+    };
+    started
+        .map(Some)
+        .map_err(|e| BuildError::Config(format!("delivery workers: {e}")))
+}
+
+/// The Redis queue, when the store was opened with Redis.
+pub fn redis_queue(
+    store: &Store,
+    settings: Option<gatehouse_store::shared::RedisSettings>,
+    fair_burst: u32,
+) -> Option<RedisQueue> {
+    let conn = store.redis()?.clone();
+    settings.map(|s| RedisQueue::new(conn, s).with_fair_burst(fair_burst))
+}
