@@ -2,6 +2,7 @@
 
 use crate::passwords::{judge_own_password, own_hash, replace_password};
 use crate::{Principal, RequestMeta, Result};
+use gatehouse_domain::audit::details::SigninFailure;
 use gatehouse_domain::password::{Verified, check_policy};
 use gatehouse_domain::{Error as DomainError, FieldError};
 use gatehouse_store::Store;
@@ -31,7 +32,15 @@ impl Account<'_> {
             &new,
             &p.user.username,
         )?;
-        if !judge_own_password(self.store, p, current, meta, "wrong_current_password").await? {
+        if !judge_own_password(
+            self.store,
+            p,
+            current,
+            meta,
+            SigninFailure::WrongCurrentPassword,
+        )
+        .await?
+        {
             return Err(DomainError::Validation(vec![FieldError::new(
                 "current_password",
                 "the current password is not correct",

@@ -3,7 +3,8 @@
 //! events name the system as actor.
 
 use crate::{RequestMeta, Result, Store, Tenant};
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::audit::Actor;
+use gatehouse_domain::audit::details::{CreatedVia, Details};
 use gatehouse_domain::ids::CompanyId;
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::role::Role;
@@ -12,7 +13,6 @@ use gatehouse_store::mfa::Destination;
 use gatehouse_store::scope::UserRef;
 use gatehouse_store::users::NewUser;
 use secrecy::SecretString;
-use serde_json::json;
 
 /// What `gatehouse bootstrap` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,11 +216,12 @@ impl Accounts<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::TenantCreated,
                     Actor::system(),
                     Some(tenant_target(&t)),
                     &RequestMeta::default(),
-                    json!({"name": name}),
+                    Details::TenantCreated {
+                        name: name.to_owned(),
+                    },
                 ),
             )
             .await?;
@@ -257,13 +258,17 @@ impl Accounts<'_> {
             }
             _ => {}
         }
-        let details = json!({"role": parsed.role.as_str(), "via": "seed"});
+        let details = Details::UserCreated {
+            role: parsed.role,
+            groups: None,
+            pending_approval: None,
+            via: Some(CreatedVia::Seed),
+        };
         scope
             .audit()
             .append_in(
                 &txn,
                 event(
-                    Action::UserCreated,
                     Actor::system(),
                     Some(user_target(user.id, &user.username)),
                     &RequestMeta::default(),

@@ -11,13 +11,15 @@
 
 use crate::{Error, Page, Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::audit::details::{By, Decided, EscalationRef};
+use gatehouse_domain::audit::{Actor, Details};
 use gatehouse_domain::escalation::{
     self as rules, EXECUTION_WINDOW_MINUTES, EscalationAction, EscalationStatus, PENDING_HOURS,
     checked_text,
 };
 use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
 use gatehouse_domain::jobs::{NoticeText, SendCode};
+use gatehouse_domain::role::Role;
 use gatehouse_domain::validation::Collector;
 use gatehouse_store::audit::{actor_of, event, tenant_target, user_target};
 use gatehouse_store::escalations::{Decision, Escalations as Rows, NewEscalation as Row};
@@ -25,7 +27,6 @@ use gatehouse_store::scope::UserRef;
 use gatehouse_store::users::PasswordVia;
 use gatehouse_store::{Store, WriteTxn};
 use secrecy::SecretString;
-use serde_json::json;
 use uuid::Uuid;
 
 pub use gatehouse_store::escalations::Escalation;
@@ -109,37 +110,36 @@ impl Escalations<'_> {
         &self,
         txn: &WriteTxn,
         (e, cx): (&Escalation, &AuditContext),
-        action: Action,
         actor: Actor,
         meta: &RequestMeta,
-        mut details: serde_json::Value,
+        details: impl Fn(EscalationRef) -> Details,
     ) -> Result<()> {
-        details["escalation_id"] = json!(e.id.to_string());
-        details["action"] = json!(e.action.as_str());
-        details["ticket"] = json!(e.ticket);
+        let mut about = EscalationRef {
+            escalation_id: e.id,
+            action: e.action,
+            ticket: e.ticket.clone(),
+            company: None,
+            user: None,
+        };
         let target = Some(user_target(UserId(e.user_id), &cx.username));
         self.store
             .tenant(cx.tenant.id)
             .audit()
             .append_in(
                 txn,
-                event(action, actor.clone(), target, meta, details.clone()),
+                event(actor.clone(), target, meta, details(about.clone())),
             )
             .await?;
-        details["company"] = json!(cx.tenant.company.as_str());
-        details["user"] = json!(cx.username);
+        // The operator's log spans practices: its copy names the practice and the user.
+        about.company = Some(cx.tenant.company.as_str().to_owned());
+        about.user = Some(cx.username.clone());
+        let details = details(about);
         self.store
             .tenant(cx.operator)
             .audit()
             .append_in(
                 txn,
-                event(
-                    action,
-                    actor,
-                    Some(tenant_target(&cx.tenant)),
-                    meta,
-                    details,
-                ),
+                event(actor, Some(tenant_target(&cx.tenant)), meta, details),
             )
             .await
     }
@@ -161,10 +161,12 @@ impl Escalations<'_> {
                 self.audit_both(
                     &txn,
                     (&e, &cx),
-                    Action::EscalationExpired,
                     Actor::system(),
                     &RequestMeta::default(),
-                    json!({"was": e.status.as_str()}),
+                    |escalation| Details::EscalationExpired {
+                        escalation,
+                        was: e.status,
+                    },
                 )
                 .await?;
             }
@@ -260,14 +262,13 @@ impl Escalations<'_> {
             )
             .await?;
         let notices = self.notify_admins(&txn, &e, &cx).await?;
-        self.audit_both(
-            &txn,
-            (&e, &cx),
-            Action::EscalationRequested,
-            actor_of(p),
-            meta,
-            json!({"reason": e.reason, "admins_notified": notices.len()}),
-        )
+        self.audit_both(&txn, (&e, &cx), actor_of(p), meta, |escalation| {
+            Details::EscalationRequested {
+                escalation,
+                reason: e.reason.clone(),
+                admins_notified: notices.len() as u64,
+            }
+        })
         .await?;
         txn.commit().await?;
         for job in notices {
@@ -326,21 +327,13 @@ impl Escalations<'_> {
         decider: &Principal,
         approve: bool,
         meta: &RequestMeta,
-        details: serde_json::Value,
+        (by, two_person_rule): (By, Option<bool>),
     ) -> Result<Escalation> {
         let now = self.store.clock().now();
-        let (status, action, expires_at) = if approve {
-            (
-                EscalationStatus::Approved,
-                Action::EscalationApproved,
-                rules::approved_until(now),
-            )
+        let (status, expires_at) = if approve {
+            (EscalationStatus::Approved, rules::approved_until(now))
         } else {
-            (
-                EscalationStatus::Denied,
-                Action::EscalationDenied,
-                e.expires_at,
-            )
+            (EscalationStatus::Denied, e.expires_at)
         };
         let cx = self.audit_context(e).await?;
         let txn = self.store.begin_write().await?;
@@ -364,7 +357,19 @@ impl Escalations<'_> {
                 DomainError::Conflict("the escalation was decided meanwhile".into()).into(),
             );
         }
-        self.audit_both(&txn, (e, &cx), action, actor_of(decider), meta, details)
+        let details = |escalation| {
+            let decided = Decided {
+                escalation,
+                by,
+                two_person_rule,
+            };
+            if approve {
+                Details::EscalationApproved(decided)
+            } else {
+                Details::EscalationDenied(decided)
+            }
+        };
+        self.audit_both(&txn, (e, &cx), actor_of(decider), meta, details)
             .await?;
         txn.commit().await?;
         self.load(e.id, None).await
@@ -385,8 +390,14 @@ impl Escalations<'_> {
         // A decision either way is a credential action (M11).
         crate::require_step_up(self.store, admin)?;
         rules::practice_may_decide(e.status, e.user_id, admin.user.id.0)?;
-        self.decide(&e, admin, approve, meta, json!({"by": "practice_admin"}))
-            .await
+        self.decide(
+            &e,
+            admin,
+            approve,
+            meta,
+            (By::Role(Role::PracticeAdmin), None),
+        )
+        .await
     }
 
     /// `POST /v1/escalations/{id}/approve` (support admin, two-person rule): only when
@@ -408,7 +419,7 @@ impl Escalations<'_> {
             p,
             true,
             meta,
-            json!({"by": "support_admin", "two_person_rule": true}),
+            (By::Role(Role::SupportAdmin), Some(true)),
         )
         .await
     }
@@ -467,14 +478,9 @@ impl Escalations<'_> {
         }
         let cx = self.audit_context(&e).await?;
         let txn = self.store.begin_write().await?;
-        self.audit_both(
-            &txn,
-            (&e, &cx),
-            Action::EscalationExecuted,
-            actor,
-            meta,
-            json!({}),
-        )
+        self.audit_both(&txn, (&e, &cx), actor, meta, |escalation| {
+            Details::EscalationExecuted { escalation }
+        })
         .await?;
         txn.commit().await?;
         self.load(e.id, None).await

@@ -5,7 +5,8 @@
 
 use crate::{Error, Principal, RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::audit::details::{PasswordSet, SigninFailure};
+use gatehouse_domain::audit::{Actor, Details};
 use gatehouse_domain::ids::{SessionId, TenantId, UserId};
 use gatehouse_domain::password::Verified;
 use gatehouse_store::audit::{actor_user, event, user_target};
@@ -14,7 +15,6 @@ use gatehouse_store::tries::Taken;
 use gatehouse_store::users::PasswordVia;
 use gatehouse_store::{Store, User};
 use secrecy::SecretString;
-use serde_json::json;
 
 /// Records a wrong password whose try was taken; the failure that reaches the tenant's
 /// threshold locks the user (P4). Answers the error to give the caller:
@@ -24,7 +24,7 @@ pub(crate) async fn count_failure(
     scope: TenantScope<'_>,
     (threshold, user): (u32, &User),
     meta: &RequestMeta,
-    reason: &'static str,
+    reason: SigninFailure,
 ) -> Error {
     let result: Result<()> = async {
         let txn = store.begin_write().await?;
@@ -38,11 +38,10 @@ pub(crate) async fn count_failure(
             .append_in(
                 &txn,
                 event(
-                    Action::SigninFailed,
                     actor_user(user),
                     target.clone(),
                     meta,
-                    json!({"reason": reason, "failed_logins": n}),
+                    Details::signin_failed(reason, Some(n)),
                 ),
             )
             .await?;
@@ -52,11 +51,10 @@ pub(crate) async fn count_failure(
                 .append_in(
                     &txn,
                     event(
-                        Action::UserLocked,
                         Actor::system(),
                         target,
                         meta,
-                        json!({"reason": "failed_logins", "failed_logins": n}),
+                        Details::locked_by_passwords(n),
                     ),
                 )
                 .await?;
@@ -91,7 +89,7 @@ pub(crate) async fn judge_own_password(
     p: &Principal,
     password: SecretString,
     meta: &RequestMeta,
-    reason: &'static str,
+    reason: SigninFailure,
 ) -> Result<bool> {
     let scope = store.tenant(p.tenant.id);
     let attempt = match meta.ip {
@@ -168,16 +166,15 @@ pub(crate) async fn replace_password(
         .append_in(
             &txn,
             event(
-                if via.temporary() {
-                    Action::PasswordReset
-                } else {
-                    Action::PasswordChanged
-                },
                 actor,
                 Some(user_target(user, username)),
                 meta,
-                json!({"via": via.as_str(), "sessions_ended": sessions,
-                       "devices_revoked": devices}),
+                PasswordSet {
+                    via,
+                    sessions_ended: sessions,
+                    devices_revoked: devices,
+                }
+                .into_details(),
             ),
         )
         .await?;

@@ -6,14 +6,13 @@
 
 use crate::{Page, Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, NewEvent, Target};
+use gatehouse_domain::audit::{Details, NewEvent, Target};
 use gatehouse_domain::ids::EmailAddress;
 use gatehouse_domain::lookup::{DestinationLookup, UserLookup};
 use gatehouse_store::Store;
 use gatehouse_store::audit::{actor_of, event, tenant_target};
 use gatehouse_store::delivery_log::TenantDelivery;
 use gatehouse_store::support::TenantUser;
-use serde_json::json;
 use uuid::Uuid;
 
 /// The support use cases (from [`crate::App::support`]).
@@ -33,11 +32,14 @@ pub struct ReadAt<'a> {
 /// The `support.read` a practice's log records when the vendor's staff read its data.
 fn read_event(p: &Principal, tenant: &Tenant, query: &str, at: ReadAt<'_>) -> NewEvent {
     event(
-        Action::SupportRead,
         actor_of(p),
         Some(tenant_target(tenant)),
         at.meta,
-        json!({"path": at.path, "query": query, "role": p.user.role.as_str()}),
+        Details::SupportRead {
+            path: at.path.to_owned(),
+            query: Some(query.to_owned()),
+            role: Some(p.user.role),
+        },
     )
 }
 
@@ -145,7 +147,6 @@ impl Support<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::EmailSuppressionLifted,
                     actor_of(actor),
                     Some(Target {
                         kind: "email",
@@ -153,7 +154,11 @@ impl Support<'_> {
                         label: None,
                     }),
                     meta,
-                    json!({"email": masked, "reason": reason, "since": since}),
+                    Details::EmailSuppressionLifted {
+                        email: masked.clone(),
+                        reason,
+                        since,
+                    },
                 ),
             )
             .await?;

@@ -260,6 +260,35 @@ pub fn check_policy(
     }
 }
 
+/// Who set a password, and so whether it is temporary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordVia {
+    /// The user, at `POST /v1/me/password`.
+    SelfService,
+    /// The user, replacing a temporary password while signing in.
+    SignInFlow,
+    /// A practice admin (`POST .../users/{user_id}/password`).
+    AdminReset,
+    /// The vendor's support, through an approved escalation (S2).
+    Escalation,
+}
+
+impl PasswordVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasswordVia::SelfService => "self_service",
+            PasswordVia::SignInFlow => "sign_in_flow",
+            PasswordVia::AdminReset => "admin_reset",
+            PasswordVia::Escalation => "escalation",
+        }
+    }
+
+    /// Set by someone other than the user: it must be changed at the next sign-in.
+    pub fn temporary(self) -> bool {
+        matches!(self, PasswordVia::AdminReset | PasswordVia::Escalation)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,6 +238,23 @@ impl SettingsPatch {
     }
 }
 
+/// Whether a tenant may sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use crate::sql::stmt;
 use crate::{Inner, RequestMeta, Result};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::audit::{
-    Action, Actor, ActorKind, ChainVerifier, ChainedEvent, NewEvent, Target,
+    Actor, ActorKind, ChainVerifier, ChainedEvent, Details, NewEvent, Target,
 };
 use gatehouse_domain::ids::TenantId;
 use gatehouse_domain::ids::UserId;
@@ -55,21 +55,20 @@ pub struct ChainReport {
     pub first_bad_seq: Option<i64>,
 }
 
-/// Builds an event from the parts every caller has.
+/// Builds an event from the parts every caller has; its action is its details'.
 pub fn event(
-    action: Action,
     actor: Actor,
     target: Option<Target>,
     meta: &RequestMeta,
-    details: serde_json::Value,
+    details: Details,
 ) -> NewEvent {
     NewEvent {
-        action,
+        action: details.action(),
         actor,
         target,
         ip: meta.ip_string(),
         user_agent: meta.user_agent_trimmed(),
-        details,
+        details: details.to_value(),
     }
 }
 
@@ -770,15 +769,17 @@ mod tests {
     use gatehouse_domain::ids::CompanyId;
     use gatehouse_domain::settings::MfaPolicy;
     use secrecy::SecretString;
-    use serde_json::json;
 
     fn read(tenant: &Tenant) -> (TenantId, NewEvent) {
         let event = event(
-            Action::SupportRead,
             Actor::system(),
             Some(tenant_target(tenant)),
             &RequestMeta::default(),
-            json!({"path": "/v1/support/users"}),
+            Details::SupportRead {
+                path: "/v1/support/users".into(),
+                query: None,
+                role: None,
+            },
         );
         (tenant.id, event)
     }

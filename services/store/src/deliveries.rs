@@ -9,7 +9,8 @@ use crate::scope::TenantScope;
 use crate::sql::stmt;
 use crate::{Inner, RequestMeta, Result, Store};
 use chrono::{DateTime, Duration, Utc};
-use gatehouse_domain::audit::{Action, Actor, Target};
+use gatehouse_domain::audit::details::CodeSent;
+use gatehouse_domain::audit::{Actor, Details, Target};
 use gatehouse_domain::delivery::DeliveryStatus;
 use gatehouse_domain::ids::TenantId;
 use gatehouse_domain::jobs::SendCode;
@@ -19,7 +20,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
     Value,
 };
-use serde_json::json;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -747,19 +747,21 @@ impl Inner {
                 events.push((
                     TenantId(d.tenant_id),
                     event(
-                        Action::MfaCodeSent,
                         Actor::system(),
                         target,
                         &RequestMeta::default(),
-                        json!({
-                            "delivery_id": d.id.to_string(),
-                            "channel": d.channel,
-                            "purpose": d.purpose,
-                            "to": d.destination_masked,
-                            "attempt": d.attempts,
-                            "recorded": "at_use",
-                            "note": RECORDED_AT_USE,
-                            "attempts": crate::delivery_attempts::history_in(&txn, d.tenant_id, d.id).await?,
+                        Details::MfaCodeSent(CodeSent {
+                            delivery_id: d.id,
+                            channel: d.channel.clone(),
+                            purpose: d.purpose.clone(),
+                            to: d.destination_masked.clone(),
+                            attempt: i64::from(d.attempts),
+                            recorded: Some("at_use"),
+                            note: Some(RECORDED_AT_USE),
+                            attempts: Some(
+                                crate::delivery_attempts::history_in(&txn, d.tenant_id, d.id)
+                                    .await?,
+                            ),
                         }),
                     ),
                 ));
@@ -924,22 +926,20 @@ impl Inner {
                     label: None,
                 });
                 let e = event(
-                    Action::MfaCodeSent,
                     Actor::system(),
                     target,
                     &RequestMeta::default(),
-                    json!({
-                        "delivery_id": ctx.delivery_id.to_string(),
-                        "channel": ctx.channel.as_str(),
-                        "purpose": ctx.purpose.as_str(),
-                        "to": ctx.to_masked,
-                        "attempt": ctx.attempt,
+                    Details::MfaCodeSent(CodeSent {
+                        delivery_id: ctx.delivery_id,
+                        channel: ctx.channel.as_str().to_owned(),
+                        purpose: ctx.purpose.as_str().to_owned(),
+                        to: ctx.to_masked.clone(),
+                        attempt: i64::from(ctx.attempt),
+                        recorded: None,
+                        note: None,
+                        attempts: histories.remove(&ctx.delivery_id),
                     }),
                 );
-                let mut e = e;
-                if let Some(h) = histories.remove(&ctx.delivery_id) {
-                    e.details["attempts"] = h;
-                }
                 (ctx.tenant, e)
             })
             .collect();

@@ -10,22 +10,7 @@ use gatehouse_domain::role::Role;
 use gatehouse_domain::settings::TenantSettings;
 use std::sync::Arc;
 
-/// Whether a tenant may sign in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TenantStatus {
-    Active,
-    Suspended,
-}
-
-impl TenantStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantStatus::Active => "active",
-            TenantStatus::Suspended => "suspended",
-        }
-    }
-}
+pub use gatehouse_domain::settings::TenantStatus;
 
 /// A practice, or the operator tenant.
 #[derive(Debug, Clone, PartialEq)]

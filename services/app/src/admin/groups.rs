@@ -6,14 +6,14 @@
 use super::Admin;
 use crate::{Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::Details;
+use gatehouse_domain::audit::details::Change;
 use gatehouse_domain::ids::GroupId;
 use gatehouse_domain::names::GroupName;
 use gatehouse_store::Group;
 use gatehouse_store::audit::{actor_of, event};
 use gatehouse_store::groups::group_target;
 use gatehouse_store::scope::UserRef;
-use serde_json::json;
 
 pub use gatehouse_store::groups::{MAX_USER_IDS, NewMembers};
 
@@ -34,11 +34,12 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::GroupCreated,
                     actor_of(actor),
                     Some(group_target(g.id.0, &g.name)),
                     meta,
-                    json!({"name": g.name}),
+                    Details::GroupCreated {
+                        name: g.name.clone(),
+                    },
                 ),
             )
             .await?;
@@ -70,11 +71,15 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::GroupUpdated,
                     actor_of(actor),
                     Some(group_target(old.id.0, name.as_str())),
                     meta,
-                    json!({"name": {"from": old.name, "to": name.as_str()}}),
+                    Details::GroupUpdated {
+                        name: Change {
+                            from: old.name.clone(),
+                            to: name.as_str().to_owned(),
+                        },
+                    },
                 ),
             )
             .await?;
@@ -101,11 +106,10 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::GroupDeleted,
                     actor_of(actor),
                     Some(group_target(g.id.0, &g.name)),
                     meta,
-                    json!({"members": members}),
+                    Details::GroupDeleted { members },
                 ),
             )
             .await?;
@@ -161,10 +165,10 @@ impl Admin<'_> {
             .id_in(&txn, user)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let (changed, how) = if add {
-            (scope.groups().add_member(&txn, id, u).await?, "added")
+        let changed = if add {
+            scope.groups().add_member(&txn, id, u).await?
         } else {
-            (scope.groups().remove_member(&txn, id, u).await?, "removed")
+            scope.groups().remove_member(&txn, id, u).await?
         };
         if changed {
             scope
@@ -172,11 +176,15 @@ impl Admin<'_> {
                 .append_in(
                     &txn,
                     event(
-                        Action::GroupMembersChanged,
                         actor_of(actor),
                         Some(group_target(g.id.0, &g.name)),
                         meta,
-                        json!({how: 1, "user_ids": [u.0]}),
+                        Details::GroupMembersChanged {
+                            added: add.then_some(1),
+                            removed: (!add).then_some(1),
+                            all: None,
+                            user_ids: vec![u.0],
+                        },
                     ),
                 )
                 .await?;
@@ -211,11 +219,15 @@ impl Admin<'_> {
                 .append_in(
                     &txn,
                     event(
-                        Action::GroupMembersChanged,
                         actor_of(actor),
                         Some(group_target(g.id.0, &g.name)),
                         meta,
-                        json!({"added": added.len(), "all": all, "user_ids": added}),
+                        Details::GroupMembersChanged {
+                            added: Some(added.len() as u64),
+                            removed: None,
+                            all: Some(all),
+                            user_ids: added.clone(),
+                        },
                     ),
                 )
                 .await?;

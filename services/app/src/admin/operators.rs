@@ -6,13 +6,13 @@
 use super::Admin;
 use crate::{Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::audit::Actor;
+use gatehouse_domain::audit::details::{ApprovedVia, Details};
 use gatehouse_domain::ids::Username;
 use gatehouse_domain::role::Role;
 use gatehouse_store::User;
 use gatehouse_store::audit::{actor_of, event, user_target};
 use gatehouse_store::scope::UserRef;
-use serde_json::json;
 
 fn not_waiting() -> DomainError {
     DomainError::Conflict("This account is not waiting for approval.".into())
@@ -49,8 +49,13 @@ impl Admin<'_> {
             )
             .into());
         }
-        self.activate_pending(tenant, &u, (actor_of(actor), "support_admin"), meta)
-            .await
+        self.activate_pending(
+            tenant,
+            &u,
+            (actor_of(actor), ApprovedVia::SupportAdmin),
+            meta,
+        )
+        .await
     }
 
     /// `gatehouse approve-operator`: the deployment's own operator, on the server, approves
@@ -72,7 +77,7 @@ impl Admin<'_> {
             return Err(not_waiting().into());
         }
         let meta = RequestMeta::default();
-        self.activate_pending(&tenant, &u, (Actor::system(), "server"), &meta)
+        self.activate_pending(&tenant, &u, (Actor::system(), ApprovedVia::Server), &meta)
             .await
     }
 
@@ -81,7 +86,7 @@ impl Admin<'_> {
         &self,
         tenant: &Tenant,
         u: &User,
-        (actor, via): (Actor, &str),
+        (actor, via): (Actor, ApprovedVia),
         meta: &RequestMeta,
     ) -> Result<User> {
         let scope = self.store.tenant(tenant.id);
@@ -95,15 +100,14 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserApproved,
                     actor,
                     Some(user_target(u.id, &u.username)),
                     meta,
-                    json!({
-                        "role": u.role.as_str(),
-                        "requested_by": u.approval_requested_by.map(|id| id.to_string()),
-                        "via": via,
-                    }),
+                    Details::UserApproved {
+                        role: u.role,
+                        requested_by: u.approval_requested_by.map(|id| id.0),
+                        via,
+                    },
                 ),
             )
             .await?;

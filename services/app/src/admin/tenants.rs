@@ -7,7 +7,8 @@ use super::Admin;
 use crate::{Error, Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::FieldError;
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::Details;
+use gatehouse_domain::audit::details::TenantMoved;
 use gatehouse_domain::ids::CompanyId;
 use gatehouse_domain::names::display_name;
 use gatehouse_domain::role::Role;
@@ -17,7 +18,6 @@ use gatehouse_store::audit::{actor_of, event, tenant_target, user_target};
 use gatehouse_store::scope::UserRef;
 use gatehouse_store::users::NewUser;
 use gatehouse_store::{TenantStatus, User};
-use serde_json::json;
 
 /// `POST /v1/tenants`: a practice to provision, with its first practice admin.
 #[derive(Debug)]
@@ -93,11 +93,12 @@ impl Admin<'_> {
         let by = actor_of(actor);
         let created = || {
             event(
-                Action::TenantCreated,
                 by.clone(),
                 Some(tenant_target(&tenant)),
                 meta,
-                json!({"name": tenant.name}),
+                Details::TenantCreated {
+                    name: tenant.name.clone(),
+                },
             )
         };
         scope.audit().append_in(&txn, created()).await?;
@@ -106,11 +107,15 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserCreated,
                     by.clone(),
                     Some(user_target(user.id, &user.username)),
                     meta,
-                    json!({"role": "practice_admin"}),
+                    Details::UserCreated {
+                        role: Role::PracticeAdmin,
+                        groups: None,
+                        pending_approval: None,
+                        via: None,
+                    },
                 ),
             )
             .await?;
@@ -170,11 +175,10 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::TenantSettingsChanged,
                     actor_of(actor),
                     Some(tenant_target(tenant)),
                     meta,
-                    json!({"changed": changed}),
+                    Details::TenantSettingsChanged { changed },
                 ),
             )
             .await?;
@@ -208,9 +212,9 @@ impl Admin<'_> {
             )
             .into());
         }
-        let (from, action) = match status {
-            TenantStatus::Suspended => (TenantStatus::Active, Action::TenantSuspended),
-            TenantStatus::Active => (TenantStatus::Suspended, Action::TenantReactivated),
+        let from = match status {
+            TenantStatus::Suspended => TenantStatus::Active,
+            TenantStatus::Active => TenantStatus::Suspended,
         };
         let scope = self.store.tenant(tenant.id);
         let txn = self.store.begin_write().await?;
@@ -230,14 +234,20 @@ impl Admin<'_> {
             TenantStatus::Suspended => scope.revoke_all_sessions(&*txn).await?,
             TenantStatus::Active => 0,
         };
-        let details = json!({"status": status.as_str(), "sessions_ended": sessions_ended});
+        let moved = TenantMoved {
+            status,
+            sessions_ended,
+        };
+        let details = match status {
+            TenantStatus::Suspended => Details::TenantSuspended(moved),
+            TenantStatus::Active => Details::TenantReactivated(moved),
+        };
         let by = actor_of(actor);
         scope
             .audit()
             .append_in(
                 &txn,
                 event(
-                    action,
                     by.clone(),
                     Some(tenant_target(&tenant)),
                     meta,
@@ -249,10 +259,7 @@ impl Admin<'_> {
         self.store
             .tenant(actor.tenant.id)
             .audit()
-            .append_in(
-                &txn,
-                event(action, by, Some(tenant_target(&tenant)), meta, details),
-            )
+            .append_in(&txn, event(by, Some(tenant_target(&tenant)), meta, details))
             .await?;
         txn.commit().await?;
         // After the commit: a session read from the database now finds it ended.

@@ -9,7 +9,8 @@ use super::Admin;
 use crate::passwords::replace_password;
 use crate::{Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::audit::details::{RoleChange, UserCopied, UserLabel, UserUpdate};
+use gatehouse_domain::audit::{Actor, Details};
 use gatehouse_domain::ids::{EmailAddress, PhoneE164, UserId};
 use gatehouse_domain::login_hours::LoginWindow;
 use gatehouse_domain::names::person_name;
@@ -21,7 +22,6 @@ use gatehouse_store::audit::{actor_of, event, tenant_target, user_target};
 use gatehouse_store::scope::UserRef;
 use gatehouse_store::users::{PasswordVia, UserChange};
 use secrecy::SecretString;
-use serde_json::json;
 use uuid::Uuid;
 
 pub use gatehouse_store::users::NewUser;
@@ -152,12 +152,15 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserCreated,
                     actor_of(actor),
                     Some(user_target(u.id, &u.username)),
                     meta,
-                    json!({"role": parsed.role.as_str(), "groups": new.groups.len(),
-                           "pending_approval": approval_by.is_some()}),
+                    Details::UserCreated {
+                        role: parsed.role,
+                        groups: Some(new.groups.len() as u64),
+                        pending_approval: Some(approval_by.is_some()),
+                        via: None,
+                    },
                 ),
             )
             .await?;
@@ -244,28 +247,18 @@ impl Admin<'_> {
         scope.users().change(&txn, id, &change, now).await?;
         let target = || Some(user_target(id, &m.username));
         if !changed.is_empty() {
-            let mut details = json!({ "fields": changed });
-            if let Some(r) = new_role {
-                details["role"] = json!({"from": current_role.as_str(), "to": r.as_str()});
-            }
-            if reverify {
-                details["reverification"] = json!(true);
-            }
-            if pending_by.is_some() {
-                details["pending_approval"] = json!(true);
-            }
+            let details = Details::UserUpdated(UserUpdate::Fields {
+                fields: changed,
+                role: new_role.map(|to| RoleChange {
+                    from: current_role,
+                    to,
+                }),
+                reverification: reverify.then_some(true),
+                pending_approval: pending_by.is_some().then_some(true),
+            });
             scope
                 .audit()
-                .append_in(
-                    &txn,
-                    event(
-                        Action::UserUpdated,
-                        actor_of(actor),
-                        target(),
-                        meta,
-                        details,
-                    ),
-                )
+                .append_in(&txn, event(actor_of(actor), target(), meta, details))
                 .await?;
         }
         if deactivate || suspend {
@@ -276,12 +269,14 @@ impl Admin<'_> {
                 .append_in(
                     &txn,
                     event(
-                        Action::UserDeactivated,
                         actor_of(actor),
                         target(),
                         meta,
-                        json!({"sessions_ended": sessions, "devices_revoked": devices,
-                               "pending_approval": suspend}),
+                        Details::UserDeactivated {
+                            sessions_ended: sessions,
+                            devices_revoked: devices,
+                            pending_approval: suspend,
+                        },
                     ),
                 )
                 .await?;
@@ -291,13 +286,7 @@ impl Admin<'_> {
                 .audit()
                 .append_in(
                     &txn,
-                    event(
-                        Action::UserReactivated,
-                        actor_of(actor),
-                        target(),
-                        meta,
-                        json!({}),
-                    ),
+                    event(actor_of(actor), target(), meta, Details::UserReactivated {}),
                 )
                 .await?;
         }
@@ -339,22 +328,16 @@ impl Admin<'_> {
                 .unlock(&txn, m.id, self.store.clock().now())
                 .await?;
             if m.locked {
-                let mut details =
-                    json!({"failed_logins": m.failed_logins, "mfa_failures": m.mfa_failures});
-                if let Some(e) = escalation {
-                    details["escalation_id"] = json!(e.to_string());
-                }
+                let details = Details::UserUnlocked {
+                    failed_logins: i64::from(m.failed_logins),
+                    mfa_failures: i64::from(m.mfa_failures),
+                    escalation_id: escalation,
+                };
                 scope
                     .audit()
                     .append_in(
                         &txn,
-                        event(
-                            Action::UserUnlocked,
-                            actor,
-                            Some(user_target(m.id, &m.username)),
-                            meta,
-                            details,
-                        ),
+                        event(actor, Some(user_target(m.id, &m.username)), meta, details),
                     )
                     .await?;
             }
@@ -473,20 +456,22 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserCopied,
                     actor_of(actor),
                     Some(user_target(u.id, &u.username)),
                     meta,
-                    json!({
-                        "from": {"id": src.id.to_string(), "username": src.username},
-                        "role": src.role.as_str(),
-                        "groups": new.groups.len(),
-                        "login_hours": windows.len(),
-                        "trusted_networks": networks.len(),
-                        "mfa_method": src.mfa_method.as_str(),
-                        "mfa_enrollment": src.mfa_enrollment.as_str(),
-                        "pending_approval": approval_by.is_some(),
-                    }),
+                    Details::UserCopied(Box::new(UserCopied {
+                        from: UserLabel {
+                            id: src.id.0,
+                            username: src.username.clone(),
+                        },
+                        role: src.role,
+                        groups: new.groups.len() as u64,
+                        login_hours: windows.len() as u64,
+                        trusted_networks: networks.len() as u64,
+                        mfa_method: src.mfa_method,
+                        mfa_enrollment: src.mfa_enrollment,
+                        pending_approval: approval_by.is_some(),
+                    })),
                 ),
             )
             .await?;
@@ -514,11 +499,10 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserUpdated,
                     actor_of(actor),
                     Some(user_target(m.id, &m.username)),
                     meta,
-                    json!({"login_hours": text}),
+                    Details::UserUpdated(UserUpdate::LoginHours { login_hours: text }),
                 ),
             )
             .await?;
@@ -545,11 +529,13 @@ impl Admin<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserUpdated,
                     actor_of(actor),
                     Some(tenant_target(tenant)),
                     meta,
-                    json!({"must_change_password": true, "users": count}),
+                    Details::UserUpdated(UserUpdate::MustChangePassword {
+                        must_change_password: true,
+                        users: count,
+                    }),
                 ),
             )
             .await?;

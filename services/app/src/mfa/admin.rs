@@ -5,7 +5,8 @@
 use super::{Mfa, check_method};
 use crate::{Principal, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::audit::details::{MfaReset, Network, UserUpdate};
+use gatehouse_domain::audit::{Actor, Details};
 use gatehouse_domain::ids::{TenantId, UserId};
 use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use gatehouse_domain::networks::Cidr;
@@ -13,7 +14,6 @@ use gatehouse_store::User;
 use gatehouse_store::audit::{actor_of, event, user_target};
 use gatehouse_store::mfa::{Device, TrustedNetwork};
 use gatehouse_store::scope::UserRef;
-use serde_json::json;
 use std::net::IpAddr;
 use uuid::Uuid;
 
@@ -48,11 +48,10 @@ impl Mfa<'_> {
         scope
             .audit()
             .record(event(
-                Action::DeviceRevoked,
                 actor_of(actor),
                 Some(user_target(u.id, &u.username)),
                 meta,
-                json!({"device_id": device.to_string()}),
+                Details::DeviceRevoked { device_id: device },
             ))
             .await
     }
@@ -95,11 +94,14 @@ impl Mfa<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserUpdated,
                     actor_of(actor),
                     Some(user_target(u.id, &u.username)),
                     meta,
-                    json!({"mfa_method": method.as_str(), "mfa_enrollment": enrollment.as_str()}),
+                    Details::UserUpdated(UserUpdate::Mfa {
+                        mfa_method: method,
+                        mfa_enrollment: Some(enrollment),
+                        by: None,
+                    }),
                 ),
             )
             .await?;
@@ -143,15 +145,14 @@ impl Mfa<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::MfaReset,
                     actor,
                     Some(user_target(u.id, &u.username)),
                     meta,
-                    json!({
-                        "method": u.mfa_method.as_str(),
-                        "authenticator_removed": had_totp,
-                        "recovery_codes_removed": codes,
-                        "devices_revoked": devices,
+                    Details::MfaReset(MfaReset::Everything {
+                        method: u.mfa_method,
+                        authenticator_removed: had_totp,
+                        recovery_codes_removed: codes,
+                        devices_revoked: devices,
                     }),
                 ),
             )
@@ -205,12 +206,10 @@ impl Mfa<'_> {
         scope
             .audit()
             .record(event(
-                Action::NetworkAdded,
                 actor_of(actor),
                 None,
                 meta,
-                json!({"id": n.id.to_string(), "cidr": n.cidr.to_string(),
-                       "user_id": n.user_id.map(|u| u.to_string())}),
+                Details::NetworkAdded(network_facts(&n)),
             ))
             .await?;
         Ok(n)
@@ -229,13 +228,20 @@ impl Mfa<'_> {
         scope
             .audit()
             .record(event(
-                Action::NetworkRemoved,
                 actor_of(actor),
                 None,
                 meta,
-                json!({"id": n.id.to_string(), "cidr": n.cidr.to_string(),
-                       "user_id": n.user_id.map(|u| u.to_string())}),
+                Details::NetworkRemoved(network_facts(&n)),
             ))
             .await
+    }
+}
+
+/// A trusted network as its audit events record it.
+fn network_facts(n: &TrustedNetwork) -> Network {
+    Network {
+        id: n.id,
+        cidr: n.cidr.to_string(),
+        user_id: n.user_id,
     }
 }

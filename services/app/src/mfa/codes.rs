@@ -11,7 +11,8 @@
 
 use crate::{Error, RequestMeta, Result, Tenant};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, Actor, NewEvent};
+use gatehouse_domain::audit::details::{Context, Method};
+use gatehouse_domain::audit::{Actor, Details, NewEvent};
 use gatehouse_domain::mfa::UserMethod;
 use gatehouse_domain::mfa::codes::{Channel, CodeCheck, MAX_ATTEMPTS, Purpose};
 use gatehouse_domain::mfa::flow::{CodeSent, channel_refusal};
@@ -20,7 +21,6 @@ use gatehouse_store::mfa::{CheckedCode, CodeOwner, CodeRequest, Destination, par
 use gatehouse_store::scope::TenantScope;
 use gatehouse_store::tries::{Counter, MAX_USER_MFA_FAILURES, Taken};
 use gatehouse_store::{Store, User};
-use serde_json::json;
 use std::future::Future;
 use uuid::Uuid;
 /// How a guess came out.
@@ -37,11 +37,11 @@ pub enum Verdict<T> {
 
 /// Where a guess happens, for the audit log.
 #[derive(Debug, Clone, Copy)]
-pub struct GuessContext<'a> {
-    /// `code`, `totp`, `recovery_code`, or the channel of a code.
-    pub method: &'a str,
-    /// `sign_in`, `enrollment`, `contact`, `step_up`.
-    pub context: &'a str,
+pub struct GuessContext {
+    /// What is guessed: a code (by its channel when enrolling or proving a contact), an
+    /// authenticator's code or a recovery code.
+    pub method: Method,
+    pub context: Context,
 }
 
 /// The verdict on a judged one-time code; `no_code` when none was sent.
@@ -67,25 +67,27 @@ pub fn code_verdict(checked: Option<CheckedCode>, no_code: DomainError) -> Verdi
 fn refusal_event(
     user: &User,
     err: &DomainError,
-    method: &str,
+    method: Method,
     meta: &RequestMeta,
-    context: &str,
+    context: Context,
 ) -> Option<NewEvent> {
     let target = Some(user_target(user.id, &user.username));
     match err {
         DomainError::MfaCodeInvalid { attempts_remaining } => Some(event(
-            Action::MfaFailed,
             actor_user(user),
             target,
             meta,
-            json!({"method": method, "attempts_remaining": attempts_remaining, "context": context}),
+            Details::MfaFailed {
+                method,
+                attempts_remaining: *attempts_remaining,
+                context,
+            },
         )),
         DomainError::MfaCodeExhausted => Some(event(
-            Action::MfaExhausted,
             actor_user(user),
             target,
             meta,
-            json!({"method": method, "context": context}),
+            Details::MfaExhausted { method, context },
         )),
         _ => None,
     }
@@ -99,7 +101,7 @@ pub(crate) async fn guess<T>(
     store: &Store,
     scope: TenantScope<'_>,
     user: &User,
-    at: GuessContext<'_>,
+    at: GuessContext,
     meta: &RequestMeta,
     judge: impl Future<Output = Result<Verdict<T>>>,
 ) -> Result<T> {
@@ -149,11 +151,10 @@ pub(crate) async fn guess<T>(
             .append_in(
                 &txn,
                 event(
-                    Action::UserLocked,
                     Actor::system(),
                     Some(user_target(user.id, &user.username)),
                     meta,
-                    json!({"reason": "mfa_failures", "mfa_failures": n}),
+                    Details::locked_by_codes(n),
                 ),
             )
             .await?;
@@ -229,22 +230,21 @@ pub(crate) async fn send_code(
                 other => channel_refusal(other).unwrap_or("refused"),
             };
             let channel = match destination {
-                Destination::Email(_) => "email",
-                Destination::Sms(_) => "sms",
+                Destination::Email(_) => Channel::Email,
+                Destination::Sms(_) => Channel::Sms,
             };
             scope
                 .audit()
                 .record(event(
-                    Action::MfaCodeRefused,
                     actor_user(user),
                     Some(user_target(user.id, &user.username)),
                     meta,
-                    json!({
-                        "channel": channel,
-                        "to": destination.masked(),
-                        "purpose": purpose.as_str(),
-                        "reason": reason,
-                    }),
+                    Details::MfaCodeRefused {
+                        channel,
+                        to: destination.masked(),
+                        purpose,
+                        reason,
+                    },
                 ))
                 .await?;
             return Err(d.into());

@@ -8,7 +8,8 @@ use super::codes::{
 use super::{Mfa, allows, check_method, require_self_service};
 use crate::{Error, Principal, RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::Details;
+use gatehouse_domain::audit::details::{By, Context, Method, MfaReset, UserUpdate};
 use gatehouse_domain::mfa::UserMethod;
 use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
 use gatehouse_domain::mfa::flow::{CodeSent, check_label};
@@ -17,7 +18,6 @@ use gatehouse_store::User;
 use gatehouse_store::audit::{actor_of, event, user_target};
 use gatehouse_store::mfa::{CodeOwner, own_destination, parse_destination};
 use gatehouse_store::tries::Counter;
-use serde_json::json;
 
 impl Mfa<'_> {
     /// `PUT /v1/me/mfa`: the user picks a method already proven (self-service + step-up).
@@ -55,11 +55,14 @@ impl Mfa<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::UserUpdated,
                     actor_of(p),
                     Some(user_target(p.user.id, &p.user.username)),
                     meta,
-                    json!({"mfa_method": method.as_str(), "by": "self"}),
+                    Details::UserUpdated(UserUpdate::Mfa {
+                        mfa_method: method,
+                        mfa_enrollment: None,
+                        by: Some(By::Themselves),
+                    }),
                 ),
             )
             .await?;
@@ -119,8 +122,8 @@ impl Mfa<'_> {
             }
         };
         let at = GuessContext {
-            method: "totp",
-            context: "enrollment",
+            method: Method::Totp,
+            context: Context::Enrollment,
         };
         let judged = judge_on(scope, Counter::Session, p.session_id.0, compare);
         guess(self.store, scope, &user, at, meta, judged).await?;
@@ -129,11 +132,15 @@ impl Mfa<'_> {
         scope
             .audit()
             .record(event(
-                Action::MfaEnrolled,
                 actor_of(p),
                 Some(user_target(p.user.id, &p.user.username)),
                 meta,
-                json!({"method": "totp", "recovery_codes": codes.len(), "context": "self_service"}),
+                Details::MfaEnrolled {
+                    method: Method::Totp,
+                    recovery_codes: Some(codes.len() as u64),
+                    to: None,
+                    context: Context::SelfService,
+                },
             ))
             .await?;
         Ok(codes)
@@ -160,11 +167,13 @@ impl Mfa<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::MfaReset,
                     actor_of(p),
                     Some(user_target(p.user.id, &p.user.username)),
                     meta,
-                    json!({"removed": "totp", "by": "self"}),
+                    Details::MfaReset(MfaReset::Own {
+                        removed: Method::Totp,
+                        by: By::Themselves,
+                    }),
                 ),
             )
             .await?;
@@ -191,11 +200,12 @@ impl Mfa<'_> {
         scope
             .audit()
             .record(event(
-                Action::RecoveryCodesRegenerated,
                 actor_of(p),
                 Some(user_target(p.user.id, &p.user.username)),
                 meta,
-                json!({"count": codes.len()}),
+                Details::RecoveryCodesRegenerated {
+                    count: codes.len() as u64,
+                },
             ))
             .await?;
         self.store.forget_user_sessions(p.user.id);
@@ -237,8 +247,8 @@ impl Mfa<'_> {
         let scope = self.store.tenant(p.tenant.id);
         let user = self.own_record(p).await?;
         let at = GuessContext {
-            method: channel.as_str(),
-            context: "contact",
+            method: channel.into(),
+            context: Context::Contact,
         };
         let checked = guess(self.store, scope, &user, at, meta, async {
             let checked = scope
@@ -266,11 +276,13 @@ impl Mfa<'_> {
         scope
             .audit()
             .record(event(
-                Action::ContactVerified,
                 actor_of(p),
                 Some(user_target(p.user.id, &p.user.username)),
                 meta,
-                json!({"channel": channel.as_str(), "to": masked}),
+                Details::ContactVerified {
+                    channel,
+                    to: masked,
+                },
             ))
             .await?;
         self.own_user(p).await

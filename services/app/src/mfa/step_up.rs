@@ -6,7 +6,8 @@ use super::{Mfa, requires_any_mfa};
 use crate::passwords::judge_own_password;
 use crate::{Principal, RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::Details;
+use gatehouse_domain::audit::details::{Context, Method, SigninFailure};
 use gatehouse_domain::mfa::codes::{OtpCode, Purpose};
 use gatehouse_domain::mfa::flow::{CodeSent, Proof, factor_of, parse_channel};
 use gatehouse_domain::mfa::totp::unix_seconds;
@@ -14,7 +15,6 @@ use gatehouse_store::audit::{actor_of, event, user_target};
 use gatehouse_store::mfa::{CodeOwner, own_destination};
 use gatehouse_store::tries::Counter;
 use secrecy::SecretString;
-use serde_json::json;
 
 impl Mfa<'_> {
     /// `POST /v1/me/step-up/code`: a step-up code to one of the user's proven channels.
@@ -72,8 +72,8 @@ impl Mfa<'_> {
         }
         let scope = self.store.tenant(p.tenant.id);
         let at = GuessContext {
-            method: proof.as_str(),
-            context: "step_up",
+            method: proof.into(),
+            context: Context::StepUp,
         };
         match proof {
             Proof::Code => {
@@ -115,11 +115,12 @@ impl Mfa<'_> {
             scope
                 .audit()
                 .record(event(
-                    Action::RecoveryCodeUsed,
                     actor_of(p),
                     target.clone(),
                     meta,
-                    json!({"remaining": left}),
+                    Details::RecoveryCodeUsed {
+                        remaining: u64::from(left),
+                    },
                 ))
                 .await?;
             self.store.forget_user_sessions(p.user.id);
@@ -127,11 +128,14 @@ impl Mfa<'_> {
         scope
             .audit()
             .record(event(
-                Action::MfaVerified,
                 actor_of(p),
                 target,
                 meta,
-                json!({"method": proof.as_str(), "context": "step_up"}),
+                Details::MfaVerified {
+                    method: proof.into(),
+                    context: Context::StepUp,
+                    channel: None,
+                },
             ))
             .await
     }
@@ -160,7 +164,15 @@ impl Mfa<'_> {
             .into());
         }
         let secret = SecretString::from(password.to_owned());
-        if !judge_own_password(self.store, p, secret, meta, "wrong_step_up_password").await? {
+        if !judge_own_password(
+            self.store,
+            p,
+            secret,
+            meta,
+            SigninFailure::WrongStepUpPassword,
+        )
+        .await?
+        {
             return Err(
                 DomainError::Validation(vec![gatehouse_domain::FieldError::new(
                     "code",
@@ -174,11 +186,14 @@ impl Mfa<'_> {
             .tenant(p.tenant.id)
             .audit()
             .record(event(
-                Action::MfaVerified,
                 actor_of(p),
                 Some(user_target(p.user.id, &p.user.username)),
                 meta,
-                json!({"method": "password", "context": "step_up"}),
+                Details::MfaVerified {
+                    method: Method::Password,
+                    context: Context::StepUp,
+                    channel: None,
+                },
             ))
             .await
     }

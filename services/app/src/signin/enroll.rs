@@ -7,7 +7,8 @@ use crate::mfa::codes::{
 };
 use crate::{Error, RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::Details;
+use gatehouse_domain::audit::details::{Context, Method};
 use gatehouse_domain::ids::FlowId;
 use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
 use gatehouse_domain::mfa::flow::{CodeSent, allowed_of, check_label};
@@ -17,7 +18,6 @@ use gatehouse_domain::signin::FlowStatus;
 use gatehouse_store::audit::{actor_user, event, user_target};
 use gatehouse_store::mfa::{CodeOwner, own_destination, parse_destination};
 use gatehouse_store::tries::Counter;
-use serde_json::json;
 
 impl SignIn<'_> {
     /// `POST /v1/auth/flows/{flow_id}/enroll/totp`: a new authenticator secret, pending.
@@ -68,18 +68,22 @@ impl SignIn<'_> {
             }
         };
         let at = GuessContext {
-            method: "totp",
-            context: "enrollment",
+            method: Method::Totp,
+            context: Context::Enrollment,
         };
         let judged = judge_on(scope, Counter::Flow, flow.id.0, compare);
         guess(self.store, scope, &user, at, meta, judged).await?;
         let codes = finish_totp_enrollment(self.store, scope, &user).await?;
         let events = vec![event(
-            Action::MfaEnrolled,
             actor_user(&user),
             Some(user_target(uid, &user.username)),
             meta,
-            json!({"method": "totp", "recovery_codes": codes.len(), "context": "sign_in"}),
+            Details::MfaEnrolled {
+                method: Method::Totp,
+                recovery_codes: Some(codes.len() as u64),
+                to: None,
+                context: Context::SignIn,
+            },
         )];
         let mut state = flow.state.clone();
         state.verified_at = Some(now);
@@ -140,8 +144,8 @@ impl SignIn<'_> {
         let scope = self.store.tenant(tenant.id);
         let uid = user.id;
         let at = GuessContext {
-            method: channel.as_str(),
-            context: "enrollment",
+            method: channel.into(),
+            context: Context::Enrollment,
         };
         let checked = guess(self.store, scope, &user, at, meta, async {
             let checked = scope
@@ -169,18 +173,24 @@ impl SignIn<'_> {
         let target = Some(user_target(uid, &user.username));
         let events = vec![
             event(
-                Action::ContactVerified,
                 actor_user(&user),
                 target.clone(),
                 meta,
-                json!({"channel": channel.as_str(), "to": masked}),
+                Details::ContactVerified {
+                    channel,
+                    to: masked.clone(),
+                },
             ),
             event(
-                Action::MfaEnrolled,
                 actor_user(&user),
                 target,
                 meta,
-                json!({"method": channel.as_str(), "to": masked, "context": "sign_in"}),
+                Details::MfaEnrolled {
+                    method: channel.into(),
+                    recovery_codes: None,
+                    to: Some(masked),
+                    context: Context::SignIn,
+                },
             ),
         ];
         let mut state = flow.state.clone();
@@ -200,11 +210,10 @@ impl SignIn<'_> {
         let mut state = flow.state.clone();
         state.skipped = true;
         let events = vec![event(
-            Action::MfaSkipped,
             actor_user(&user),
             Some(user_target(user.id, &user.username)),
             meta,
-            json!({}),
+            Details::MfaSkipped {},
         )];
         self.advance(Advance::of((&flow, &user, &tenant), state, events), meta)
             .await

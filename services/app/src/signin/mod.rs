@@ -16,7 +16,8 @@ mod verify;
 use crate::{RequestMeta, Result, Tenant};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::{Action, NewEvent};
+use gatehouse_domain::audit::details::SessionEnd;
+use gatehouse_domain::audit::{Details, NewEvent};
 use gatehouse_domain::ids::FlowId;
 use gatehouse_domain::mfa::UserMethod;
 use gatehouse_domain::mfa::codes::{Channel, Purpose};
@@ -33,7 +34,6 @@ use gatehouse_store::sessions::NewSession;
 use gatehouse_store::signin::{NewFlow, SignInFlow};
 use gatehouse_store::{Store, TenantStatus, User};
 use secrecy::SecretString;
-use serde_json::json;
 
 pub use password::LoginInput;
 pub use verify::VerifyInput;
@@ -238,11 +238,10 @@ impl SignIn<'_> {
                     .append_in(
                         &txn,
                         event(
-                            Action::MfaBypassed,
                             actor_user(user),
                             target.clone(),
                             meta,
-                            json!({"via": via.as_str()}),
+                            Details::MfaBypassed { via: *via },
                         ),
                     )
                     .await?;
@@ -255,14 +254,13 @@ impl SignIn<'_> {
                 .append_in(
                     &txn,
                     event(
-                        Action::SigninSucceeded,
                         actor_user(user),
                         target,
                         meta,
-                        json!({
-                            "flow_id": flow_id.to_string(),
-                            "second_factor": a.state.verified_at.is_some(),
-                        }),
+                        Details::SigninSucceeded {
+                            flow_id: flow_id.0,
+                            second_factor: a.state.verified_at.is_some(),
+                        },
                     ),
                 )
                 .await?;
@@ -334,11 +332,12 @@ impl SignIn<'_> {
             .append_in(
                 &txn,
                 event(
-                    Action::SessionEnded,
                     gatehouse_store::audit::actor_of(p),
                     Some(user_target(p.user.id, &p.user.username)),
                     meta,
-                    json!({"reason": "logout"}),
+                    Details::SessionEnded {
+                        reason: SessionEnd::Logout,
+                    },
                 ),
             )
             .await?;

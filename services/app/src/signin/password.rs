@@ -10,7 +10,8 @@ use super::ensure_active;
 use super::{Advance, FlowView, SignIn};
 use crate::passwords::{count_failure, replace_password};
 use crate::{Error, RequestMeta, Result};
-use gatehouse_domain::audit::{Action, Actor};
+use gatehouse_domain::audit::details::{Refusal, SigninFailure};
+use gatehouse_domain::audit::{Actor, Details};
 use gatehouse_domain::ids::{CompanyId, FlowId, Username};
 use gatehouse_domain::login_hours::is_allowed;
 use gatehouse_domain::mfa::flow::FlowState;
@@ -25,7 +26,6 @@ use gatehouse_store::signin::LoginUser;
 use gatehouse_store::tries::Taken;
 use gatehouse_store::users::PasswordVia;
 use secrecy::SecretString;
-use serde_json::json;
 
 /// `POST /v1/auth/login` as submitted.
 #[derive(Debug)]
@@ -82,12 +82,11 @@ impl SignIn<'_> {
             scope
                 .audit()
                 .record(event(
-                    Action::SigninFailed,
                     Actor::anonymous(),
                     None,
                     meta,
                     // Not the typed username: it is sometimes a password typed into the wrong box.
-                    json!({"reason": "unknown_user"}),
+                    Details::signin_failed(SigninFailure::UnknownUser, None),
                 ))
                 .await?;
             return Err(DomainError::InvalidCredentials.into());
@@ -113,25 +112,21 @@ impl SignIn<'_> {
                     .store
                     .verify_password(password_hash, input.password)
                     .await?;
-                let (action, reason, err) = match verified {
-                    Verified::Yes { .. } => {
-                        (Action::SigninRefused, "locked", DomainError::AccountLocked)
-                    }
+                let (details, err) = match verified {
+                    Verified::Yes { .. } => (
+                        Details::SigninRefused {
+                            reason: Refusal::Locked,
+                        },
+                        DomainError::AccountLocked,
+                    ),
                     Verified::No => (
-                        Action::SigninFailed,
-                        "wrong_password_while_locked",
+                        Details::signin_failed(SigninFailure::WrongPasswordWhileLocked, None),
                         DomainError::InvalidCredentials,
                     ),
                 };
                 scope
                     .audit()
-                    .record(event(
-                        action,
-                        actor_user(&user),
-                        target,
-                        meta,
-                        json!({"reason": reason}),
-                    ))
+                    .record(event(actor_user(&user), target, meta, details))
                     .await?;
                 return Err(err.into());
             }
@@ -149,7 +144,14 @@ impl SignIn<'_> {
         };
         let Verified::Yes { rehash } = verified else {
             let failure = (threshold, &user);
-            return Err(count_failure(self.store, scope, failure, meta, "wrong_password").await);
+            return Err(count_failure(
+                self.store,
+                scope,
+                failure,
+                meta,
+                SigninFailure::WrongPassword,
+            )
+            .await);
         };
         // Guesses checked beside this one are judged first: a lock they reach wins
         // (the flow below is only created for a user who is not locked).
@@ -169,18 +171,17 @@ impl SignIn<'_> {
         };
         if let Some(r) = refusal {
             let reason = match r {
-                DomainError::TenantSuspended => "tenant_suspended",
-                DomainError::AccountInactive => "inactive",
-                _ => "outside_login_hours",
+                DomainError::TenantSuspended => Refusal::TenantSuspended,
+                DomainError::AccountInactive => Refusal::Inactive,
+                _ => Refusal::OutsideLoginHours,
             };
             scope
                 .audit()
                 .record(event(
-                    Action::SigninRefused,
                     actor_user(&user),
                     target,
                     meta,
-                    json!({"reason": reason}),
+                    Details::SigninRefused { reason },
                 ))
                 .await?;
             return Err(r.into());

@@ -6,7 +6,8 @@ use super::{Advance, FlowView, SignIn, verify_step};
 use crate::mfa::codes::{GuessContext, code_verdict, guess, judge_on, send_code};
 use crate::{RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::audit::Action;
+use gatehouse_domain::audit::Details;
+use gatehouse_domain::audit::details::Context;
 use gatehouse_domain::ids::FlowId;
 use gatehouse_domain::mfa::codes::{OtpCode, Purpose};
 use gatehouse_domain::mfa::flow::{CodeSent, Proof, allowed_of, factor_of, parse_channel};
@@ -15,7 +16,6 @@ use gatehouse_store::audit::{actor_user, event, user_target};
 use gatehouse_store::mfa::{CodeOwner, own_destination};
 use gatehouse_store::tries::Counter;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 
 /// `POST .../verify` as submitted. The code stays secret (and out of `Debug`) until it
 /// is compared.
@@ -94,10 +94,10 @@ impl SignIn<'_> {
         let uid = user.id;
         let now = self.store.clock().now();
         let mut events = Vec::new();
-        let mut details = json!({"method": proof.as_str(), "context": "sign_in"});
+        let mut channel = None;
         let at = GuessContext {
-            method: proof.as_str(),
-            context: "sign_in",
+            method: proof.into(),
+            context: Context::SignIn,
         };
         match proof {
             Proof::Code => {
@@ -115,7 +115,7 @@ impl SignIn<'_> {
                     ))
                 })
                 .await?;
-                details["channel"] = json!(checked.channel.as_str());
+                channel = Some(checked.channel);
             }
             Proof::Totp | Proof::RecoveryCode => {
                 let compare = async {
@@ -139,19 +139,23 @@ impl SignIn<'_> {
         if proof == Proof::RecoveryCode {
             let left = scope.mfa().recovery_codes_remaining(uid).await?;
             events.push(event(
-                Action::RecoveryCodeUsed,
                 actor_user(&user),
                 target.clone(),
                 meta,
-                json!({"remaining": left}),
+                Details::RecoveryCodeUsed {
+                    remaining: u64::from(left),
+                },
             ));
         }
         events.push(event(
-            Action::MfaVerified,
             actor_user(&user),
             target.clone(),
             meta,
-            details,
+            Details::MfaVerified {
+                method: proof.into(),
+                context: Context::SignIn,
+                channel,
+            },
         ));
         let mut device_token = None;
         if input.remember_device {
@@ -162,11 +166,10 @@ impl SignIn<'_> {
                 .await?
             {
                 events.push(event(
-                    Action::DeviceRemembered,
                     actor_user(&user),
                     target,
                     meta,
-                    json!({"expires_at": until.to_rfc3339()}),
+                    Details::DeviceRemembered { expires_at: until },
                 ));
                 device_token = Some(token);
             }

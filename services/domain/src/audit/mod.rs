@@ -4,6 +4,10 @@
 //! form (JSON with sorted keys, timestamps at microsecond precision), so altering,
 //! removing or reordering any stored event breaks verification from that point on.
 
+pub mod details;
+
+pub use details::Details;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
