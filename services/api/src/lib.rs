@@ -3,6 +3,7 @@
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod input;
 pub mod openapi;
 pub mod params;
 pub mod reference;

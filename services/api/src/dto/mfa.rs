@@ -1,6 +1,8 @@
 //! Second factors: enrollment, methods, contacts, remembered computers, trusted networks.
 
+use crate::input::Parsed;
 use chrono::{DateTime, Utc};
+use gatehouse_domain::mfa::{Enrollment, UserMethod};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -50,16 +52,16 @@ pub struct RecoveryCodesDto {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetMethodRequest {
     #[schema(value_type = crate::vocabulary::UserMethod)]
-    pub method: String,
+    pub method: Parsed<UserMethod>,
 }
 
 /// `PUT /v1/tenants/{company}/users/{user_id}/mfa`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AdminMfaRequest {
     #[schema(value_type = crate::vocabulary::UserMethod)]
-    pub method: String,
+    pub method: Parsed<UserMethod>,
     #[schema(value_type = crate::vocabulary::Enrollment)]
-    pub enrollment: String,
+    pub enrollment: Parsed<Enrollment>,
 }
 
 /// `POST /v1/me/contacts/{email|phone}`.

@@ -1,6 +1,9 @@
 //! Sign-in flows and sessions (`/v1/auth/...`).
 
+use crate::input::Parsed;
 use chrono::{DateTime, Utc};
+use gatehouse_domain::mfa::codes::Channel;
+use gatehouse_domain::mfa::flow::{Proof, StepUpProof};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -87,14 +90,14 @@ pub struct FlowMfaDto {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChannelRequest {
     #[schema(value_type = crate::vocabulary::Channel)]
-    pub channel: String,
+    pub channel: Parsed<Channel>,
 }
 
 /// `POST /v1/auth/flows/{flow_id}/verify`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VerifyRequest {
     #[schema(value_type = crate::vocabulary::Proof)]
-    pub method: String,
+    pub method: Parsed<Proof>,
     /// The 6-digit code (spaces and dashes ignored), or a 10-character recovery code.
     #[schema(value_type = String, pattern = "^[ -]*(?:(?:[0-9][ -]*){6}|(?:[0-9A-TV-Za-tv-z][ -]*){10})$")]
     pub code: SecretString,
@@ -107,7 +110,7 @@ pub struct VerifyRequest {
 pub struct StepUpRequest {
     /// `password` only for a user without a second factor where the practice's MFA policy is off
     #[schema(value_type = crate::vocabulary::StepUpProof)]
-    pub method: String,
+    pub method: Parsed<StepUpProof>,
     /// The 6-digit code (spaces and dashes ignored), a 10-character recovery code, or
     /// (with `method: password`) the password.
     #[schema(value_type = String)]

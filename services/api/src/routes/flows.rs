@@ -40,7 +40,7 @@ pub async fn send_code(
     let sent = st
         .app
         .signin()
-        .send_code(id, &body.into_inner().channel, &meta)
+        .send_code(id, body.into_inner().channel.value("channel")?, &meta)
         .await?;
     Ok(HttpResponse::Accepted().json(CodeSentDto::from(sent)))
 }
@@ -66,14 +66,14 @@ pub async fn verify(
 ) -> Result<HttpResponse, ApiError> {
     let id = flow_id(&path)?;
     let b = body.into_inner();
-    let method = b.method.clone();
+    let method = b.method.value("method")?;
     let result = st
         .app
         .signin()
         .verify(
             id,
             VerifyInput {
-                method: b.method,
+                method,
                 code: b.code,
                 remember_device: b.remember_device,
             },
@@ -82,7 +82,7 @@ pub async fn verify(
         .await
         .map_err(ApiError::from);
     if let Err(e) = &result {
-        crate::telemetry::count_verification_failure(&method, e);
+        crate::telemetry::count_verification_failure(method.as_str(), e);
     }
     Ok(HttpResponse::Ok().json(flow_dto(result?)))
 }

@@ -47,7 +47,8 @@ pub async fn put_me_mfa(
     Auth(p): Auth,
     body: web::Json<SetMethodRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = st.app.mfa().set_own_method(&p, &body.method, &meta).await?;
+    let method = body.into_inner().method.value("method")?;
+    let user = st.app.mfa().set_own_method(&p, method, &meta).await?;
     Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &p.tenant)))
 }
 
@@ -208,7 +209,8 @@ pub async fn step_up_code(
     Auth(p): Auth,
     body: web::Json<ChannelRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let sent = st.app.mfa().step_up_code(&p, &body.channel, &meta).await?;
+    let channel = body.into_inner().channel.value("channel")?;
+    let sent = st.app.mfa().step_up_code(&p, channel, &meta).await?;
     Ok(HttpResponse::Accepted().json(CodeSentDto::from(sent)))
 }
 
@@ -229,14 +231,16 @@ pub async fn step_up(
     Auth(p): Auth,
     body: web::Json<StepUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let method = b.method.value("method")?;
     let result = st
         .app
         .mfa()
-        .step_up(&p, &body.method, body.code.expose_secret(), &meta)
+        .step_up(&p, method, b.code.expose_secret(), &meta)
         .await
         .map_err(ApiError::from);
     if let Err(e) = &result {
-        crate::telemetry::count_verification_failure(&body.method, e);
+        crate::telemetry::count_verification_failure(method.as_str(), e);
     }
     result?;
     Ok(HttpResponse::NoContent().finish())
@@ -297,6 +301,7 @@ pub async fn put_user_mfa(
     path: web::Path<(String, String)>,
     body: web::Json<AdminMfaRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
     let user = st
         .app
         .mfa()
@@ -304,7 +309,7 @@ pub async fn put_user_mfa(
             &t.principal,
             &t.tenant,
             &user_ref(&path)?,
-            (&body.method, &body.enrollment),
+            crate::input::both((b.method, "method"), (b.enrollment, "enrollment"))?,
             &meta,
         )
         .await?;

@@ -62,24 +62,9 @@ impl Mfa<'_> {
         actor: &Principal,
         tenant: &Tenant,
         user: &UserRef,
-        (method, enrollment): (&str, &str),
+        (method, enrollment): (UserMethod, Enrollment),
         meta: &RequestMeta,
     ) -> Result<User> {
-        let parsed = (UserMethod::parse(method), Enrollment::parse(enrollment));
-        let (method, enrollment) = match parsed {
-            (Ok(m), Ok(e)) => (m, e),
-            (m, e) => {
-                let errs = [m.err(), e.err()]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|e| match e {
-                        DomainError::Validation(v) => v,
-                        _ => Vec::new(),
-                    })
-                    .collect();
-                return Err(DomainError::Validation(errs).into());
-            }
-        };
         crate::require_step_up(self.store, actor)?;
         let scope = self.store.tenant(tenant.id);
         let u = scope.users().get(user).await?;

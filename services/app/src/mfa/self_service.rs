@@ -24,12 +24,11 @@ impl Mfa<'_> {
     pub async fn set_own_method(
         &self,
         p: &Principal,
-        method: &str,
+        method: UserMethod,
         meta: &RequestMeta,
     ) -> Result<User> {
         require_self_service(p)?;
         crate::require_step_up(self.store, p)?;
-        let method = UserMethod::parse(method)?;
         let user = self.own_record(p).await?;
         check_method(&p.tenant, method)?;
         match method {

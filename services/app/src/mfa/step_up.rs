@@ -8,8 +8,9 @@ use crate::{Principal, RequestMeta, Result};
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Details;
 use gatehouse_domain::audit::details::{Context, Method, SigninFailure};
+use gatehouse_domain::mfa::codes::Channel;
 use gatehouse_domain::mfa::codes::{OtpCode, Purpose};
-use gatehouse_domain::mfa::flow::{CodeSent, Proof, factor_of, parse_channel};
+use gatehouse_domain::mfa::flow::{CodeSent, Proof, StepUpProof, factor_of};
 use gatehouse_domain::mfa::totp::unix_seconds;
 use gatehouse_store::audit::{actor_of, event, user_target};
 use gatehouse_store::mfa::{CodeOwner, own_destination};
@@ -21,10 +22,9 @@ impl Mfa<'_> {
     pub async fn step_up_code(
         &self,
         p: &Principal,
-        channel: &str,
+        channel: Channel,
         meta: &RequestMeta,
     ) -> Result<CodeSent> {
-        let channel = parse_channel(channel, "channel")?;
         let user = self.own_record(p).await?;
         let destination = own_destination(&user, channel, true)?;
         if !user
@@ -53,14 +53,13 @@ impl Mfa<'_> {
     pub async fn step_up(
         &self,
         p: &Principal,
-        method: &str,
+        method: StepUpProof,
         code: &str,
         meta: &RequestMeta,
     ) -> Result<()> {
-        if method == "password" {
+        let Some(proof) = method.second_factor() else {
             return self.step_up_with_password(p, code, meta).await;
-        }
-        let proof = Proof::parse(method)?;
+        };
         let user = self.own_record(p).await?;
         let factors = user.mfa_facts(&p.tenant).usable_factors();
         if !proof.usable(&factors) {

@@ -9,8 +9,9 @@ use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::audit::Details;
 use gatehouse_domain::audit::details::Context;
 use gatehouse_domain::ids::FlowId;
+use gatehouse_domain::mfa::codes::Channel;
 use gatehouse_domain::mfa::codes::{OtpCode, Purpose};
-use gatehouse_domain::mfa::flow::{CodeSent, Proof, allowed_of, factor_of, parse_channel};
+use gatehouse_domain::mfa::flow::{CodeSent, Proof, allowed_of, factor_of};
 use gatehouse_domain::mfa::totp::unix_seconds;
 use gatehouse_store::audit::{actor_user, event, user_target};
 use gatehouse_store::mfa::{CodeOwner, own_destination};
@@ -21,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 /// is compared.
 #[derive(Debug)]
 pub struct VerifyInput {
-    pub method: String,
+    pub method: Proof,
     pub code: SecretString,
     pub remember_device: bool,
 }
@@ -31,10 +32,9 @@ impl SignIn<'_> {
     pub async fn send_code(
         &self,
         id: FlowId,
-        channel: &str,
+        channel: Channel,
         meta: &RequestMeta,
     ) -> Result<CodeSent> {
-        let channel = parse_channel(channel, "channel")?;
         let (flow, user, tenant) = self.open_flow(id).await?;
         let factors = verify_step(&flow, &tenant, &user)?;
         if !tenant
@@ -75,7 +75,7 @@ impl SignIn<'_> {
         input: VerifyInput,
         meta: &RequestMeta,
     ) -> Result<FlowView> {
-        let proof = Proof::parse(&input.method)?;
+        let proof = input.method;
         let (flow, user, tenant) = self.open_flow(id).await?;
         let factors = verify_step(&flow, &tenant, &user)?;
         if !proof.usable(&factors) {
@@ -193,12 +193,12 @@ mod tests {
     #[test]
     fn m13_a_submitted_code_stays_out_of_debug_output() {
         let input = VerifyInput {
-            method: "totp".into(),
+            method: Proof::Totp,
             code: SecretString::from("314159".to_owned()),
             remember_device: false,
         };
         let shown = format!("{input:?}");
         assert!(!shown.contains("314159"), "{shown}");
-        assert!(shown.contains("totp"), "{shown}");
+        assert!(shown.contains("Totp"), "{shown}");
     }
 }

@@ -59,28 +59,47 @@ pub struct FlowMfa {
     pub code_error: Option<Error>,
 }
 
-/// The proof a verify (flow or step-up) submits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The proof a verify (flow or step-up) submits, as its `method` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Proof {
     Code,
     Totp,
     RecoveryCode,
 }
 
-impl Proof {
-    /// Parses a submitted `method`.
-    pub fn parse(s: &str) -> Result<Self, Error> {
-        match s {
-            "code" => Ok(Proof::Code),
-            "totp" => Ok(Proof::Totp),
-            "recovery_code" => Ok(Proof::RecoveryCode),
-            _ => Err(Error::field(
-                "method",
-                "method must be code, totp or recovery_code",
-            )),
+/// What a step-up submits (M11): a second factor, or the password where the practice asks
+/// for none and the user has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepUpProof {
+    Code,
+    Totp,
+    RecoveryCode,
+    Password,
+}
+
+impl StepUpProof {
+    /// The submitted name.
+    pub fn as_str(self) -> &'static str {
+        match self.second_factor() {
+            Some(p) => p.as_str(),
+            None => "password",
         }
     }
 
+    /// The second factor proven, or `None` for the password.
+    pub fn second_factor(self) -> Option<Proof> {
+        match self {
+            StepUpProof::Code => Some(Proof::Code),
+            StepUpProof::Totp => Some(Proof::Totp),
+            StepUpProof::RecoveryCode => Some(Proof::RecoveryCode),
+            StepUpProof::Password => None,
+        }
+    }
+}
+
+impl Proof {
     /// The submitted and audited name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,11 +119,6 @@ impl Proof {
             Proof::RecoveryCode => factors.contains(&Factor::RecoveryCode),
         }
     }
-}
-
-/// Parses `email` or `sms` (a submitted channel) for `field`.
-pub fn parse_channel(s: &str, field: &str) -> Result<Channel, Error> {
-    Channel::parse(s).ok_or_else(|| Error::field(field, "channel must be email or sms"))
 }
 
 /// The method a practice allows for codes over `channel`.
@@ -346,12 +360,15 @@ mod tests {
         assert!(Proof::RecoveryCode.usable(&[Factor::RecoveryCode]));
         assert!(!Proof::RecoveryCode.usable(&[Factor::Totp]));
         for p in [Proof::Code, Proof::Totp, Proof::RecoveryCode] {
-            assert_eq!(Proof::parse(p.as_str()).ok(), Some(p));
+            let named: Proof = serde_json::from_value(serde_json::json!(p.as_str())).unwrap();
+            assert_eq!(named, p);
         }
-        assert!(matches!(
-            Proof::parse("password"),
-            Err(Error::Validation(v)) if v[0].field == "method"
-        ));
+        assert!(serde_json::from_value::<Proof>(serde_json::json!("password")).is_err());
+        for s in ["code", "totp", "recovery_code", "password"] {
+            let named: StepUpProof = serde_json::from_value(serde_json::json!(s)).unwrap();
+            assert_eq!(named.as_str(), s);
+        }
+        assert_eq!(StepUpProof::Password.second_factor(), None);
     }
 
     #[test]
@@ -393,7 +410,5 @@ mod tests {
         }
         assert_eq!(factor_of(Channel::Sms), Factor::Sms);
         assert_eq!(allowed_of(Channel::Email), AllowedMethod::Email);
-        assert_eq!(parse_channel("sms", "channel").ok(), Some(Channel::Sms));
-        assert!(parse_channel("fax", "channel").is_err());
     }
 }
