@@ -62,7 +62,7 @@ impl FromRequest for Auth {
         Box::pin(async move {
             let st = st?;
             let token = token.ok_or_else(ApiError::unauthenticated)?;
-            let p = st.store.authenticate(&token).await?;
+            let p = st.app.deployment().authenticate(&token).await?;
             gatehouse_store::telemetry::record_tenant(p.tenant.id);
             Ok(Auth(p))
         })
@@ -164,8 +164,9 @@ async fn resolve(
     }
     if allow_support_read && req.method() == Method::GET && is_support(&p) {
         let tenant = st
-            .store
-            .find_tenant(&company)
+            .app
+            .deployment()
+            .tenant(&company)
             .await?
             .ok_or_else(ApiError::not_found)?;
         // The practice read, not the operator's own tenant.

@@ -1,7 +1,6 @@
 //! Shared state of the HTTP handlers, and what the state knows of a request's origin.
 
 use actix_web::HttpRequest;
-use gatehouse_store::Store;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,10 +8,8 @@ use std::sync::Arc;
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct ApiState {
-    /// The use cases: every write a handler makes goes through them.
+    /// The use cases, and the reads that decide nothing: all a handler calls.
     pub app: gatehouse_app::App,
-    /// The repositories, for reads that decide nothing, and the session checks.
-    pub store: Store,
     /// Proxies whose X-Forwarded-For is believed (GATEHOUSE_TRUSTED_PROXIES).
     pub trusted_proxies: Arc<Vec<IpNet>>,
     /// Verifies SNS webhook messages (GATEHOUSE_SNS_CERT_URL_PREFIXES).

@@ -6,9 +6,9 @@
 //! audit events in one transaction, and answers typed output. The store decides nothing;
 //! the adapters parse and render nothing but their own format.
 //!
-//! Every write an adapter makes goes through here. Reads that decide nothing (a user
-//! list, the audit log) go from the adapter straight to the practice's tenant-scoped
-//! repository, whose scope is the authorisation. What the store still does beyond
+//! Everything an adapter does goes through here: the writes, and (in [`records`]) the
+//! reads that decide nothing, such as a user list or the audit log, whose practice scope
+//! is their authorisation. The adapters hold no store. What the store still does beyond
 //! storing: checking a session token (every request, with its cache) and the delivery
 //! workers' own persistence.
 
@@ -19,6 +19,7 @@ pub mod escalations;
 pub mod inbound;
 pub mod mfa;
 mod passwords;
+pub mod records;
 pub mod signin;
 pub mod support;
 
@@ -69,6 +70,19 @@ impl App {
     /// The vendor's support staff's reads across practices, and email suppressions.
     pub fn support(&self) -> support::Support<'_> {
         support::Support { store: &self.store }
+    }
+
+    /// One practice's records, to read.
+    pub fn records(&self, tenant: gatehouse_domain::ids::TenantId) -> records::Records<'_> {
+        records::Records {
+            store: &self.store,
+            tenant,
+        }
+    }
+
+    /// Reads outside one practice, and the session check every request makes.
+    pub fn deployment(&self) -> records::Deployment<'_> {
+        records::Deployment { store: &self.store }
     }
 
     /// The operator's bootstrap and the demo seed.

@@ -83,7 +83,6 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
     };
     let state = ApiState {
         app: app.clone(),
-        store: store.clone(),
         trusted_proxies: Arc::new(plan.trusted_proxies),
         sns: plan.sns,
         metrics: plan.metrics,

@@ -83,10 +83,9 @@ pub async fn list(
     let cursor = more.take(params::seq_cursor(q.cursor.as_deref()));
     more.finish()?;
     let page = st
-        .store
-        .tenant(t.tenant.id)
-        .audit()
-        .list(&filter, params::limit(q.limit), cursor.as_deref())
+        .app
+        .records(t.tenant.id)
+        .audit(&filter, params::limit(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.into_iter().map(AuditEventDto::from).collect(),
@@ -99,7 +98,7 @@ pub async fn list(
     params(("company" = String, Path)),
     responses((status = 200, body = AuditVerifyDto), (status = 404, body = Problem)))]
 pub async fn verify(st: web::Data<ApiState>, t: TenantReader) -> Result<HttpResponse, ApiError> {
-    let r = st.store.tenant(t.tenant.id).audit().verify().await?;
+    let r = st.app.records(t.tenant.id).verify_audit().await?;
     Ok(HttpResponse::Ok().json(AuditVerifyDto {
         ok: r.ok,
         events: r.events,

@@ -104,7 +104,7 @@ pub async fn flow_password(
 #[utoipa::path(get, path = "/v1/auth/session", tag = "sessions", security(("bearer" = [])),
     responses((status = 200, body = SessionInfo), (status = 401, body = Problem)))]
 pub async fn session(st: web::Data<ApiState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
-    let policy = st.store.config().session_policy;
+    let policy = st.app.deployment().session_policy();
     Ok(HttpResponse::Ok().json(SessionInfo {
         user: UserDto::from_user(&p.user, &p.tenant),
         tenant: TenantRef {

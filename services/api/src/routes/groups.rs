@@ -32,10 +32,9 @@ pub async fn list(
     let cursor =
         params::group_cursor(q.cursor.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let page = st
-        .store
-        .tenant(t.tenant.id)
-        .groups()
-        .list(params::limit(q.limit), cursor.as_deref())
+        .app
+        .records(t.tenant.id)
+        .groups(params::limit(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.into_iter().map(GroupDto::from).collect(),
@@ -121,10 +120,9 @@ pub async fn members(
     let cursor =
         params::user_cursor(q.cursor.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let page = st
-        .store
-        .tenant(t.tenant.id)
-        .groups()
-        .members(id, params::limit(q.limit), cursor.as_deref())
+        .app
+        .records(t.tenant.id)
+        .group_members(id, params::limit(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page

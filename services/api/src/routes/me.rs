@@ -13,10 +13,9 @@ use gatehouse_store::scope::UserRef;
 pub async fn me(st: web::Data<ApiState>, Auth(p): Auth) -> Result<HttpResponse, ApiError> {
     // Fresh from the database: the session cache may be up to a minute behind.
     let user = st
-        .store
-        .tenant(p.tenant.id)
-        .users()
-        .get(&UserRef::Id(p.user.id.0))
+        .app
+        .records(p.tenant.id)
+        .user(&UserRef::Id(p.user.id.0))
         .await?;
     Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &p.tenant)))
 }

@@ -383,7 +383,7 @@ pub async fn list_networks(
     st: web::Data<ApiState>,
     t: TenantAdmin,
 ) -> Result<HttpResponse, ApiError> {
-    let networks = st.store.tenant(t.tenant.id).mfa().networks().await?;
+    let networks = st.app.records(t.tenant.id).networks().await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: networks
             .into_iter()

@@ -18,7 +18,7 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(st: web::Data<ApiState>) -> HttpResponse {
-    match st.store.ping().await {
+    match st.app.deployment().ping().await {
         Ok(()) => HttpResponse::Ok().json(Health {
             status: "ready".into(),
             database: Some("ok".into()),

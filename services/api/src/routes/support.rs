@@ -157,7 +157,7 @@ pub async fn phone_opt_out(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = PhoneE164::parse(&path)?;
-    let state = st.store.phone_opt_out(&phone).await?;
+    let state = st.app.deployment().phone_opt_out(&phone).await?;
     Ok(HttpResponse::Ok().json(PhoneOptOutDto {
         phone: phone.as_str().to_owned(),
         opted_out: state.as_ref().is_some_and(|s| s.opted_out),

@@ -23,8 +23,9 @@ pub async fn list(
     let cursor =
         params::company_cursor(q.cursor.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let page = st
-        .store
-        .list_tenants(params::limit(q.limit), cursor.as_deref())
+        .app
+        .deployment()
+        .tenants(params::limit(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.iter().map(TenantDto::from).collect(),

@@ -55,10 +55,9 @@ pub async fn list(
     let cursor = errors.take(params::user_cursor(q.cursor.as_deref()));
     errors.finish()?;
     let page = st
-        .store
-        .tenant(t.tenant.id)
-        .users()
-        .list(&filter, params::limit(q.limit), cursor.as_deref())
+        .app
+        .records(t.tenant.id)
+        .users(&filter, params::limit(q.limit), cursor.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page
@@ -136,12 +135,7 @@ pub async fn get(
     t: TenantReader,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = st
-        .store
-        .tenant(t.tenant.id)
-        .users()
-        .get(&user_ref(&path)?)
-        .await?;
+    let user = st.app.records(t.tenant.id).user(&user_ref(&path)?).await?;
     Ok(HttpResponse::Ok().json(UserDto::from_user(&user, &t.tenant)))
 }
 
@@ -162,9 +156,8 @@ pub async fn get_login_hours(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let windows = st
-        .store
-        .tenant(t.tenant.id)
-        .users()
+        .app
+        .records(t.tenant.id)
         .login_hours(&user_ref(&path)?)
         .await?;
     Ok(HttpResponse::Ok().json(hours_dto(t.tenant.timezone.name(), windows)))
@@ -233,10 +226,9 @@ pub async fn deliveries(
     let cursor =
         params::id_cursor(q.cursor.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let page = st
-        .store
-        .tenant(t.tenant.id)
-        .deliveries()
-        .for_user(&user, params::limit(q.limit), cursor)
+        .app
+        .records(t.tenant.id)
+        .deliveries_of(&user, params::limit(q.limit), cursor)
         .await?;
     Ok(HttpResponse::Ok().json(ListOf {
         items: page.items.into_iter().map(DeliveryDto::from).collect(),
