@@ -187,6 +187,23 @@ pub(crate) fn has_action(events: &[Value], action: &str) -> bool {
     events.iter().any(|e| e["action"] == action)
 }
 
+/// Patches a practice's settings as its admin.
+async fn set_settings(app: &TestApp, company: &str, admin: &str, patch: Value) {
+    let path = format!("/v1/tenants/{company}/settings");
+    ok_json(app.patch(&path, Some(admin), &patch).await).await;
+}
+
+/// Asks for a (new) code in a sign-in flow.
+async fn resend(app: &TestApp, flow: &Value, channel: &str) -> reqwest::Response {
+    app.post(&flow_path(flow, "code"), None, &json!({"channel": channel}))
+        .await
+}
+
+/// `POST /v1/me/step-up` with `body`.
+async fn step_up(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.post("/v1/me/step-up", Some(token), &body).await
+}
+
 async fn m5_authenticator_enrolls_signs_in_refuses_replays_and_one_of_two_concurrent_wins(db: Db) {
     let (app, clock) = spawn_fixed(db).await;
     let admin = app.mfa_practice("totp-clinic").await;
@@ -479,13 +496,7 @@ async fn m4_wrong_codes_count_down_then_exhaust_and_resends_are_throttled_and_ki
     .await;
 
     // A resend within 30 s of the last code of this flow is refused with Retry-After.
-    let r = app
-        .post(
-            &flow_path(&flow, "code"),
-            None,
-            &json!({"channel": "email"}),
-        )
-        .await;
+    let r = resend(&app, &flow, "email").await;
     let retry: u64 = r.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -496,13 +507,7 @@ async fn m4_wrong_codes_count_down_then_exhaust_and_resends_are_throttled_and_ki
 
     clock.advance(Duration::seconds(31));
     let mark = app.outbox_mark();
-    let r = app
-        .post(
-            &flow_path(&flow, "code"),
-            None,
-            &json!({"channel": "email"}),
-        )
-        .await;
+    let r = resend(&app, &flow, "email").await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let fresh = app.code_after(mark, &eve).await;
     // The old code died with the new one (unless both are the same 6 digits by chance).
@@ -525,14 +530,7 @@ async fn m4_wrong_codes_count_down_then_exhaust_and_resends_are_throttled_and_ki
 async fn m4_codes_expire_after_the_tenant_lifetime_and_the_sixth_send_is_refused(db: Db) {
     let (app, clock) = spawn_fixed(db).await;
     let admin = app.mfa_practice("ttl-clinic").await;
-    let r = app
-        .patch(
-            "/v1/tenants/ttl-clinic/settings",
-            Some(&admin),
-            &json!({"code_ttl_seconds": 60}),
-        )
-        .await;
-    ok_json(r).await;
+    set_settings(&app, "ttl-clinic", &admin, json!({"code_ttl_seconds": 60})).await;
     create_staff(&app, "ttl-clinic", &admin, "tom", None).await;
     let tom = email_of("ttl-clinic", "tom");
     let flow = after_password_change(&app, "ttl-clinic", "tom").await;
@@ -816,13 +814,11 @@ async fn m2_suggest_lets_skip_require_gives_no_session_and_reset_forces_enrollme
     problem(r, StatusCode::CONFLICT, "conflict").await;
 
     // suggest: Bob may skip and gets a session.
-    ok_json(
-        app.patch(
-            "/v1/tenants/policy-clinic/settings",
-            Some(&admin),
-            &json!({"mfa_policy": "suggest"}),
-        )
-        .await,
+    set_settings(
+        &app,
+        "policy-clinic",
+        &admin,
+        json!({"mfa_policy": "suggest"}),
     )
     .await;
     let flow = after_password_change(&app, "policy-clinic", "bob").await;
@@ -831,13 +827,11 @@ async fn m2_suggest_lets_skip_require_gives_no_session_and_reset_forces_enrollme
     assert_eq!(done["status"], "authenticated");
 
     // Back to require; Ann enrolls email; the admin resets her MFA: she enrolls again.
-    ok_json(
-        app.patch(
-            "/v1/tenants/policy-clinic/settings",
-            Some(&admin),
-            &json!({"mfa_policy": "require"}),
-        )
-        .await,
+    set_settings(
+        &app,
+        "policy-clinic",
+        &admin,
+        json!({"mfa_policy": "require"}),
     )
     .await;
     let flow = sign_in(&app, "policy-clinic", "ann", None, None).await;
@@ -881,35 +875,61 @@ async fn m2_suggest_lets_skip_require_gives_no_session_and_reset_forces_enrollme
     .await;
     assert_eq!(bob["mfa"]["method"], "totp");
     assert_eq!(bob["mfa"]["pending"], true);
-    ok_json(
-        app.patch(
-            "/v1/tenants/policy-clinic/settings",
-            Some(&admin),
-            &json!({"allowed_methods": ["email", "totp"]}),
-        )
-        .await,
+    set_settings(
+        &app,
+        "policy-clinic",
+        &admin,
+        json!({"allowed_methods": ["email", "totp"]}),
     )
     .await;
-    let r = app
-        .put(
-            "/v1/tenants/policy-clinic/users/bob/mfa",
-            Some(&admin),
-            &json!({"method": "sms", "enrollment": "prompt"}),
-        )
-        .await;
-    problem(r, StatusCode::CONFLICT, "method_not_allowed").await;
-    let r = app
-        .put(
-            "/v1/tenants/policy-clinic/users/bob/mfa",
-            Some(&admin),
-            &json!({"method": "fax", "enrollment": "soon"}),
-        )
-        .await;
-    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    assert_eq!(
-        crate::helpers::error_fields(&p),
-        ["enrollment", "method"].map(String::from).into()
-    );
+    // Refused, each with the fields it names: a method the practice does not allow, and
+    // wrong values, every wrong field at once (M3), whatever its wrong type.
+    let refused = [
+        (
+            json!({"method": "sms", "enrollment": "prompt"}),
+            StatusCode::CONFLICT,
+            "method_not_allowed",
+            &[][..],
+        ),
+        (
+            json!({"method": "fax", "enrollment": "soon"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            &["enrollment", "method"][..],
+        ),
+        (
+            json!({"method": 5, "enrollment": "prompt"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            &["method"][..],
+        ),
+        (
+            json!({"method": "email", "enrollment": null}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            &["enrollment"][..],
+        ),
+    ];
+    for (body, status, code, fields) in refused {
+        let r = app
+            .put(
+                "/v1/tenants/policy-clinic/users/bob/mfa",
+                Some(&admin),
+                &body,
+            )
+            .await;
+        let p = problem(r, status, code).await;
+        if !fields.is_empty() {
+            let named: Vec<String> = crate::helpers::error_fields(&p).into_iter().collect();
+            assert_eq!(named, fields, "{body}");
+        }
+    }
+    let bob = ok_json(
+        app.get("/v1/tenants/policy-clinic/users/bob", Some(&admin))
+            .await,
+    )
+    .await;
+    assert_eq!(bob["mfa"]["method"], "totp", "nothing refused was applied");
 
     let events = actions(&app, "policy-clinic", &admin).await;
     for a in ["mfa.skipped", "mfa.reset"] {
@@ -932,12 +952,21 @@ async fn m11_sensitive_changes_need_a_recent_second_factor(db: Db) {
     let fresh = ok_json(r).await;
     assert_eq!(fresh["recovery_codes"].as_array().unwrap().len(), 5);
 
-    // Later: step-up first.
+    // Later: every credential action, the user's own or an admin's, asks for a step-up
+    // first, and changes nothing.
     clock.advance(Duration::minutes(16));
-    let r = app
-        .post("/v1/me/recovery-codes", Some(&token), &json!({}))
-        .await;
-    problem(r, StatusCode::FORBIDDEN, "step_up_required").await;
+    let sensitive = [
+        ("/v1/me/recovery-codes", &token, json!({})),
+        (
+            "/v1/tenants/step-clinic/users/tina/password",
+            &admin,
+            json!({"temporary_password": "Temporary-Pass-5678!"}),
+        ),
+    ];
+    for (path, who, body) in &sensitive {
+        let r = app.post(path, Some(who.as_str()), body).await;
+        problem(r, StatusCode::FORBIDDEN, "step_up_required").await;
+    }
     let r = app
         .put(
             "/v1/tenants/step-clinic/users/tina/mfa",
@@ -946,33 +975,20 @@ async fn m11_sensitive_changes_need_a_recent_second_factor(db: Db) {
         )
         .await;
     problem(r, StatusCode::FORBIDDEN, "step_up_required").await;
-    let r = app
-        .post(
-            "/v1/me/step-up",
-            Some(&token),
-            &json!({"method": "totp", "code": "000000"}),
-        )
-        .await;
-    assert!(r.status() == StatusCode::BAD_REQUEST || r.status() == StatusCode::NO_CONTENT);
-    let r = app
-        .post(
-            "/v1/me/step-up",
-            Some(&token),
-            &json!({"method": "totp", "code": independent_totp(&secret, unix(&clock))}),
-        )
-        .await;
-    if r.status() != StatusCode::NO_CONTENT {
-        // "000000" happened to be this step's code; use the next step.
-        clock.advance(Duration::seconds(30));
-        let r = app
-            .post(
-                "/v1/me/step-up",
-                Some(&token),
-                &json!({"method": "totp", "code": independent_totp(&secret, unix(&clock))}),
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    }
+    let tina = ok_json(
+        app.get("/v1/tenants/step-clinic/users/tina", Some(&admin))
+            .await,
+    )
+    .await;
+    assert_eq!(tina["mfa"]["method"], "totp", "{tina}");
+
+    // A wrong code does not step up; the authenticator's current code does.
+    let now = independent_totp(&secret, unix(&clock));
+    let wrong = if now == "000000" { "111111" } else { "000000" };
+    let r = step_up(&app, &token, json!({"method": "totp", "code": wrong})).await;
+    problem(r, StatusCode::BAD_REQUEST, "mfa_code_invalid").await;
+    let r = step_up(&app, &token, json!({"method": "totp", "code": now})).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app
         .post("/v1/me/recovery-codes", Some(&token), &json!({}))
         .await;
@@ -990,13 +1006,7 @@ async fn m11_sensitive_changes_need_a_recent_second_factor(db: Db) {
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let code = app.code_after(mark, admin_email).await;
-    let r = app
-        .post(
-            "/v1/me/step-up",
-            Some(&admin),
-            &json!({"method": "code", "code": code}),
-        )
-        .await;
+    let r = step_up(&app, &admin, json!({"method": "code", "code": code})).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let session = ok_json(app.get("/v1/auth/session", Some(&admin)).await).await;
     assert_eq!(
