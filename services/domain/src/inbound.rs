@@ -7,6 +7,10 @@
 //! `destinationNumber`, `messageBody`. Anything else, or any shape that does not fit,
 //! is [`InboundEvent::Unknown`]: AWS adds fields and event types over time.
 
+use crate::delivery::{DeliveryStatus, Keyword, inbound_keyword};
+use crate::ids::PhoneE164;
+use crate::sender::SmsNumbers;
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 /// What a notification carries.
@@ -182,6 +186,117 @@ fn ses_event(wire: SesWire) -> Option<SesEvent> {
 
 fn emails(recipients: Vec<RecipientWire>) -> Vec<String> {
     recipients.into_iter().map(|r| r.email_address).collect()
+}
+
+/// What a recognised event does to our records (D3, D4): decided here, carried out by
+/// the store in one transaction with the event's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A permanent bounce or a complaint: the addresses go on the suppression list and
+    /// the deliveries of the message are marked with `status` and `error`.
+    Suppress {
+        recipients: Vec<String>,
+        /// The suppression's reason: `bounce` or `complaint`.
+        reason: &'static str,
+        mail_message_id: Option<String>,
+        status: DeliveryStatus,
+        error: &'static str,
+    },
+    /// A transient bounce: the address stays usable; while the code lives the message
+    /// goes out again after a pause ([`resend_after_bounce`]).
+    TransientBounce { mail_message_id: Option<String> },
+    /// The mailbox accepted the message.
+    Delivered { mail_message_id: String },
+    /// A number texted STOP (`opted_out`) or START to one of our numbers.
+    OptOut { phone: PhoneE164, opted_out: bool },
+    /// A text to one of our numbers that is no keyword, or from no parseable number.
+    IgnoredText,
+    /// A text to a number that is not ours: not ours to act on (anyone can publish a
+    /// well-formed inbound SMS; only one sent to our number speaks for the sender).
+    NotOurNumber,
+    /// A shape this version does not know.
+    Unknown,
+}
+
+/// What `event` does, `numbers` being this deployment's SMS numbers.
+pub fn effect_of(event: InboundEvent, numbers: &SmsNumbers) -> Effect {
+    match event {
+        InboundEvent::Ses(SesEvent::Bounce(b)) if b.bounce_type == BounceType::Permanent => {
+            Effect::Suppress {
+                recipients: b.recipients,
+                reason: "bounce",
+                mail_message_id: b.mail_message_id,
+                status: DeliveryStatus::Bounced,
+                error: "permanent bounce: the mailbox does not accept mail",
+            }
+        }
+        InboundEvent::Ses(SesEvent::Bounce(b)) => Effect::TransientBounce {
+            mail_message_id: b.mail_message_id,
+        },
+        InboundEvent::Ses(SesEvent::Complaint(c)) => Effect::Suppress {
+            recipients: c.recipients,
+            reason: "complaint",
+            mail_message_id: c.mail_message_id,
+            status: DeliveryStatus::Complained,
+            error: "the recipient reported the message as spam",
+        },
+        InboundEvent::Ses(SesEvent::Delivery(d)) => Effect::Delivered {
+            mail_message_id: d.mail_message_id,
+        },
+        InboundEvent::Sms(sms) => {
+            if !numbers.is_ours(sms.destination_number.as_deref()) {
+                return Effect::NotOurNumber;
+            }
+            match (
+                inbound_keyword(&sms.message_body),
+                PhoneE164::parse(&sms.origination_number),
+            ) {
+                (Some(k), Ok(phone)) => Effect::OptOut {
+                    phone,
+                    opted_out: k == Keyword::OptOut,
+                },
+                _ => Effect::IgnoredText,
+            }
+        }
+        InboundEvent::Unknown => Effect::Unknown,
+    }
+}
+
+/// Sends of one delivery at most (failed ones and sends after transient bounces
+/// included) for a transient bounce to send it again.
+pub const MAX_SENDS: i32 = 4;
+
+/// The pause before sending again after a transient bounce: 30 s, doubling per send.
+pub fn bounce_backoff(attempts: i32) -> Duration {
+    Duration::seconds(30 << attempts.clamp(1, 4).saturating_sub(1))
+}
+
+/// A delivery whose message bounced transiently, and its code.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounced {
+    pub status: Option<DeliveryStatus>,
+    /// Whether the sealed message is still kept (only until the code is done with).
+    pub sealed_kept: bool,
+    pub attempts: i32,
+    /// The code was used or replaced.
+    pub code_done: bool,
+    pub code_expires_at: DateTime<Utc>,
+}
+
+/// When to send a transiently bounced delivery again, if at all: while its code will
+/// still live after the pause, its message is kept, it went out fewer than [`MAX_SENDS`]
+/// times, and it is sent (or delivered), not refused or bounced for good.
+pub fn resend_after_bounce(b: Bounced, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let at = now + bounce_backoff(b.attempts);
+    let again = !b.code_done
+        && b.code_expires_at > at
+        && b.sealed_kept
+        && b.attempts < MAX_SENDS
+        && matches!(
+            b.status,
+            Some(DeliveryStatus::Sent | DeliveryStatus::Delivered)
+        );
+    again.then_some(at)
 }
 
 #[cfg(test)]
@@ -381,5 +496,100 @@ mod tests {
         ] {
             assert_eq!(recognise(message), InboundEvent::Unknown, "{message}");
         }
+    }
+
+    #[test]
+    fn d4_each_event_has_its_effect_and_texts_count_only_to_our_numbers() {
+        use crate::sender::SenderNumber;
+        let numbers = SmsNumbers {
+            origination: Some(SenderNumber::parse("+18005550100").unwrap()),
+            opt_in: None,
+        };
+        let bounce = |t| {
+            InboundEvent::Ses(SesEvent::Bounce(SesBounce {
+                bounce_type: t,
+                recipients: vec!["a@example.com".into()],
+                mail_message_id: Some("m-1".into()),
+            }))
+        };
+        assert!(matches!(
+            effect_of(bounce(BounceType::Permanent), &numbers),
+            Effect::Suppress {
+                reason: "bounce",
+                status: DeliveryStatus::Bounced,
+                ..
+            }
+        ));
+        assert_eq!(
+            effect_of(bounce(BounceType::Transient), &numbers),
+            Effect::TransientBounce {
+                mail_message_id: Some("m-1".into())
+            }
+        );
+        let text = |to: &str, body: &str| {
+            InboundEvent::Sms(InboundSms {
+                origination_number: "+12025550147".into(),
+                destination_number: Some(to.into()),
+                message_body: body.into(),
+                inbound_message_id: None,
+            })
+        };
+        assert_eq!(
+            effect_of(text("+18005550100", " stop "), &numbers),
+            Effect::OptOut {
+                phone: PhoneE164::parse("+12025550147").unwrap(),
+                opted_out: true
+            }
+        );
+        assert_eq!(
+            effect_of(text("+18005550199", "STOP"), &numbers),
+            Effect::NotOurNumber
+        );
+        assert_eq!(
+            effect_of(text("+18005550100", "hello"), &numbers),
+            Effect::IgnoredText
+        );
+        assert_eq!(effect_of(InboundEvent::Unknown, &numbers), Effect::Unknown);
+    }
+
+    #[test]
+    fn d4_a_transient_bounce_is_sent_again_only_while_the_code_outlives_the_pause() {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let b = Bounced {
+            status: Some(DeliveryStatus::Sent),
+            sealed_kept: true,
+            attempts: 1,
+            code_done: false,
+            code_expires_at: now + Duration::minutes(10),
+        };
+        assert_eq!(
+            resend_after_bounce(b, now),
+            Some(now + Duration::seconds(30))
+        );
+        assert_eq!(bounce_backoff(2), Duration::seconds(60));
+        assert_eq!(bounce_backoff(9), Duration::seconds(240));
+        let no = |b: Bounced| assert_eq!(resend_after_bounce(b, now), None);
+        no(Bounced {
+            attempts: MAX_SENDS,
+            ..b
+        });
+        no(Bounced {
+            sealed_kept: false,
+            ..b
+        });
+        no(Bounced {
+            code_done: true,
+            ..b
+        });
+        no(Bounced {
+            code_expires_at: now + Duration::seconds(20),
+            ..b
+        });
+        no(Bounced {
+            status: Some(DeliveryStatus::Bounced),
+            ..b
+        });
     }
 }

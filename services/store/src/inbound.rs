@@ -9,9 +9,9 @@ use crate::entities::{deliveries as dl, inbound_events as ie};
 use crate::optouts::{OptOutSource, suppress_in, upsert_opt_out};
 use crate::{Result, Store};
 use chrono::Duration;
-use gatehouse_domain::delivery::{DeliveryStatus, Keyword, inbound_keyword};
-use gatehouse_domain::ids::{EmailAddress, PhoneE164};
-use gatehouse_domain::inbound::{BounceType, InboundEvent, SesEvent, recognise};
+use gatehouse_domain::delivery::DeliveryStatus;
+use gatehouse_domain::ids::EmailAddress;
+use gatehouse_domain::inbound::{Bounced, Effect, effect_of, recognise, resend_after_bounce};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -135,18 +135,10 @@ type BouncedRow = (
     chrono::DateTime<chrono::Utc>,
 );
 
-/// Attempts of one delivery at most (failed ones and sends after transient bounces
-/// included) for a transient bounce to send it again.
-pub const MAX_SENDS: i32 = 4;
-/// The pause before sending again after a transient bounce: 30 s, doubling per send.
-fn bounce_backoff(attempts: i32) -> Duration {
-    Duration::seconds(30 << attempts.clamp(1, 4).saturating_sub(1))
-}
-
 /// A transient bounce of the message `mail_message_id`: the deliveries that sent it go
-/// back to `queued` (not claimable until the backoff has passed) when their sealed
-/// message is still kept, their code lives and they were sent fewer than [`MAX_SENDS`]
-/// times; the others only record it. Answers (deliveries concerned, sent again).
+/// back to `queued`, not claimable before the pause, when the domain's
+/// [`resend_after_bounce`] says so; the others only record it. Answers (deliveries
+/// concerned, sent again).
 async fn resend_after_transient_bounce(
     txn: &DatabaseTransaction,
     mail_message_id: &str,
@@ -171,29 +163,27 @@ async fn resend_after_transient_bounce(
     let (mut concerned, mut resending) = (0, 0);
     for (id, status, sealed, attempts, used, superseded, expires) in rows {
         concerned += 1;
-        let alive =
-            used.is_none() && superseded.is_none() && expires > now + bounce_backoff(attempts);
-        let again = alive
-            && sealed.is_some()
-            && attempts < MAX_SENDS
-            && matches!(
-                DeliveryStatus::parse(&status),
-                Some(DeliveryStatus::Sent | DeliveryStatus::Delivered)
-            );
+        let again = resend_after_bounce(
+            Bounced {
+                status: DeliveryStatus::parse(&status),
+                sealed_kept: sealed.is_some(),
+                attempts,
+                code_done: used.is_some() || superseded.is_some(),
+                code_expires_at: expires,
+            },
+            now,
+        );
         let mut q = dl::Entity::update_many()
             .col_expr(dl::Column::UpdatedAt, Expr::value(now))
             .filter(dl::Column::Id.eq(id))
             .filter(dl::Column::ProviderMessageId.eq(mail_message_id));
-        if again {
+        if let Some(at) = again {
             q = q
                 .col_expr(
                     dl::Column::Status,
                     Expr::value(DeliveryStatus::Queued.as_str()),
                 )
-                .col_expr(
-                    dl::Column::ClaimedUntil,
-                    Expr::value(Some(now + bounce_backoff(attempts))),
-                )
+                .col_expr(dl::Column::ClaimedUntil, Expr::value(Some(at)))
                 .col_expr(
                     dl::Column::Error,
                     Expr::value(Some(
@@ -297,32 +287,32 @@ impl Store {
         Ok(Some(outcome))
     }
 
+    /// Carries out what the domain decides `message` does.
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
         message: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<InboundOutcome> {
-        Ok(match recognise(message) {
-            InboundEvent::Ses(SesEvent::Bounce(b)) if b.bounce_type == BounceType::Permanent => {
-                let addresses = suppress_all(txn, &b.recipients, "bounce", now).await?;
-                let deliveries = mark_deliveries(
-                    txn,
-                    b.mail_message_id.as_deref(),
-                    DeliveryStatus::Bounced,
-                    Some("permanent bounce: the mailbox does not accept mail"),
-                    now,
-                )
-                .await?;
+        let numbers = &self.inner.config.sms_numbers;
+        Ok(match effect_of(recognise(message), numbers) {
+            Effect::Suppress {
+                recipients,
+                reason,
+                mail_message_id,
+                status,
+                error,
+            } => {
+                let addresses = suppress_all(txn, &recipients, reason, now).await?;
+                let id = mail_message_id.as_deref();
+                let deliveries = mark_deliveries(txn, id, status, Some(error), now).await?;
                 InboundOutcome::Suppressed {
                     addresses,
                     deliveries,
                 }
             }
-            InboundEvent::Ses(SesEvent::Bounce(b)) => {
-                // The address stays usable. While the code lives, the message goes out
-                // again after a pause; past a few sends, the bounce is only recorded.
-                let (deliveries, resending) = match b.mail_message_id.as_deref() {
+            Effect::TransientBounce { mail_message_id } => {
+                let (deliveries, resending) = match mail_message_id.as_deref() {
                     Some(id) => resend_after_transient_bounce(txn, id, now).await?,
                     None => (0, 0),
                 };
@@ -331,57 +321,22 @@ impl Store {
                     resending,
                 }
             }
-            InboundEvent::Ses(SesEvent::Complaint(c)) => {
-                let addresses = suppress_all(txn, &c.recipients, "complaint", now).await?;
-                let deliveries = mark_deliveries(
-                    txn,
-                    c.mail_message_id.as_deref(),
-                    DeliveryStatus::Complained,
-                    Some("the recipient reported the message as spam"),
-                    now,
-                )
-                .await?;
-                InboundOutcome::Suppressed {
-                    addresses,
-                    deliveries,
-                }
-            }
-            InboundEvent::Ses(SesEvent::Delivery(d)) => {
-                let deliveries = mark_deliveries(
-                    txn,
-                    Some(&d.mail_message_id),
-                    DeliveryStatus::Delivered,
-                    None,
-                    now,
-                )
-                .await?;
+            Effect::Delivered { mail_message_id } => {
+                let id = Some(mail_message_id.as_str());
+                let deliveries =
+                    mark_deliveries(txn, id, DeliveryStatus::Delivered, None, now).await?;
                 InboundOutcome::Delivered { deliveries }
             }
-            InboundEvent::Sms(sms) => {
-                // Anyone can publish a well-formed inbound SMS; only one sent to a number
-                // of this deployment speaks for the sender's consent.
-                if !self
-                    .inner
-                    .config
-                    .sms_numbers
-                    .is_ours(sms.destination_number.as_deref())
-                {
-                    return Ok(InboundOutcome::NotOurNumber);
-                }
-                let (Some(keyword), Ok(phone)) = (
-                    inbound_keyword(&sms.message_body),
-                    PhoneE164::parse(&sms.origination_number),
-                ) else {
-                    return Ok(InboundOutcome::IgnoredText);
-                };
-                let opted_out = keyword == Keyword::OptOut;
+            Effect::OptOut { phone, opted_out } => {
                 upsert_opt_out(txn, &phone, opted_out, OptOutSource::Inbound, now).await?;
                 InboundOutcome::OptOut {
                     phone: phone.as_str().to_owned(),
                     opted_out,
                 }
             }
-            InboundEvent::Unknown => InboundOutcome::Unknown,
+            Effect::IgnoredText => InboundOutcome::IgnoredText,
+            Effect::NotOurNumber => InboundOutcome::NotOurNumber,
+            Effect::Unknown => InboundOutcome::Unknown,
         })
     }
 
