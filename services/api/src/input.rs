@@ -5,6 +5,7 @@
 
 use crate::error::ApiError;
 use gatehouse_domain::FieldError;
+use gatehouse_domain::validation::Given;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
@@ -24,6 +25,14 @@ impl<T> Parsed<T> {
     pub fn value(self, field: &str) -> Result<T, ApiError> {
         self.0
             .map_err(|m| ApiError::validation(vec![FieldError::new(field, m)]))
+    }
+}
+
+impl<T> Parsed<T> {
+    /// The value, or the error of `field`, for a use case that checks it together with
+    /// the request's other fields.
+    pub fn given(self, field: &str) -> Given<T> {
+        self.0.map_err(|m| FieldError::new(field, m))
     }
 }
 

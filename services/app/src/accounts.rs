@@ -132,7 +132,7 @@ impl Accounts<'_> {
             last_name: "Admin".to_owned(),
             email: Some(email.to_owned()),
             phone: None,
-            role: Role::SupportAdmin.as_str().to_owned(),
+            role: Ok(Role::SupportAdmin),
             password,
             groups: Vec::new(),
         };
@@ -171,7 +171,7 @@ impl Accounts<'_> {
                         DemoMfa::Sms(p) => Some(p.to_owned()),
                         _ => None,
                     },
-                    role: a.role.as_str().to_owned(),
+                    role: Ok(a.role),
                     password: SecretString::from(a.password.to_owned()),
                     groups: Vec::new(),
                 };

@@ -20,7 +20,7 @@ use gatehouse_domain::escalation::{
 use gatehouse_domain::ids::{CompanyId, TenantId, UserId};
 use gatehouse_domain::jobs::{NoticeText, SendCode};
 use gatehouse_domain::role::Role;
-use gatehouse_domain::validation::Collector;
+use gatehouse_domain::validation::{Collector, Given};
 use gatehouse_store::audit::{actor_of, event, tenant_target, user_target};
 use gatehouse_store::escalations::{Decision, Escalations as Rows, NewEscalation as Row};
 use gatehouse_store::scope::UserRef;
@@ -32,12 +32,13 @@ use uuid::Uuid;
 pub use gatehouse_store::escalations::Escalation;
 
 /// `POST /v1/escalations` as support submits it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NewEscalation {
     pub company: String,
     /// UUID or username.
     pub user_id: String,
-    pub action: String,
+    /// Read at the edge (an unknown name is that field's error).
+    pub action: Given<EscalationAction>,
     pub reason: String,
     pub ticket: String,
 }
@@ -199,7 +200,7 @@ impl Escalations<'_> {
             CompanyId::parse(new.company.trim())
                 .map_err(|_| DomainError::field("company", "not a company id")),
         );
-        let action = rules::parse_action(&mut c, &new.action);
+        let action = c.given(new.action);
         let user = UserRef::parse(new.user_id.trim());
         if user.is_none() {
             c.push(gatehouse_domain::FieldError::new(

@@ -13,7 +13,8 @@ pub const PENDING_HOURS: i64 = 72;
 pub const EXECUTION_WINDOW_MINUTES: i64 = 60;
 
 /// What support asks to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EscalationAction {
     Unlock,
     ResetMfa,
@@ -80,18 +81,6 @@ pub fn pending_until(now: DateTime<Utc>) -> DateTime<Utc> {
 /// Until when an approval given at `now` may be executed.
 pub fn approved_until(now: DateTime<Utc>) -> DateTime<Utc> {
     now + Duration::minutes(EXECUTION_WINDOW_MINUTES)
-}
-
-/// The action of a request, or its field error.
-pub fn parse_action(c: &mut Collector, raw: &str) -> Option<EscalationAction> {
-    let action = EscalationAction::parse(raw.trim());
-    if action.is_none() {
-        c.push(FieldError::new(
-            "action",
-            "one of unlock, reset_mfa, reset_password",
-        ));
-    }
-    action
 }
 
 /// A request's free text (`reason`, `ticket`), trimmed: required, at most `max`
@@ -280,16 +269,11 @@ mod tests {
             checked_text(&mut c, "reason", "bell\u{7}", 1000, true),
             None
         );
-        assert_eq!(
-            parse_action(&mut c, " reset_mfa "),
-            Some(EscalationAction::ResetMfa)
-        );
-        assert_eq!(parse_action(&mut c, "unlock_all"), None);
         let fields = match c.finish() {
             Err(Error::Validation(errs)) => errs.into_iter().map(|f| f.field).collect::<Vec<_>>(),
             other => panic!("expected field errors, got {other:?}"),
         };
-        assert_eq!(fields, ["ticket", "ticket", "ticket", "reason", "action"]);
+        assert_eq!(fields, ["ticket", "ticket", "ticket", "reason"]);
     }
 
     #[test]

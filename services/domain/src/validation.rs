@@ -37,6 +37,10 @@ impl FieldError {
     }
 }
 
+/// A field an adapter has already read into its type, or why it could not: kept with the
+/// request's other fields, so that one answer names every bad field.
+pub type Given<T> = Result<T, FieldError>;
+
 /// Collects field errors from several parses and fails once with all of them.
 #[derive(Debug, Default)]
 pub struct Collector {
@@ -60,6 +64,17 @@ impl Collector {
             Err(other) => {
                 self.errors
                     .push(FieldError::new("request", other.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Keeps the value of a field read at the edge, or records why it is not one.
+    pub fn given<T>(&mut self, given: Given<T>) -> Option<T> {
+        match given {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
                 None
             }
         }

@@ -16,7 +16,7 @@ use gatehouse_domain::names::person_name;
 use gatehouse_domain::password::check_policy;
 use gatehouse_domain::role::Role;
 use gatehouse_domain::settings::TenantSettings;
-use gatehouse_domain::validation::Collector;
+use gatehouse_domain::validation::{Collector, Given};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
     QueryOrder, QuerySelect, RelationTrait,
@@ -35,7 +35,8 @@ pub struct NewUser {
     pub last_name: String,
     pub email: Option<String>,
     pub phone: Option<String>,
-    pub role: String,
+    /// Read at the edge (an unknown name is that field's error).
+    pub role: Given<Role>,
     pub password: SecretString,
     pub groups: Vec<Uuid>,
 }
@@ -65,7 +66,9 @@ impl NewUser {
             None | Some("") => Some(None),
             Some(p) => c.take(PhoneE164::parse(p)).map(Some),
         };
-        let role = c.take(Role::parse(&self.role).and_then(|r| r.check_for_tenant(is_operator)));
+        let role = c
+            .given(self.role.clone())
+            .and_then(|r| c.take(r.check_for_tenant(is_operator)));
         let policy = check_policy(
             &settings.password_policy,
             "password",

@@ -14,7 +14,7 @@ pub struct CreateEscalationRequest {
     /// The user's id (UUID) or username.
     pub user_id: String,
     #[schema(value_type = crate::vocabulary::EscalationAction)]
-    pub action: String,
+    pub action: crate::input::Parsed<gatehouse_domain::escalation::EscalationAction>,
     pub reason: String,
     /// The support ticket reference.
     pub ticket: String,

@@ -1,7 +1,9 @@
 //! Users, as admins and the users themselves see and change them.
 
 use super::groups::GroupRefDto;
+use crate::input::Parsed;
 use chrono::{DateTime, Utc};
+use gatehouse_domain::role::Role;
 use gatehouse_store::{Tenant, User};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -117,7 +119,7 @@ pub struct CreateUserRequest {
     pub phone: Option<String>,
     /// staff | practice_admin (support_agent | support_admin in the operator tenant)
     #[schema(value_type = crate::vocabulary::Role)]
-    pub role: String,
+    pub role: Parsed<Role>,
     /// Temporary: the user must change it at first sign-in.
     #[schema(value_type = String, format = Password)]
     pub password: SecretString,
@@ -150,7 +152,7 @@ pub struct UpdateUserRequest {
     pub phone: Option<Option<String>>,
     /// A change needs step-up (a second factor within 15 minutes).
     #[schema(value_type = Option<crate::vocabulary::Role>)]
-    pub role: Option<String>,
+    pub role: Option<Parsed<Role>>,
     /// false deactivates (sessions and remembered devices end at once); true reactivates.
     pub active: Option<bool>,
 }

@@ -53,7 +53,7 @@ pub async fn create(
             NewEscalation {
                 company: b.company,
                 user_id: b.user_id,
-                action: b.action,
+                action: b.action.given("action"),
                 reason: b.reason,
                 ticket: b.ticket,
             },

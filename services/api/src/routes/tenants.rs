@@ -60,7 +60,7 @@ pub async fn create(
                     last_name: b.admin.last_name,
                     email: Some(b.admin.email),
                     phone: b.admin.phone,
-                    role: "practice_admin".to_owned(),
+                    role: Ok(gatehouse_domain::role::Role::PracticeAdmin),
                     password: b.admin.password,
                     groups: Vec::new(),
                 },

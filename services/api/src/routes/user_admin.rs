@@ -40,7 +40,7 @@ pub async fn patch(
                 last_name: b.last_name,
                 email: b.email,
                 phone: b.phone,
-                role: b.role,
+                role: b.role.map(|r| r.given("role")),
                 active: b.active,
             },
             &meta,

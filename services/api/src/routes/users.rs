@@ -116,7 +116,7 @@ pub async fn create(
                 last_name: b.last_name,
                 email: b.email,
                 phone: b.phone,
-                role: b.role,
+                role: b.role.given("role"),
                 password: b.password,
                 groups: b.groups,
             },

@@ -16,7 +16,7 @@ use gatehouse_domain::login_hours::LoginWindow;
 use gatehouse_domain::names::person_name;
 use gatehouse_domain::password::check_policy;
 use gatehouse_domain::role::Role;
-use gatehouse_domain::validation::Collector;
+use gatehouse_domain::validation::{Collector, Given};
 use gatehouse_store::User;
 use gatehouse_store::audit::{actor_of, event, tenant_target, user_target};
 use gatehouse_store::scope::UserRef;
@@ -34,7 +34,8 @@ pub struct UserPatch {
     pub last_name: Option<String>,
     pub email: Option<Option<String>>,
     pub phone: Option<Option<String>>,
-    pub role: Option<String>,
+    /// Read at the edge (an unknown name is that field's error).
+    pub role: Option<Given<Role>>,
     pub active: Option<bool>,
 }
 
@@ -82,10 +83,10 @@ impl UserPatch {
             None => Some(None),
             Some(p) => c.take(PhoneE164::parse(p)).map(Some),
         });
-        let role = self
-            .role
-            .as_deref()
-            .map(|r| c.take(Role::parse(r).and_then(|r| r.check_for_tenant(is_operator))));
+        let role = self.role.clone().map(|r| {
+            c.given(r)
+                .and_then(|r| c.take(r.check_for_tenant(is_operator)))
+        });
         c.finish()?;
         // After `finish`, every field given parsed: `flatten` only drops absent ones.
         Ok(ParsedPatch {
@@ -411,7 +412,7 @@ impl Admin<'_> {
             last_name: copy.last_name,
             email: copy.email,
             phone: copy.phone,
-            role: src.role.as_str().to_owned(),
+            role: Ok(src.role),
             password: copy.password,
             groups: src.groups.iter().map(|g| g.id.0).collect(),
         };
