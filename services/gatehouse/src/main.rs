@@ -19,17 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
-enum RunError {
-    #[error("{0}")]
-    Store(#[from] gatehouse_store::StoreError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Build(#[from] BuildError),
-}
+/// Why a command failed: the same reasons as a process failing to start.
+type RunError = BuildError;
 
 /// `GET /metrics` from the process's meter provider.
 #[derive(Debug)]

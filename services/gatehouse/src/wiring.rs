@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Why a process could not start.
+/// Why a process could not start (or a command of the binary failed).
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{0}")]
