@@ -572,6 +572,47 @@ async fn measure(
         true,
     ));
 
+    // The same sign-ins through the pages (W1): GET the form, POST it, follow to "My
+    // account". web.md: at least 0.85 of the JSON API's sign-ins per second.
+    eprintln!("--> page sign-ins");
+    let page_ctx = Arc::new({
+        let mut c = Ctx::new(mail.clone(), PASSWORD.into());
+        c.open = open.clone();
+        c.origin = base.replace("127.0.0.1", "localhost");
+        c
+    });
+    let m = Attack {
+        host: base,
+        users: 4 * cores,
+        seconds: sz.phase_seconds,
+        throttle: None,
+        report: None,
+    }
+    .run(vec![scenarios::page_sign_ins(&page_ctx, 1).map_err(goose)?])
+    .await?;
+    let pages = figures(&m, "POST signin form");
+    let page_problems = std::mem::take(
+        &mut *page_ctx
+            .problems
+            .lock()
+            .map_err(|_| Flaw("poisoned".into()))?,
+    );
+    if !page_problems.is_empty() {
+        notes.push(format!("page sign-in problems: {page_problems:?}"));
+    }
+    rows.push(ratio_row(
+        "page sign-ins/s (`GET` + `POST /signin`, cookies, CSRF) vs the JSON API's sign-ins/s",
+        pages.per_second,
+        "/s",
+        logins.per_second,
+        format!(
+            "{} /s through `POST /v1/auth/login`",
+            fmt_num(logins.per_second)
+        ),
+        0.85,
+        true,
+    ));
+
     // A bare actix-web handler vs. session checks (cache hits), same tool and connections.
     eprintln!("--> bare handler and session checks");
     let bare_port = free_port()?;

@@ -94,6 +94,8 @@ pub struct Ctx {
     pub seconds: Mutex<BTreeMap<&'static str, usize>>,
     /// Accounts locked by the mistakes scenario.
     pub lockouts: AtomicUsize,
+    /// The pages' origin (`http://localhost:<port>`), sent as a browser's `Origin`.
+    pub origin: String,
 }
 
 impl Ctx {
@@ -113,6 +115,7 @@ impl Ctx {
             problems: Mutex::new(BTreeMap::new()),
             seconds: Mutex::new(BTreeMap::new()),
             lockouts: AtomicUsize::new(0),
+            origin: String::new(),
         }
     }
 
@@ -179,6 +182,28 @@ pub fn morning(ctx: &Arc<Ctx>) -> Result<Vec<Scenario>, GooseError> {
 /// Sign-ins with a password only, as fast as they go.
 pub fn password_sign_ins(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, GooseError> {
     scenario("password sign-in", weight, tx(ctx, "sign in", open_sign_in))
+}
+
+/// Password sign-ins through the pages (W1), as a browser without JavaScript makes them:
+/// the sign-in page (its form token and cookie), then its form.
+/// Each goose user is a browser that keeps no cookies between sign-ins (a new profile every
+/// time, so each sign-in starts from the page) and follows no redirect (the answer that
+/// signs in is the 303 to "My account").
+pub fn page_sign_ins(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, GooseError> {
+    let fresh: TransactionFunction = Arc::new(|user| {
+        Box::pin(async move {
+            let builder = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(60));
+            user.set_client_builder(builder).await.map_err(Box::new)
+        })
+    });
+    scenario(
+        "page sign-in",
+        weight,
+        tx(ctx, "page sign in", page_sign_in),
+    )
+    .map(|s| s.register_transaction(Transaction::new(fresh).set_name("browser").set_on_start()))
 }
 
 /// Session checks, as fast as they go.
@@ -402,6 +427,84 @@ fn open_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
                 "password-only sign-in ended {}",
                 flow["status"]
             )));
+        }
+        Ok(())
+    })
+}
+
+/// The `value` of the page's form token.
+fn form_token(html: &str) -> Option<&str> {
+    let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    let end = at + html[at..].find('"')?;
+    Some(&html[at..end])
+}
+
+fn page_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let Some(a) = ctx.next_open() else {
+            return Err(Flaw("no password-only accounts".into()));
+        };
+        let fail = |what: &str, e: String| Flaw(format!("{what}: {e}"));
+        let rb = user
+            .get_request_builder(&GooseMethod::Get, "/signin")
+            .map_err(|e| fail("GET /signin", format!("{e:?}")))?
+            .header("x-forwarded-for", &a.ip);
+        let req = GooseRequest::builder()
+            .set_request_builder(rb)
+            .name("signin page")
+            .build();
+        let got = user
+            .request(req)
+            .await
+            .map_err(|e| fail("GET /signin", format!("{e:?}")))?;
+        let r = got
+            .response
+            .map_err(|e| fail("GET /signin", e.to_string()))?;
+        // The seed cookie the form token is bound to (the only cookie a new browser gets).
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("__Host-gatehouse-csrf="))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+            .ok_or_else(|| Flaw("GET /signin set no form-token cookie".into()))?;
+        let html = r
+            .text()
+            .await
+            .map_err(|e| fail("GET /signin", e.to_string()))?;
+        let token = form_token(&html)
+            .ok_or_else(|| Flaw("the sign-in page has no form token".into()))?
+            .to_owned();
+        let rb = user
+            .get_request_builder(&GooseMethod::Post, "/signin")
+            .map_err(|e| fail("POST /signin", format!("{e:?}")))?
+            .header("x-forwarded-for", &a.ip)
+            .header("origin", &ctx.origin)
+            .header("cookie", cookie)
+            .form(&[
+                ("csrf", token.as_str()),
+                ("company", a.company.as_str()),
+                ("username", a.username.as_str()),
+                ("password", ctx.password.as_str()),
+            ]);
+        // Signed in, the answer is a redirect to "My account"; a refusal draws the form
+        // again with its 4xx.
+        let req = GooseRequest::builder()
+            .set_request_builder(rb)
+            .name("signin form")
+            .build();
+        let got = user
+            .request(req)
+            .await
+            .map_err(|e| fail("POST /signin", format!("{e:?}")))?;
+        let r = got
+            .response
+            .map_err(|e| fail("POST /signin", e.to_string()))?;
+        let status = r.status().as_u16();
+        if status != 303 {
+            return Err(Flaw(format!("page sign-in answered {status}")));
         }
         Ok(())
     })

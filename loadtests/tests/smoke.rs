@@ -12,8 +12,9 @@
 use std::path::Path;
 use std::process::Command;
 
-const LIMITS: [&str; 8] = [
+const LIMITS: [&str; 9] = [
     "| start-up to ready (`serve`) |",
+    "| page sign-ins/s (`GET` + `POST /signin`, cookies, CSRF) vs the JSON API's sign-ins/s |",
     "| RSS idle (`serve`) |",
     "| sign-ins/s (`POST /v1/auth/login`) vs raw Argon2id verifies/s |",
     "| session checks/s (`GET /v1/auth/session`, cache hits) vs bare actix-web handler |",
@@ -107,6 +108,10 @@ fn o3_the_load_tests_run_every_phase_and_scenario_on_both_layouts() {
         for (name, _, failed) in &rows {
             assert_eq!(*failed, 0, "{name} failed: {section}");
         }
+        assert!(
+            !section.contains("page sign-in problems"),
+            "page sign-ins refused: {section}"
+        );
         assert!(
             !section.contains("Scenario problems"),
             "codes not read back, or sign-ins stuck: {section}"

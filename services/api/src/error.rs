@@ -196,7 +196,7 @@ impl From<DomainError> for ApiError {
                 "Account locked",
                 "This account is locked after too many failed sign-ins. Ask your practice administrator to unlock it.",
             ),
-            DomainError::OutsideLoginHours => ApiError::new(
+            DomainError::OutsideLoginHours(_) => ApiError::new(
                 S::FORBIDDEN,
                 "outside_login_hours",
                 "Outside login hours",

@@ -28,26 +28,15 @@ impl ApiState {
     /// The client's address: the socket peer, or the first address in X-Forwarded-For
     /// that is not one of our trusted proxies when the peer is a trusted proxy (M8).
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
-        let trusted = self.trusted_proxies.as_slice();
         let peer = req.peer_addr().map(|a| a.ip())?;
-        let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-        if !is_trusted(&peer) {
-            return Some(peer);
-        }
-        let forwarded: Vec<IpAddr> = req
+        let forwarded = req
             .headers()
             .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        // Walk from the nearest hop back; the first untrusted address is the client.
-        Some(
-            forwarded
-                .into_iter()
-                .rev()
-                .find(|ip| !is_trusted(ip))
-                .unwrap_or(peer),
-        )
+            .filter_map(|v| v.to_str().ok());
+        Some(gatehouse_domain::networks::client_ip(
+            peer,
+            forwarded,
+            &self.trusted_proxies,
+        ))
     }
 }

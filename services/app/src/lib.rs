@@ -23,6 +23,7 @@ pub mod records;
 pub mod signin;
 pub mod support;
 
+pub use gatehouse_store::scope::UserRef;
 pub use gatehouse_store::{Page, Principal, RequestMeta, Store, StoreError as Error, Tenant};
 
 /// What a use case answers.

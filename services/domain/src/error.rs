@@ -15,8 +15,9 @@ pub enum Error {
     AccountInactive,
     #[error("the account is locked")]
     AccountLocked,
+    /// When sign-in is allowed instead, for the page that says so.
     #[error("sign-in is outside the user's login hours")]
-    OutsideLoginHours,
+    OutsideLoginHours(crate::login_hours::AllowedHours),
     #[error("the practice is suspended")]
     TenantSuspended,
     #[error("not authenticated")]

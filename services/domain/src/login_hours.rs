@@ -139,6 +139,13 @@ impl LoginWindow {
     }
 }
 
+/// When a user may sign in: the windows, read in the practice's time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHours {
+    pub windows: Vec<LoginWindow>,
+    pub timezone: Tz,
+}
+
 /// Whether a sign-in at `now` is within the windows, read in the tenant's time zone.
 pub fn is_allowed(windows: &[LoginWindow], tz: Tz, now: DateTime<Utc>) -> bool {
     if windows.is_empty() {

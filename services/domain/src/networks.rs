@@ -121,3 +121,62 @@ mod tests {
         assert!(!any_contains(&[Cidr::host(ip("10.0.0.1"))], None));
     }
 }
+
+/// The client's address (M8): the socket `peer`, or, when the peer is one of our
+/// `trusted` proxies, the nearest address in the `X-Forwarded-For` values (`forwarded`,
+/// in header order) that is not a trusted proxy itself.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded: impl IntoIterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = forwarded
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    // Walk from the nearest hop back; the first untrusted address is the client.
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod client_ip_tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), ["198.51.100.1"], &trusted),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_nearest_untrusted_hop_is_the_client() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // The client may claim anything before the first proxy; the proxies append.
+        assert_eq!(
+            client_ip(
+                ip("10.0.0.2"),
+                ["1.2.3.4, 198.51.100.7", "10.0.0.1"],
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        // Nothing forwarded: the proxy itself.
+        assert_eq!(client_ip(ip("10.0.0.2"), [], &trusted), ip("10.0.0.2"));
+    }
+}

@@ -105,6 +105,23 @@ fn parse_company(s: &str) -> Result<CompanyId, String> {
     )
 }
 
+/// An origin: http or https, a host, an optional port, no path, query or fragment.
+fn parse_public_url(s: &str) -> Result<url::Url, String> {
+    let bad =
+        |why: &str| format!("GATEHOUSE_PUBLIC_URL: {why} (e.g. https://signin.vendor.example)");
+    let u = url::Url::parse(s.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(bad("must be http or https"));
+    }
+    if u.host_str().is_none() || !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must name a host and nothing else"));
+    }
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+        return Err(bad("must be an origin, without a path"));
+    }
+    Ok(u)
+}
+
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     named(
         "GATEHOUSE_LISTEN",
@@ -525,6 +542,10 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
+    /// The origin people and EHRs reach (pages, cookies, CSRF checks, later the OIDC
+    /// issuer), such as https://signin.vendor.example; default: http://localhost:<port>.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<url::Url>,
     /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For is believed.
     #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
     pub trusted_proxies: Vec<IpNet>,

@@ -233,6 +233,7 @@ async fn serve(
         migrate: !args.no_migrate,
         demo: args.demo,
         listen: args.listen,
+        public_url: args.public_url.clone(),
         http_workers: None,
         shutdown_timeout: 10,
         trusted_proxies: args.trusted_proxies.clone(),
@@ -244,7 +245,11 @@ async fn serve(
     };
     let running = wiring::build(plan).await?;
     if args.demo {
-        print_demo(&running.seeded, args.listen, codes_go.as_deref());
+        print_demo(
+            &running.seeded,
+            (args.listen, &running.public_url),
+            codes_go.as_deref(),
+        );
     }
     tracing::info!(listen = %running.addr, "gatehouse is ready");
     let result = running.server.await;
@@ -401,9 +406,10 @@ async fn stop_workers(workers: Option<Workers>) {
 
 fn print_demo(
     accounts: &[gatehouse_app::accounts::SeededAccount],
-    listen: std::net::SocketAddr,
+    (listen, public_url): (std::net::SocketAddr, &url::Url),
     codes_go: Option<&str>,
 ) {
+    let origin = public_url.origin().ascii_serialization();
     println!("\nDemo accounts (passwords are for this local demo only):");
     for a in accounts {
         println!(
@@ -416,7 +422,11 @@ fn print_demo(
         println!("  {}/{}: {}", a.company, a.username, a.mfa);
     }
     if let Some(a) = accounts.iter().find(|a| a.role == "practice_admin") {
-        println!("\nSign in:");
+        println!(
+            "\nSign in in a browser: {origin}/signin?company={}",
+            a.company
+        );
+        println!("\nOr with the JSON API:");
         println!(
             "  curl -s http://{listen}/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"company\":\"{}\",\"username\":\"{}\",\"password\":\"{}\"}}'",
             a.company, a.username, a.password

@@ -44,6 +44,9 @@ pub struct Plan {
     /// Seed the demo practice and its accounts (`--demo`).
     pub demo: bool,
     pub listen: SocketAddr,
+    /// GATEHOUSE_PUBLIC_URL: where people and EHRs reach this deployment (the pages'
+    /// origin); `None`: `http://localhost:<the port bound>`.
+    pub public_url: Option<url::Url>,
     /// HTTP worker threads; `None`: actix-web's default (one per core).
     pub http_workers: Option<usize>,
     /// Seconds the HTTP server waits for requests in flight when stopped.
@@ -63,6 +66,8 @@ pub struct Running {
     pub server: actix_web::dev::Server,
     /// Where the server listens (the port chosen, when `listen` asked for port 0).
     pub addr: SocketAddr,
+    /// The origin of the pages (GATEHOUSE_PUBLIC_URL, or its default).
+    pub public_url: url::Url,
     pub workers: Option<Workers>,
     /// The demo accounts, when `demo` was asked for.
     pub seeded: Vec<SeededAccount>,
@@ -81,30 +86,41 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
     } else {
         Vec::new()
     };
+    // Bound before the server is made, so that the default public URL names the port.
+    let listener = std::net::TcpListener::bind(plan.listen)?;
+    let addr = listener.local_addr()?;
+    let public_url = match plan.public_url {
+        Some(u) => u,
+        None => default_public_url(addr.port())?,
+    };
+    let trusted_proxies = Arc::new(plan.trusted_proxies);
     let state = ApiState {
         app: app.clone(),
-        trusted_proxies: Arc::new(plan.trusted_proxies),
+        trusted_proxies: trusted_proxies.clone(),
         sns: plan.sns,
         metrics: plan.metrics,
     };
+    let pages = gatehouse_web::configure(gatehouse_web::WebState {
+        app: app.clone(),
+        public_url: public_url.clone(),
+        trusted_proxies,
+        keyring: store.config().keyring.clone(),
+    });
     let configure = gatehouse_api::configure(state);
     let mut server = HttpServer::new(move || {
         App::new()
             // A span per request (route template, status, tenant), its duration, and the
             // access log line.
             .wrap(gatehouse_api::RequestTelemetry)
+            // The pages first: the API's default service answers every other path.
+            .configure(pages.clone())
             .configure(configure.clone())
     })
     .shutdown_timeout(plan.shutdown_timeout);
     if let Some(n) = plan.http_workers {
         server = server.workers(n);
     }
-    let server = server.bind(plan.listen)?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| BuildError::Config(format!("{}: nothing bound", plan.listen)))?;
+    let server = server.listen(listener)?;
     let queue = match plan.queue {
         Queue::InProcess => None,
         Queue::Redis { fair_burst } => redis_queue(&store, redis, fair_burst),
@@ -115,9 +131,17 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
         app,
         server: server.run(),
         addr,
+        public_url,
         workers,
         seeded,
     })
+}
+
+/// `http://localhost:<port>`: Chromium treats localhost as a secure context (`__Host-`
+/// cookies work), which it does not for 127.0.0.1.
+pub fn default_public_url(port: u16) -> Result<url::Url, BuildError> {
+    url::Url::parse(&format!("http://localhost:{port}"))
+        .map_err(|e| BuildError::Config(format!("GATEHOUSE_PUBLIC_URL: {e}")))
 }
 
 /// Starts a process's delivery workers (none when `config` is `None`): on Redis when

@@ -139,6 +139,8 @@ pub const NEW_PASSWORD: &str = "Brisk-Lantern-Harvest-93!";
 /// A running app and a raw connection to its database.
 pub struct TestApp {
     pub base: String,
+    /// The pages' origin, `http://localhost:<port>` (GATEHOUSE_PUBLIC_URL's default).
+    pub public_origin: String,
     pub client: reqwest::Client,
     /// The use cases of this app, for set-up that needs no HTTP round trip.
     pub app: gatehouse_app::App,
@@ -255,6 +257,7 @@ impl TestApp {
             migrate: true,
             demo: false,
             listen: "127.0.0.1:0".parse().expect("address"),
+            public_url: None,
             http_workers: Some(2),
             shutdown_timeout: 1,
             trusted_proxies: if opts.untrusted_local_proxy {
@@ -284,6 +287,7 @@ impl TestApp {
             .expect("raw connection");
         TestApp {
             base: format!("http://127.0.0.1:{}", running.addr.port()),
+            public_origin: running.public_url.origin().ascii_serialization(),
             client: reqwest::Client::new(),
             app: running.app,
             store: running.store,

@@ -50,6 +50,32 @@ pub struct FlowView {
     pub device_token: Option<SecretString>,
     /// Only right after an authenticator enrollment completed.
     pub recovery_codes: Option<Vec<String>>,
+    /// The flow's user ID, as stored (a page keeps a remembered computer per user).
+    pub username: String,
+    /// What a page says about the practice at this step.
+    pub practice: FlowPractice,
+}
+
+/// The practice of a flow, as a sign-in page names it and its rules.
+#[derive(Debug, Clone)]
+pub struct FlowPractice {
+    pub company: gatehouse_domain::ids::CompanyId,
+    pub name: String,
+    pub timezone: chrono_tz::Tz,
+    pub remember_device_hours: u32,
+    pub password_policy: gatehouse_domain::settings::PasswordPolicy,
+}
+
+impl FlowPractice {
+    fn of(t: &Tenant) -> Self {
+        FlowPractice {
+            company: t.company.clone(),
+            name: t.name.clone(),
+            timezone: t.timezone,
+            remember_device_hours: t.settings.remember_device_hours,
+            password_policy: t.settings.password_policy.clone(),
+        }
+    }
 }
 
 /// The sign-in use cases (from [`crate::App::signin`]).
@@ -317,6 +343,42 @@ impl SignIn<'_> {
             session,
             device_token: None,
             recovery_codes: None,
+            username: user.username.clone(),
+            practice: FlowPractice::of(a.tenant),
+        })
+    }
+
+    /// The step an open flow is at, for a page drawn again: nothing is sent or changed;
+    /// `code_sent` is the sign-in code still open, if any.
+    pub async fn current(&self, id: FlowId) -> Result<FlowView> {
+        let (flow, user, tenant) = self.open_flow(id).await?;
+        let mut mfa = match flow.status {
+            FlowStatus::PasswordChangeRequired => None,
+            _ => {
+                let f = facts(&tenant, &user, &flow.state);
+                mfa_view(&next_step(&f, &flow.state), f.method)
+            }
+        };
+        if flow.status == FlowStatus::MfaRequired
+            && let Some(m) = mfa.as_mut()
+        {
+            m.code_sent = self
+                .store
+                .tenant(tenant.id)
+                .mfa()
+                .open_code(CodeOwner::Flow(id), Purpose::SignIn)
+                .await?;
+        }
+        Ok(FlowView {
+            flow_id: flow.id,
+            status: flow.status,
+            expires_at: flow.expires_at,
+            mfa,
+            session: None,
+            device_token: None,
+            recovery_codes: None,
+            username: user.username,
+            practice: FlowPractice::of(&tenant),
         })
     }
 }

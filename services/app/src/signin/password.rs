@@ -13,7 +13,7 @@ use crate::{Error, RequestMeta, Result};
 use gatehouse_domain::audit::details::{Refusal, SigninFailure};
 use gatehouse_domain::audit::{Actor, Details};
 use gatehouse_domain::ids::{CompanyId, FlowId, Username};
-use gatehouse_domain::login_hours::is_allowed;
+use gatehouse_domain::login_hours::{AllowedHours, is_allowed};
 use gatehouse_domain::mfa::flow::FlowState;
 use gatehouse_domain::mfa::step::Bypass;
 use gatehouse_domain::password::{Verified, check_policy};
@@ -163,8 +163,11 @@ impl SignIn<'_> {
             Some(r) => Some(r),
             None if hints.login_hours => {
                 let windows = scope.users().windows(user.id).await?;
-                (!is_allowed(&windows, tenant.timezone, self.store.clock().now()))
-                    .then_some(DomainError::OutsideLoginHours)
+                let allowed = is_allowed(&windows, tenant.timezone, self.store.clock().now());
+                (!allowed).then_some(DomainError::OutsideLoginHours(AllowedHours {
+                    windows,
+                    timezone: tenant.timezone,
+                }))
             }
             // No hours: any time is allowed.
             None => None,

@@ -577,8 +577,18 @@ async fn bad_input_unknown_route_answers_404_and_wrong_method_405(db: Db) {
     let app = TestApp::spawn(db).await;
     let admin = clinic(&app, "route-clinic").await;
     let before = state(&app, "route-clinic", &admin).await;
+    // `/` is the pages' front door: people who open the bare address get the sign-in page.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/signin");
     for path in [
-        "/",
         "/v1",
         "/v1/nope",
         "/v2/auth/login",

@@ -18,6 +18,7 @@ mod mfa_store;
 mod openapi;
 mod operators;
 mod otlp;
+mod pages;
 mod processes;
 mod scale;
 mod settings;

@@ -396,6 +396,40 @@ impl Mfa<'_> {
         })
     }
 
+    /// The owner's newest code for `purpose` while it can still be used (not used,
+    /// replaced, expired or out of tries): where it went, masked, and until when.
+    pub async fn open_code(
+        &self,
+        owner: CodeOwner,
+        purpose: Purpose,
+    ) -> Result<Option<gatehouse_domain::mfa::flow::CodeSent>> {
+        let Some(c) = ch::Entity::find()
+            .filter(ch::Column::TenantId.eq(self.scope.uuid()))
+            .filter(owner.condition())
+            .filter(ch::Column::Purpose.eq(purpose.as_str()))
+            .order_by_desc(ch::Column::CreatedAt)
+            .one(&self.scope.inner.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = self.scope.inner.clock.now();
+        let tries_left = u32::try_from(c.attempts).is_ok_and(|a| a < MAX_ATTEMPTS);
+        if c.used_at.is_some() || c.superseded_at.is_some() || c.expires_at <= now || !tries_left {
+            return Ok(None);
+        }
+        let channel = Channel::parse(&c.channel)
+            .ok_or_else(|| StoreError::Corrupt(format!("challenge {}: channel", c.id)))?;
+        let to = super::parse_destination(channel, &c.destination, "destination")
+            .map_err(|_| StoreError::Corrupt(format!("challenge {}: destination", c.id)))?
+            .masked();
+        Ok(Some(gatehouse_domain::mfa::flow::CodeSent {
+            channel,
+            to,
+            expires_at: c.expires_at,
+        }))
+    }
+
     /// Judges a submitted code against the owner's newest challenge for `purpose`;
     /// `None` when no code was ever sent for it.
     pub async fn check_code(
