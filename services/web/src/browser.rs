@@ -3,6 +3,7 @@
 
 use crate::WebState;
 use crate::pages::{self, Message};
+use crate::words::Refused;
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::DefaultHeaders;
@@ -98,15 +99,6 @@ pub(crate) struct Browser {
     pub(crate) flow: Option<FlowId>,
     pub(crate) session: Option<SecretString>,
     pub(crate) meta: RequestMeta,
-}
-
-/// Why a state-changing request was refused before it did anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// Not from our own origin (CSRF).
-    CrossSite,
-    /// The form's token is missing or not this browser's (CSRF, or an old page).
-    Token,
 }
 
 impl Browser {

@@ -1,7 +1,6 @@
 //! What the pages say, in one place (English now; Spanish is the next language).
 //! Refusals are told in words a front desk can act on.
 
-use crate::browser::Refused;
 use gatehouse_app::Error;
 use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::login_hours::{AllowedHours, Weekday};
@@ -16,6 +15,16 @@ pub(crate) const EXPIRED: &str =
 pub(crate) const SIGNED_OUT: &str = "You are signed out.";
 pub(crate) const TRY_LATER: &str = "Something went wrong on our side. Wait a moment and try again; if it keeps happening, call your practice admin.";
 pub(crate) const PASSWORDS_DIFFER: &str = "The two new passwords are not the same.";
+
+/// Why a state-changing request was refused before it did anything (CSRF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Not from our own origin.
+    CrossSite,
+    /// The form's token is missing or not this browser's (or the page is older than
+    /// the session).
+    Token,
+}
 
 /// Why a form post was refused before it did anything.
 pub(crate) fn refused(why: Refused) -> &'static str {
