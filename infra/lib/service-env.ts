@@ -62,6 +62,9 @@ export function serviceEnvironment(role: Role, props: ServiceEnvironmentProps): 
   }
   if (role === 'api') {
     environment.GATEHOUSE_LISTEN = `0.0.0.0:${API_PORT}`;
+    // The origin people reach (the ALB's certificate names it): the sign-in pages' cookies
+    // and same-origin checks, and later the OIDC issuer.
+    environment.GATEHOUSE_PUBLIC_URL = `https://${settings.apiDomain}`;
     environment.GATEHOUSE_TRUSTED_PROXIES = props.trustedProxies.join(',');
     // The webhook believes only this stack's topics: SNS signs any account's messages, so
     // without the list anyone's topic could post a STOP or a bounce (unset: it accepts

@@ -27,7 +27,7 @@ const SET = {
     'GATEHOUSE_SNS_CERT_URL_PREFIXES',
     'GATEHOUSE_LOG_FORMAT',
   ],
-  serve: ['GATEHOUSE_LISTEN', 'GATEHOUSE_TRUSTED_PROXIES', 'GATEHOUSE_SNS_TOPIC_ARNS'],
+  serve: ['GATEHOUSE_LISTEN', 'GATEHOUSE_PUBLIC_URL', 'GATEHOUSE_TRUSTED_PROXIES', 'GATEHOUSE_SNS_TOPIC_ARNS'],
   worker: ['GATEHOUSE_WORKER_LISTEN'],
 };
 
@@ -121,6 +121,11 @@ describe('values the stack derives', () => {
       .filter(([id, r]) => r.Type === 'AWS::EC2::Subnet' && id.includes('publicSubnet'))
       .map(([, r]) => r.Properties.CidrBlock);
     assert.deepEqual(env.GATEHOUSE_TRUSTED_PROXIES.split(',').sort(), publicCidrs.sort());
+  });
+
+  it('o2_the_public_url_is_the_api_domain_over_https', () => {
+    const { env } = environmentOf(container(json.production, 'api'));
+    assert.equal(env.GATEHOUSE_PUBLIC_URL, 'https://auth.gatehouse.example');
   });
 
   it('o2_endpoints_and_names_come_from_the_resources_not_copies', () => {
