@@ -16,6 +16,7 @@ mod m20261206_000009_operator_approval;
 mod m20261206_000010_support_search;
 mod m20261206_000011_delivery_attempts;
 mod m20261206_000012_audit_inbox;
+mod m20261207_000013_oidc;
 
 pub use m20261206_000012_audit_inbox::create_side as create_side_audit_inbox;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_support_search::Migration),
             Box::new(m20261206_000011_delivery_attempts::Migration),
             Box::new(m20261206_000012_audit_inbox::Migration),
+            Box::new(m20261207_000013_oidc::Migration),
         ]
     }
 }

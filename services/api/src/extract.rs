@@ -41,7 +41,7 @@ pub(crate) fn meta_of(req: &HttpRequest, s: &ApiState) -> RequestMeta {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Option<SecretString> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<SecretString> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     let token = token.trim();

@@ -4,6 +4,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod input;
+pub mod oauth;
 pub mod openapi;
 pub mod params;
 pub mod reference;
@@ -33,6 +34,7 @@ pub fn configure(state: ApiState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             )
             .app_data(web::QueryConfig::default().error_handler(error::rejections::query))
             .app_data(web::PathConfig::default().error_handler(error::rejections::path))
+            .configure(oauth::configure)
             .configure(routes::configure)
             .configure(openapi::configure)
             .default_service(web::to(routes::unknown_route));

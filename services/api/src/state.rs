@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct ApiState {
     /// The use cases, and the reads that decide nothing: all a handler calls.
     pub app: gatehouse_app::App,
+    /// The OpenID Connect issuer: GATEHOUSE_PUBLIC_URL's origin (no trailing slash).
+    pub issuer: String,
     /// Proxies whose X-Forwarded-For is believed (GATEHOUSE_TRUSTED_PROXIES).
     pub trusted_proxies: Arc<Vec<IpNet>>,
     /// Verifies SNS webhook messages (GATEHOUSE_SNS_CERT_URL_PREFIXES).

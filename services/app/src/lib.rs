@@ -18,6 +18,7 @@ pub mod admin;
 pub mod escalations;
 pub mod inbound;
 pub mod mfa;
+pub mod oidc;
 mod passwords;
 pub mod records;
 pub mod signin;
@@ -40,12 +41,17 @@ pub(crate) fn require_step_up(store: &Store, p: &Principal) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct App {
     store: Store,
+    /// The OpenID Connect signing keys this process loaded.
+    oidc_keys: std::sync::Arc<oidc::KeyCache>,
 }
 
 impl App {
     /// The use cases over `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            oidc_keys: Default::default(),
+        }
     }
 
     /// Sign-in (P1-P5, M1-M10): the password step and the flow's steps after it.
@@ -94,6 +100,15 @@ impl App {
     /// Verified SNS messages from the webhook.
     pub fn inbound(&self) -> inbound::Inbound<'_> {
         inbound::Inbound { store: &self.store }
+    }
+
+    /// The OpenID Connect provider, answering as `issuer` (the public origin).
+    pub fn oidc<'a>(&'a self, issuer: &'a str) -> oidc::Oidc<'a> {
+        oidc::Oidc {
+            store: &self.store,
+            keys: &self.oidc_keys,
+            issuer,
+        }
     }
 
     /// Escalations (S2): support asks, the practice decides, support executes once.

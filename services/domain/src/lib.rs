@@ -18,6 +18,7 @@ pub mod lookup;
 pub mod mfa;
 pub mod names;
 pub mod networks;
+pub mod oidc;
 pub mod password;
 pub mod role;
 pub mod sender;

@@ -35,6 +35,58 @@ pub enum Command {
     /// Write scale data for load tests: many practices and users, in bulk (never on a
     /// production database: every user gets the given password).
     SeedScale(SeedScaleArgs),
+    /// The OpenID Connect signing keys.
+    Keys(KeysArgs),
+}
+
+/// `gatehouse keys ...`.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+/// What to do with the signing keys.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Add a new signing key: published in the JWKS at once, signing after --publish-for;
+    /// the keys before it stay published until the ID tokens they signed have expired.
+    Rotate(RotateArgs),
+}
+
+/// `gatehouse keys rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// How long the new key is published before it signs (clients cache the JWKS):
+    /// a number with s, m, h or d, such as 24h or 0.
+    #[arg(long, default_value = "24h", value_parser = parse_span)]
+    pub publish_for: chrono::Duration,
+    /// Do not apply migrations first.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+/// `24h`, `30m`, `90s`, `2d`, or `0`.
+fn parse_span(s: &str) -> Result<chrono::Duration, String> {
+    let bad = || format!("{s:?} is not a span such as 24h, 30m, 90s, 2d or 0");
+    let t = s.trim();
+    if t == "0" {
+        return Ok(chrono::Duration::zero());
+    }
+    let (n, unit) = t.split_at(t.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    if !(0..=365 * 86_400).contains(&n) {
+        return Err(bad());
+    }
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        _ => Err(bad()),
+    }
 }
 
 /// An MFA policy for `seed-scale`.
@@ -619,6 +671,17 @@ pub struct ApproveOperatorArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_rotation_spans() {
+        assert_eq!(parse_span("24h"), Ok(chrono::Duration::hours(24)));
+        assert_eq!(parse_span("0"), Ok(chrono::Duration::zero()));
+        assert_eq!(parse_span("90s"), Ok(chrono::Duration::seconds(90)));
+        assert_eq!(parse_span("2d"), Ok(chrono::Duration::days(2)));
+        assert!(parse_span("soon").is_err());
+        assert!(parse_span("-1h").is_err());
+        assert!(parse_span("h").is_err());
+    }
 
     #[test]
     fn bad_values_name_their_variable() {

@@ -3,8 +3,8 @@
 use actix_web::{App, HttpServer};
 use clap::Parser;
 use gatehouse::config::{
-    self, Cli, Command, CommonArgs, Delivery, DeliveryArgs, LogFormat, ServeArgs, WorkerArgs,
-    WorkerTuning,
+    self, Cli, Command, CommonArgs, Delivery, DeliveryArgs, KeysAction, KeysArgs, LogFormat,
+    ServeArgs, WorkerArgs, WorkerTuning,
 };
 use gatehouse::wiring::{self, BuildError, Plan, Queue};
 use gatehouse_app::accounts::BootstrapOutcome;
@@ -250,6 +250,7 @@ async fn serve(
             (args.listen, &running.public_url),
             codes_go.as_deref(),
         );
+        print_demo_clients(&running.demo_clients, &running.public_url);
     }
     tracing::info!(listen = %running.addr, "gatehouse is ready");
     let result = running.server.await;
@@ -447,6 +448,54 @@ fn print_demo(
     println!("API reference: http://{listen}/docs\n");
 }
 
+/// The demo's OpenID Connect clients, and an authorization URL to open in a browser.
+fn print_demo_clients(clients: &[gatehouse_app::oidc::IssuedClient], public_url: &url::Url) {
+    use secrecy::ExposeSecret;
+    let Some(first) = clients.first() else {
+        return;
+    };
+    let issuer = public_url.origin().ascii_serialization();
+    println!("OpenID Connect (issuer {issuer}):");
+    for c in clients {
+        match &c.client_secret {
+            Some(s) => println!(
+                "  confidential client: client_id {}  client_secret {}",
+                c.client.client_id,
+                s.expose_secret()
+            ),
+            None => println!("  public client:       client_id {}", c.client.client_id),
+        }
+    }
+    let redirect = first
+        .client
+        .redirect_uris
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    println!("  redirect URI:        {redirect}");
+    if let Some(uri) = first.client.post_logout_redirect_uris.first() {
+        println!("  post-logout URI:     {uri}");
+    }
+    // RFC 7636 Appendix B's verifier, so that the printed exchange can be typed by hand.
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let mut url = public_url.clone();
+    url.set_path("/oauth2/authorize");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &first.client.client_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("scope", "openid profile email offline_access")
+        .append_pair("state", "demo-state")
+        .append_pair("nonce", "demo-nonce")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256");
+    println!("  Open in a browser:   {url}");
+    println!(
+        "  Then exchange the code (code_verifier dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk):\n    curl -s {issuer}/oauth2/token -u {}:<client_secret> -d grant_type=authorization_code \\\n      -d code=<code> -d redirect_uri={redirect} -d code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk\n",
+        first.client.client_id
+    );
+}
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -459,6 +508,9 @@ async fn main() -> ExitCode {
             (a.common.log_format, "gatehouse", "approve-operator", false)
         }
         Command::SeedScale(a) => (a.common.log_format, "gatehouse", "seed-scale", false),
+        Command::Keys(k) => match &k.action {
+            KeysAction::Rotate(a) => (a.common.log_format, "gatehouse", "keys", false),
+        },
     };
     let telemetry = match init_telemetry(format, service, process, otlp) {
         Ok(t) => t,
@@ -527,6 +579,26 @@ async fn main() -> ExitCode {
             .await
         }
         Command::SeedScale(args) => seed_scale(args).await,
+        Command::Keys(KeysArgs {
+            action: KeysAction::Rotate(args),
+        }) => {
+            async {
+                let store = open_store(&args.common, |_| {}).await?;
+                if !args.no_migrate {
+                    store.migrate().await?;
+                }
+                let app = gatehouse_app::App::new(store);
+                // Keys do not depend on the issuer they are used under.
+                let oidc = app.oidc("");
+                let kid = oidc.rotate_key(args.publish_for).await?;
+                println!(
+                    "new signing key {kid}: published now, signing in {} s",
+                    args.publish_for.num_seconds()
+                );
+                Ok(())
+            }
+            .await
+        }
     };
     // What is still buffered goes out before the process ends.
     telemetry.shutdown();

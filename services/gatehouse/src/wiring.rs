@@ -71,6 +71,8 @@ pub struct Running {
     pub workers: Option<Workers>,
     /// The demo accounts, when `demo` was asked for.
     pub seeded: Vec<SeededAccount>,
+    /// The demo's OpenID Connect clients (the confidential one's secret shown once).
+    pub demo_clients: Vec<gatehouse_app::oidc::IssuedClient>,
 }
 
 /// Starts the process `plan` describes.
@@ -94,8 +96,16 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
         None => default_public_url(addr.port())?,
     };
     let trusted_proxies = Arc::new(plan.trusted_proxies);
+    let issuer = public_url.origin().ascii_serialization();
+    app.oidc(&issuer).ensure_key().await?;
+    let demo_clients = if plan.demo {
+        demo_clients(&app, &issuer).await?
+    } else {
+        Vec::new()
+    };
     let state = ApiState {
         app: app.clone(),
+        issuer,
         trusted_proxies: trusted_proxies.clone(),
         sns: plan.sns,
         metrics: plan.metrics,
@@ -105,6 +115,7 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
         public_url: public_url.clone(),
         trusted_proxies,
         keyring: store.config().keyring.clone(),
+        issuer: state.issuer.clone(),
     });
     let configure = gatehouse_api::configure(state);
     let mut server = HttpServer::new(move || {
@@ -134,7 +145,46 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
         public_url,
         workers,
         seeded,
+        demo_clients,
     })
+}
+
+/// The redirect URI of the demo's clients: a local EHR on port 8400.
+pub const DEMO_REDIRECT_URI: &str = "http://localhost:8400/callback";
+/// Where the demo's clients return after signing out.
+pub const DEMO_POST_LOGOUT_URI: &str = "http://localhost:8400/signed-out";
+
+/// The demo's EHR, registered twice: a confidential client (a server with a secret) and a
+/// public one (PKCE alone).
+async fn demo_clients(
+    app: &gatehouse_app::App,
+    issuer: &str,
+) -> Result<Vec<gatehouse_app::oidc::IssuedClient>, BuildError> {
+    use gatehouse_app::oidc::ClientInput;
+    use gatehouse_domain::oidc::ClientKind;
+    let mut out = Vec::new();
+    for (id, name, kind) in [
+        ("demo-ehr", "Demo EHR", ClientKind::Confidential),
+        (
+            "demo-ehr-public",
+            "Demo EHR (public client)",
+            ClientKind::Public,
+        ),
+    ] {
+        out.push(
+            app.oidc(issuer)
+                .seed_demo_client(ClientInput {
+                    name: name.to_owned(),
+                    redirect_uris: vec![DEMO_REDIRECT_URI.to_owned()],
+                    post_logout_redirect_uris: vec![DEMO_POST_LOGOUT_URI.to_owned()],
+                    kind,
+                    companies: None,
+                    client_id: Some(id.to_owned()),
+                })
+                .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// `http://localhost:<port>`: Chromium treats localhost as a secure context (`__Host-`

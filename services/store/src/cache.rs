@@ -279,6 +279,8 @@ mod tests {
                 updated_at: now,
             },
             expires_at: now,
+            created_at: now,
+            auth: gatehouse_domain::oidc::AuthContext::of(None, None),
             mfa_verified_at: None,
             last_seen: std::sync::atomic::AtomicI64::new(now.timestamp()),
         }))

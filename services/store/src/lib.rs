@@ -19,6 +19,7 @@ pub mod groups;
 pub mod hashing;
 pub mod inbound;
 pub mod mfa;
+pub mod oidc;
 pub mod optouts;
 pub mod queue;
 pub mod ratelimit;

@@ -172,6 +172,10 @@ pub struct PrincipalData {
     pub user: User,
     pub tenant: Tenant,
     pub expires_at: DateTime<Utc>,
+    /// When the user signed in (OpenID Connect `auth_time`).
+    pub created_at: DateTime<Utc>,
+    /// How the user signed in (`amr`, `acr`).
+    pub auth: gatehouse_domain::oidc::AuthContext,
     pub mfa_verified_at: Option<DateTime<Utc>>,
     /// Last activity known to this process (unix seconds), for the idle timeout.
     pub(crate) last_seen: std::sync::atomic::AtomicI64,

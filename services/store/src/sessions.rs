@@ -38,6 +38,7 @@ impl TenantScope<'_> {
         user: UserId,
         meta: &RequestMeta,
         mfa_verified_at: Option<DateTime<Utc>>,
+        amr: &gatehouse_domain::oidc::AuthContext,
     ) -> Result<NewSession> {
         let now = self.inner.clock.now();
         let token = new_token(&mut rand::rngs::OsRng);
@@ -53,6 +54,7 @@ impl TenantScope<'_> {
             mfa_verified_at: Set(mfa_verified_at),
             revoked_at: Set(None),
             mfa_failures: Set(0),
+            amr: Set(Some(amr.to_text())),
             ip: Set(meta.ip_string()),
             user_agent: Set(meta.user_agent_trimmed()),
         };
@@ -219,6 +221,11 @@ impl Store {
             user,
             tenant,
             expires_at: s.expires_at,
+            created_at: s.created_at,
+            auth: gatehouse_domain::oidc::AuthContext::from_text(
+                s.amr.as_deref(),
+                s.mfa_verified_at.is_some(),
+            ),
             mfa_verified_at: s.mfa_verified_at,
             last_seen: AtomicI64::new(s.last_seen_at.timestamp()),
         }))))

@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 pub(crate) const SESSION: &str = "__Host-gatehouse";
 /// The sign-in flow in progress.
 const FLOW: &str = "__Host-gatehouse-flow";
+/// The OpenID Connect authorization request this browser is signing in for.
+const OIDC: &str = "__Host-gatehouse-oidc";
 /// The seed the form tokens are bound to; renewed when a session starts or ends.
 const CSRF: &str = "__Host-gatehouse-csrf";
 /// The company last signed in to on this computer: not a secret (one computer, one practice).
@@ -97,6 +99,8 @@ pub(crate) struct Browser {
     seed: String,
     out: Vec<Cookie<'static>>,
     pub(crate) flow: Option<FlowId>,
+    /// The authorization request (OpenID Connect) the sign-in is for.
+    pub(crate) oidc: Option<uuid::Uuid>,
     pub(crate) session: Option<SecretString>,
     pub(crate) meta: RequestMeta,
 }
@@ -117,6 +121,9 @@ impl Browser {
             .cookie(FLOW)
             .and_then(|c| uuid::Uuid::parse_str(c.value()).ok())
             .map(FlowId);
+        let oidc = req
+            .cookie(OIDC)
+            .and_then(|c| uuid::Uuid::parse_str(c.value()).ok());
         let session = req
             .cookie(SESSION)
             .map(|c| c.value().to_owned())
@@ -144,6 +151,7 @@ impl Browser {
             seed,
             out,
             flow,
+            oidc,
             session,
             meta,
         }
@@ -219,6 +227,26 @@ impl Browser {
     pub(crate) fn clear_flow(&mut self) {
         if self.flow.take().is_some() || self.req.cookie(FLOW).is_some() {
             self.set(removal(FLOW));
+        }
+    }
+
+    /// The sign-in that follows is for this authorization request (kept as long as the
+    /// request waits).
+    pub(crate) fn set_oidc(&mut self, id: uuid::Uuid) {
+        self.oidc = Some(id);
+        let c = host_cookie(
+            OIDC,
+            id.to_string(),
+            SameSite::Lax,
+            Some(Duration::seconds(gatehouse_domain::oidc::REQUEST_SECONDS)),
+        );
+        self.set(c);
+    }
+
+    /// The authorization request is answered (or gone).
+    pub(crate) fn clear_oidc(&mut self) {
+        if self.oidc.take().is_some() || self.req.cookie(OIDC).is_some() {
+            self.set(removal(OIDC));
         }
     }
 
@@ -299,8 +327,18 @@ impl Browser {
 
     /// A redirect to one of our own paths (never anywhere a request names).
     pub(crate) fn see_other(self, path: &'static str) -> HttpResponse {
+        self.redirect(path)
+    }
+
+    /// A redirect to a client's registered redirect URI, as the OpenID Connect use case
+    /// made it (never an address a request names unchecked).
+    pub(crate) fn back_to_client(self, url: &str) -> HttpResponse {
+        self.redirect(url)
+    }
+
+    fn redirect(self, location: &str) -> HttpResponse {
         let mut r = HttpResponse::SeeOther();
-        r.insert_header((header::LOCATION, path));
+        r.insert_header((header::LOCATION, location));
         for c in self.out {
             r.cookie(c);
         }

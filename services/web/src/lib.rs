@@ -13,6 +13,7 @@
 mod account;
 mod assets;
 mod browser;
+mod oidc;
 mod pages;
 mod signin;
 mod words;
@@ -32,6 +33,8 @@ pub struct WebState {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     /// Keys the form tokens (CSRF).
     pub keyring: Arc<Keyring>,
+    /// The OpenID Connect issuer: the public origin (no trailing slash).
+    pub issuer: String,
 }
 
 impl WebState {
@@ -81,6 +84,28 @@ pub fn configure(state: WebState) -> impl Fn(&mut web::ServiceConfig) + Clone {
                 .app_data(forms.clone())
                 .wrap(headers.clone())
                 .configure(account::routes),
+        )
+        .service(
+            web::resource("/oauth2/authorize")
+                .app_data(data.clone())
+                .app_data(forms.clone())
+                .wrap(headers.clone())
+                .route(web::get().to(oidc::authorize))
+                .route(web::post().to(oidc::authorize_posted)),
+        )
+        .service(
+            web::resource("/oauth2/resume")
+                .app_data(data.clone())
+                .wrap(headers.clone())
+                .route(web::get().to(oidc::resume)),
+        )
+        .service(
+            web::resource("/oauth2/logout")
+                .app_data(data.clone())
+                .app_data(forms.clone())
+                .wrap(headers.clone())
+                .route(web::get().to(oidc::logout))
+                .route(web::post().to(oidc::logout_confirmed)),
         )
         .service(
             web::resource("/signout")

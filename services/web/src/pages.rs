@@ -207,3 +207,25 @@ pub(crate) struct Account {
     /// A user without a second factor where the practice asks none steps up with the password.
     pub step_up_password: bool,
 }
+
+/// On the way back to an application (OpenID Connect): a page that moves on by itself
+/// (a refresh, not a redirect: Chromium holds a redirect after a form post to the
+/// form's `form-action 'self'`), with a link for a browser that does not.
+#[derive(Template)]
+#[template(path = "continue.html")]
+pub(crate) struct Continue {
+    pub c: Chrome,
+    pub text: String,
+    pub url: String,
+}
+
+/// RP-initiated logout without a token saying who asks: the user confirms.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub(crate) struct LogoutConfirm {
+    pub c: Chrome,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+}

@@ -196,6 +196,8 @@ fn flow_page(mut b: Browser, view: FlowView, shown: Shown) -> HttpResponse {
                 b.remember_device(who, t, view.practice.remember_device_hours);
             }
             match view.recovery_codes {
+                // Back to the application that asked for this sign-in.
+                None if b.oidc.is_some() => b.see_other("/oauth2/resume"),
                 Some(codes) => {
                     let download = download_url(&codes);
                     let c =
@@ -335,19 +337,29 @@ async fn page(req: HttpRequest, st: web::Data<WebState>, q: web::Query<PageQuery
             Err(e) => start_over(b, &e),
         };
     }
-    if let Some(token) = b.session.clone() {
+    // An application's request that the session did not answer asks for a new sign-in.
+    let pending = crate::oidc::hints(&b, &st).await;
+    if pending.is_none()
+        && let Some(token) = b.session.clone()
+    {
         match st.app.deployment().authenticate(&token).await {
             Ok(_) => return b.see_other("/account"),
             Err(_) => b.end_session(),
         }
     }
+    let (hinted_company, username) = match pending {
+        Some(p) => (p.company_hint, p.username_hint),
+        None => (None, None),
+    };
     let company = q
         .into_inner()
         .company
+        .or(hinted_company)
         .filter(|c| !c.trim().is_empty() && c.len() <= 64)
         .or_else(|| b.company())
         .unwrap_or_default();
-    password_page(b, company, String::new(), None)
+    let username = username.filter(|u| u.len() <= 64).unwrap_or_default();
+    password_page(b, company, username, None)
 }
 
 #[derive(Deserialize)]
@@ -368,11 +380,16 @@ async fn login(req: HttpRequest, st: web::Data<WebState>, f: web::Form<LoginForm
     // A new sign-in replaces one in progress in this browser.
     b.clear_flow();
     let device_token = b.device_token(&f.company, &f.username);
+    // An application that asked for a second factor (acr_values) gets one proven.
+    let require_second_factor = crate::oidc::hints(&b, &st)
+        .await
+        .is_some_and(|p| p.request.require_mfa);
     let input = LoginInput {
         company: f.company.clone(),
         username: f.username.clone(),
         password: f.password,
         device_token,
+        require_second_factor,
     };
     let meta = b.meta.clone();
     match st.app.signin().login(input, &meta).await {
@@ -794,6 +811,7 @@ async fn skip(req: HttpRequest, st: web::Data<WebState>, f: web::Form<CsrfForm>)
 /// `POST /signin/continue`: past the recovery codes (the session already started).
 async fn done(req: HttpRequest, st: web::Data<WebState>, f: web::Form<CsrfForm>) -> HttpResponse {
     match Browser::posted(&req, &st, &f.csrf) {
+        Ok(b) if b.oidc.is_some() => b.see_other("/oauth2/resume"),
         Ok(b) => b.see_other("/account"),
         Err(r) => *r,
     }

@@ -13,6 +13,18 @@ pub(crate) const REFUSED_TITLE: &str = "This page has expired";
 pub(crate) const EXPIRED: &str =
     "This sign-in took too long and has expired. Sign in again from the start.";
 pub(crate) const SIGNED_OUT: &str = "You are signed out.";
+pub(crate) const SIGNED_OUT_TITLE: &str = "Signed out";
+pub(crate) const OIDC_REFUSED_TITLE: &str = "This sign-in link does not work";
+pub(crate) const OIDC_REFUSED: &str = "Go back to the application and sign in from there again. If it keeps happening, tell your practice admin: the application's set-up needs the vendor's support.";
+pub(crate) const OIDC_EXPIRED: &str = "This sign-in request has expired or was already used.";
+pub(crate) const OIDC_RETURN_TITLE: &str = "Signed in";
+pub(crate) const OIDC_LOGOUT_TITLE: &str = "Sign out?";
+pub(crate) const OIDC_LOGOUT: &str = "An application asks to sign you out of Gatehouse. This signs you out of every application you reached through this sign-in.";
+
+/// The words on the way back to the application that asked for the sign-in.
+pub(crate) fn oidc_return(client: &str) -> String {
+    format!("You are signed in. Taking you back to {client}…")
+}
 pub(crate) const TRY_LATER: &str = "Something went wrong on our side. Wait a moment and try again; if it keeps happening, call your practice admin.";
 pub(crate) const PASSWORDS_DIFFER: &str = "The two new passwords are not the same.";
 

@@ -58,6 +58,7 @@ pub async fn login(
                     username: b.username,
                     password: b.password,
                     device_token: b.device_token,
+                    require_second_factor: false,
                 },
                 &meta,
             )

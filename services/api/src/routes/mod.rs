@@ -7,6 +7,7 @@ pub mod flows;
 pub mod groups;
 pub mod me;
 pub mod mfa;
+pub mod oidc_clients;
 pub mod ops;
 pub mod support;
 pub mod tenants;
@@ -305,6 +306,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/support/email-suppressions/{email}", "DELETE")
                 .route(web::delete().to(support::lift_email_suppression)),
+        )
+        .service(
+            resource("/v1/oidc/clients", "GET, POST")
+                .route(web::get().to(oidc_clients::list))
+                .route(web::post().to(oidc_clients::create)),
+        )
+        .service(
+            resource("/v1/oidc/clients/{client_id}", "GET, PATCH, DELETE")
+                .route(web::get().to(oidc_clients::get))
+                .route(web::patch().to(oidc_clients::patch))
+                .route(web::delete().to(oidc_clients::delete)),
+        )
+        .service(
+            resource("/v1/oidc/clients/{client_id}/secret", "POST")
+                .route(web::post().to(oidc_clients::rotate_secret)),
         )
         .service(resource("/v1/webhooks/aws/sns", "POST").route(web::post().to(webhooks::sns)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))

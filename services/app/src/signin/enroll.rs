@@ -11,7 +11,8 @@ use gatehouse_domain::audit::Details;
 use gatehouse_domain::audit::details::{Context, Method};
 use gatehouse_domain::ids::FlowId;
 use gatehouse_domain::mfa::codes::{Channel, OtpCode, Purpose};
-use gatehouse_domain::mfa::flow::{CodeSent, allowed_of, check_label};
+use gatehouse_domain::mfa::flow::{CodeSent, allowed_of, check_label, factor_of};
+use gatehouse_domain::mfa::step::Factor;
 use gatehouse_domain::mfa::totp::{Enrollment as TotpEnrollment, unix_seconds};
 use gatehouse_domain::settings::AllowedMethod;
 use gatehouse_domain::signin::FlowStatus;
@@ -86,7 +87,7 @@ impl SignIn<'_> {
             },
         )];
         let mut state = flow.state.clone();
-        state.verified_at = Some(now);
+        state.prove(Factor::Totp, now);
         // The method changed: decide on the row as it is now.
         let user = self.user(&tenant, &flow).await?;
         let mut view = self
@@ -194,7 +195,7 @@ impl SignIn<'_> {
             ),
         ];
         let mut state = flow.state.clone();
-        state.verified_at = Some(self.store.clock().now());
+        state.prove(factor_of(channel), self.store.clock().now());
         // The user row changed: read it again for the next decision.
         let user = self.user(&tenant, &flow).await?;
         self.advance(Advance::of((&flow, &user, &tenant), state, events), meta)

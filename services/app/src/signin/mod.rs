@@ -273,7 +273,13 @@ impl SignIn<'_> {
                     .await?;
             }
             let s = scope
-                .create_session(&*txn, user.id, meta, a.state.verified_at)
+                .create_session(
+                    &*txn,
+                    user.id,
+                    meta,
+                    a.state.verified_at,
+                    &a.state.auth_context(),
+                )
                 .await?;
             scope
                 .audit()
@@ -388,6 +394,11 @@ impl SignIn<'_> {
     pub async fn logout(&self, p: &crate::Principal, meta: &RequestMeta) -> Result<()> {
         let txn = self.store.begin_write().await?;
         self.store.end_session(&txn, p).await?;
+        // The tokens issued to applications in this session end with it (oidc.md).
+        self.store
+            .oidc()
+            .revoke_session_tokens(&*txn, (p.tenant.id, p.session_id), self.store.clock().now())
+            .await?;
         self.store
             .tenant(p.tenant.id)
             .audit()

@@ -34,6 +34,9 @@ pub struct LoginInput {
     pub username: String,
     pub password: SecretString,
     pub device_token: Option<SecretString>,
+    /// The client asked for a second factor (OpenID Connect `acr_values`): no trusted
+    /// network or remembered device stands in for it.
+    pub require_second_factor: bool,
 }
 
 impl SignIn<'_> {
@@ -194,14 +197,18 @@ impl SignIn<'_> {
         } else {
             None
         };
-        let bypass = find_bypass(
-            scope,
-            &user,
-            input.device_token.as_ref(),
-            hints.trusted_networks,
-            meta,
-        )
-        .await?;
+        let bypass = if input.require_second_factor {
+            None
+        } else {
+            find_bypass(
+                scope,
+                &user,
+                input.device_token.as_ref(),
+                hints.trusted_networks,
+                meta,
+            )
+            .await?
+        };
         self.advance(
             Advance {
                 tenant: &tenant,
@@ -303,6 +310,7 @@ mod tests {
             username: "frontdesk".into(),
             password: SecretString::from("Granite-Bridge-2026!".to_owned()),
             device_token: Some(SecretString::from("device-token-secret".to_owned())),
+            require_second_factor: false,
         };
         let shown = format!("{input:?}");
         assert!(!shown.contains("Granite-Bridge-2026!"), "{shown}");

@@ -12,6 +12,7 @@ use gatehouse_domain::ids::FlowId;
 use gatehouse_domain::mfa::codes::Channel;
 use gatehouse_domain::mfa::codes::{OtpCode, Purpose};
 use gatehouse_domain::mfa::flow::{CodeSent, Proof, allowed_of, factor_of};
+use gatehouse_domain::mfa::step::Factor;
 use gatehouse_domain::mfa::totp::unix_seconds;
 use gatehouse_store::audit::{actor_user, event, user_target};
 use gatehouse_store::mfa::{CodeOwner, own_destination};
@@ -175,7 +176,13 @@ impl SignIn<'_> {
             }
         }
         let mut state = flow.state.clone();
-        state.verified_at = Some(now);
+        let factor = match (proof, channel) {
+            (Proof::Totp, _) => Factor::Totp,
+            (Proof::RecoveryCode, _) => Factor::RecoveryCode,
+            (Proof::Code, Some(c)) => factor_of(c),
+            (Proof::Code, None) => Factor::Sms,
+        };
+        state.prove(factor, now);
         let mut view = self
             .advance(Advance::of((&flow, &user, &tenant), state, events), meta)
             .await?;

@@ -203,6 +203,59 @@ pub enum Details {
         #[serde(serialize_with = "name")]
         was: EscalationStatus,
     },
+    OidcClientCreated(OidcClientFacts),
+    OidcClientUpdated(OidcClientFacts),
+    OidcClientDeleted {
+        client_id: String,
+        name: String,
+    },
+    OidcClientSecretRotated {
+        client_id: String,
+        /// Until when the previous secret is still accepted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous_until: Option<DateTime<Utc>>,
+    },
+    /// An authorization code was issued to a client for this user.
+    OidcAuthorized {
+        client_id: String,
+        scope: String,
+        /// Whether an existing browser session answered (single sign-on).
+        sso: bool,
+    },
+    /// The user may not use this client (a client limited to other practices).
+    OidcDenied {
+        client_id: String,
+    },
+    /// Tokens were issued at the token endpoint.
+    OidcTokensIssued {
+        client_id: String,
+        grant_type: &'static str,
+        refresh_token: bool,
+    },
+    /// A spent code or refresh token came back: what it issued is revoked.
+    OidcReplayDetected {
+        client_id: String,
+        /// `authorization_code` or `refresh_token`.
+        grant_type: &'static str,
+        revoked: u64,
+    },
+    /// A client revoked a token (RFC 7009).
+    OidcTokenRevoked {
+        client_id: String,
+        revoked: u64,
+    },
+}
+
+/// What an operator's log says of a client (no secret, not even hashed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OidcClientFacts {
+    pub client_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub companies: Option<Vec<String>>,
 }
 
 impl Details {
@@ -254,6 +307,15 @@ impl Details {
             Details::EscalationDenied(_) => Action::EscalationDenied,
             Details::EscalationExecuted { .. } => Action::EscalationExecuted,
             Details::EscalationExpired { .. } => Action::EscalationExpired,
+            Details::OidcClientCreated(_) => Action::OidcClientCreated,
+            Details::OidcClientUpdated(_) => Action::OidcClientUpdated,
+            Details::OidcClientDeleted { .. } => Action::OidcClientDeleted,
+            Details::OidcClientSecretRotated { .. } => Action::OidcClientSecretRotated,
+            Details::OidcAuthorized { .. } => Action::OidcAuthorized,
+            Details::OidcDenied { .. } => Action::OidcDenied,
+            Details::OidcTokensIssued { .. } => Action::OidcTokensIssued,
+            Details::OidcReplayDetected { .. } => Action::OidcReplayDetected,
+            Details::OidcTokenRevoked { .. } => Action::OidcTokenRevoked,
         }
     }
 
@@ -558,6 +620,8 @@ pub struct TenantMoved {
 #[serde(rename_all = "snake_case")]
 pub enum SessionEnd {
     Logout,
+    /// RP-initiated logout at `/oauth2/logout`.
+    OidcLogout,
 }
 
 /// The escalation an escalation event is about (S2). The operator's copy also names the

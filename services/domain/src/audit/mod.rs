@@ -86,6 +86,15 @@ actions! {
     EscalationDenied => "escalation.denied",
     EscalationExecuted => "escalation.executed",
     EscalationExpired => "escalation.expired",
+    OidcClientCreated => "oidc_client.created",
+    OidcClientUpdated => "oidc_client.updated",
+    OidcClientDeleted => "oidc_client.deleted",
+    OidcClientSecretRotated => "oidc_client.secret_rotated",
+    OidcAuthorized => "oidc.authorized",
+    OidcDenied => "oidc.denied",
+    OidcTokensIssued => "oidc.tokens_issued",
+    OidcReplayDetected => "oidc.replay_detected",
+    OidcTokenRevoked => "oidc.token_revoked",
 }
 
 /// What kind of party acted.

@@ -21,12 +21,26 @@ pub struct FlowState {
     /// When a second factor was proven in this flow (verify or completed enrollment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<DateTime<Utc>>,
+    /// Which second factor was proven, for the session's `amr` (OpenID Connect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven: Option<Factor>,
     /// The user skipped a suggested enrollment.
     #[serde(default)]
     pub skipped: bool,
 }
 
 impl FlowState {
+    /// Records the second factor just proven.
+    pub fn prove(&mut self, factor: Factor, at: DateTime<Utc>) {
+        self.verified_at = Some(at);
+        self.proven = Some(factor);
+    }
+
+    /// How this sign-in was made, as an ID token tells it.
+    pub fn auth_context(&self) -> crate::oidc::AuthContext {
+        crate::oidc::AuthContext::of(self.proven, self.bypass)
+    }
+
     /// Reads the stored form; `None` when it is not one.
     pub fn from_json(stored: &str) -> Option<Self> {
         serde_json::from_str(stored).ok()
@@ -256,9 +270,17 @@ mod tests {
         let s = FlowState {
             bypass: Some(Bypass::TrustedNetwork),
             verified_at: None,
+            proven: None,
             skipped: true,
         };
         assert_eq!(FlowState::from_json(&s.to_json()), Some(s));
+        let mut proven = FlowState::default();
+        proven.prove(Factor::Sms, chrono::Utc::now());
+        assert_eq!(
+            FlowState::from_json(&proven.to_json()),
+            Some(proven.clone())
+        );
+        assert_eq!(proven.auth_context().amr, ["pwd", "sms", "mfa"]);
         assert_eq!(FlowState::from_json("{}"), Some(FlowState::default()));
         assert_eq!(FlowState::from_json("not json"), None);
     }

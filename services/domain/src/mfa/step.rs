@@ -7,7 +7,7 @@ use crate::settings::{AllowedMethod, MfaPolicy};
 use serde::Serialize;
 
 /// A way to prove the second factor now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Factor {
     Sms,

@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod bad_input;
+mod browser;
 mod cli;
 mod delivery_rules;
 mod escalations;
@@ -15,6 +16,7 @@ mod isolation;
 mod login_hours;
 mod mfa_flow;
 mod mfa_store;
+mod oidc;
 mod openapi;
 mod operators;
 mod otlp;

@@ -2,12 +2,11 @@
 //! browser without JavaScript drives them: form posts, cookies, redirects by hand.
 //! The real browser (Chromium) runs the same steps in `tests/browser/`.
 
+use crate::browser::{Browser, alert, audit_count, field_value};
 use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, base32_decode, independent_totp};
 use gatehouse_domain::clock::FixedClock;
 use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 on_both_databases!(
@@ -19,148 +18,6 @@ on_both_databases!(
     csrf_cross_site_posts_and_foreign_tokens_change_nothing,
     every_page_carries_the_security_headers,
 );
-
-/// One browser without JavaScript: its cookies, its origin, no automatic redirects.
-struct Browser<'a> {
-    app: &'a TestApp,
-    client: reqwest::Client,
-    jar: BTreeMap<String, String>,
-    /// The last page drawn.
-    html: String,
-}
-
-/// A response as the tests look at it.
-struct Seen {
-    status: StatusCode,
-    headers: HeaderMap,
-    html: String,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Browser {
-            app,
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            jar: BTreeMap::new(),
-            html: String::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, r: &reqwest::Response) {
-        for v in r.headers().get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            let attrs = attrs.to_ascii_lowercase();
-            if value.is_empty() || attrs.contains("max-age=0") {
-                self.jar.remove(name);
-            } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    async fn seen(&mut self, r: reqwest::Response) -> Seen {
-        self.keep(&r);
-        let status = r.status();
-        let headers = r.headers().clone();
-        let html = r.text().await.unwrap();
-        self.html = html.clone();
-        Seen {
-            status,
-            headers,
-            html,
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Seen {
-        let r = self
-            .client
-            .get(self.app.url(path))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.seen(r).await
-    }
-
-    /// Posts a form from this browser's last page (its CSRF token) with `fields`.
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Seen {
-        let token = field_value(&self.html, "csrf").expect("the page has a form token");
-        let mut form: Vec<(&str, &str)> = vec![("csrf", &token)];
-        form.extend_from_slice(fields);
-        self.post_raw(path, &form, Some(&self.app.public_origin.clone()))
-            .await
-    }
-
-    async fn post_raw(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Seen {
-        let mut req = self
-            .client
-            .post(self.app.url(path))
-            .header("cookie", self.cookie_header())
-            .form(form);
-        if let Some(o) = origin {
-            req = req.header("origin", o);
-        }
-        let r = req.send().await.unwrap();
-        self.seen(r).await
-    }
-
-    /// Follows a 303 to where it points.
-    async fn follow(&mut self, s: &Seen) -> Seen {
-        assert_eq!(s.status, StatusCode::SEE_OTHER, "{}", s.html);
-        let to = s.headers["location"].to_str().unwrap().to_owned();
-        self.get(&to).await
-    }
-
-    fn has(&self, cookie: &str) -> bool {
-        self.jar.contains_key(cookie)
-    }
-}
-
-/// The `value` of the input named `name` on a page.
-fn field_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let tag = &html[tag_start..tag_end];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    let end = tag[v..].find('"')?;
-    Some(tag[v..v + end].to_owned())
-}
-
-/// The text of the `role="alert"` element, if the page has one.
-fn alert(html: &str) -> Option<String> {
-    let at = html.find("role=\"alert\"")?;
-    let start = at + html[at..].find('>')? + 1;
-    let end = start + html[start..].find("</div>")?;
-    Some(html[start..end].to_owned())
-}
-
-async fn audit_count(app: &TestApp) -> i64 {
-    use sea_orm::ConnectionTrait;
-    let row = app
-        .raw
-        .query_one_raw(sea_orm::Statement::from_string(
-            app.raw.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM audit_events",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
-}
 
 /// The first 6-digit code in the newest outbox message to `to`.
 async fn code_to(app: &TestApp, mark: usize, to: &str) -> String {

@@ -16,6 +16,8 @@ pub struct Model {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub mfa_failures: i32,
+    /// How the sign-in was made (space-separated RFC 8176 values), for ID tokens.
+    pub amr: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

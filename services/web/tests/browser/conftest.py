@@ -7,11 +7,14 @@ pyotp, an implementation nobody here wrote.
 """
 
 import base64
+import http.server
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -49,6 +52,7 @@ class Gatehouse:
     api: str
     outbox: Path
     database: str
+    log: Path  # what the process printed (stdout and stderr)
 
     def outbox_lines(self):
         if not self.outbox.exists():
@@ -69,6 +73,16 @@ class Gatehouse:
                 return next(w for w in words if len(w) == 6 and w.isdigit())
             time.sleep(0.05)
         raise AssertionError(f"no {channel} message in the outbox after line {mark}")
+
+    def demo_client_secret(self, timeout: float = 10.0) -> str:
+        """The secret of the confidential demo OIDC client, as `serve --demo` printed it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(r"client_secret (\S+)", self.log.read_text())
+            if found:
+                return found.group(1)
+            time.sleep(0.05)
+        raise AssertionError(f"`serve --demo` printed no client_secret:\n{self.log.read_text()[-4000:]}")
 
 
 def _psql(sql: str):
@@ -106,12 +120,68 @@ def gatehouse(request, tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError((d / "gatehouse.log").read_text()[-4000:])
             time.sleep(0.1)
-    yield Gatehouse(url=f"http://localhost:{port}", api=api, outbox=d / "outbox.jsonl", database=request.param)
+    yield Gatehouse(
+        url=f"http://localhost:{port}", api=api, outbox=d / "outbox.jsonl", database=request.param,
+        log=d / "gatehouse.log",
+    )
     proc.terminate()
     proc.wait(timeout=15)
     log.close()
     if name:
         _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class _RelyingPartyHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path != "/favicon.ico":
+            self.server.seen.append(self.path)
+        body = (
+            '<!doctype html><link rel="icon" href="data:,"><title>EHR</title>'
+            f"<p>The EHR got {self.path.split('?')[0]}</p>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/html; charset=utf-8")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class _RelyingPartyServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _RelyingPartyServer6(_RelyingPartyServer):
+    address_family = socket.AF_INET6
+
+
+@pytest.fixture(scope="session")
+def rp_site():
+    """The demo OIDC clients' end of the redirects: http://localhost:8400, answering 200
+    with a small page; yields the list of paths (with their query) it was asked, in order.
+
+    A real listener rather than `context.route`: Playwright never routes the hop of an
+    HTTP redirect (its handler sees only a navigation's first request), and Gatehouse
+    answers a single sign-on or an error with a plain redirect.
+    """
+    seen = []
+    servers = []
+    for cls, host in [(_RelyingPartyServer, "127.0.0.1"), (_RelyingPartyServer6, "::1")]:
+        try:
+            server = cls((host, 8400), _RelyingPartyHandler)
+        except OSError as e:
+            if host == "127.0.0.1":
+                raise AssertionError(f"port 8400 (the demo clients' redirect URIs) is taken: {e}")
+            continue  # no IPv6 loopback: "localhost" still reaches 127.0.0.1
+        server.seen = seen
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield seen
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

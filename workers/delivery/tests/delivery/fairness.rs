@@ -33,6 +33,7 @@ async fn other_practice_code(t: &TestStore) -> gatehouse_store::mfa::IssuedCode 
                 username: "support".into(),
                 password: SecretString::from("Granite-Bridge-2026!".to_owned()),
                 device_token: None,
+                require_second_factor: false,
             },
             &RequestMeta::default(),
         )

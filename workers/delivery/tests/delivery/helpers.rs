@@ -150,6 +150,7 @@ impl TestStore {
                     username: username.to_owned(),
                     password: SecretString::from(password.to_owned()),
                     device_token: None,
+                    require_second_factor: false,
                 },
                 &RequestMeta::default(),
             )
