@@ -96,6 +96,8 @@ pub struct Ctx {
     pub lockouts: AtomicUsize,
     /// The pages' origin (`http://localhost:<port>`), sent as a browser's `Origin`.
     pub origin: String,
+    /// An OpenID Connect client: (client_id, client_secret, redirect URI).
+    pub oidc: Option<(String, String, String)>,
 }
 
 impl Ctx {
@@ -116,6 +118,7 @@ impl Ctx {
             seconds: Mutex::new(BTreeMap::new()),
             lockouts: AtomicUsize::new(0),
             origin: String::new(),
+            oidc: None,
         }
     }
 
@@ -190,6 +193,17 @@ pub fn password_sign_ins(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, Goos
 /// time, so each sign-in starts from the page) and follows no redirect (the answer that
 /// signs in is the 303 to "My account").
 pub fn page_sign_ins(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, GooseError> {
+    scenario(
+        "page sign-in",
+        weight,
+        tx(ctx, "page sign in", page_sign_in),
+    )
+    .map(as_browser)
+}
+
+/// Each goose user of `s` is a browser that keeps no cookies between sign-ins and follows
+/// no redirect.
+fn as_browser(s: Scenario) -> Scenario {
     let fresh: TransactionFunction = Arc::new(|user| {
         Box::pin(async move {
             let builder = reqwest::Client::builder()
@@ -198,12 +212,19 @@ pub fn page_sign_ins(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, GooseErr
             user.set_client_builder(builder).await.map_err(Box::new)
         })
     });
+    s.register_transaction(Transaction::new(fresh).set_name("browser").set_on_start())
+}
+
+/// Sign-ins of an EHR through OpenID Connect (I1): `/oauth2/authorize`, the sign-in page
+/// and its form, back to the application, then the code exchanged at `/oauth2/token`; as
+/// a new browser each time (see [`page_sign_ins`]).
+pub fn oidc_sign_ins(ctx: &Arc<Ctx>, weight: usize) -> Result<Scenario, GooseError> {
     scenario(
-        "page sign-in",
+        "oidc sign-in",
         weight,
-        tx(ctx, "page sign in", page_sign_in),
+        tx(ctx, "oidc sign in", oidc_sign_in),
     )
-    .map(|s| s.register_transaction(Transaction::new(fresh).set_name("browser").set_on_start()))
+    .map(as_browser)
 }
 
 /// Session checks, as fast as they go.
@@ -505,6 +526,139 @@ fn page_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
         let status = r.status().as_u16();
         if status != 303 {
             return Err(Flaw(format!("page sign-in answered {status}")));
+        }
+        Ok(())
+    })
+}
+
+/// One request of a browser: sent, named `name` in the report.
+async fn browse(
+    user: &mut GooseUser,
+    rb: reqwest::RequestBuilder,
+    name: &str,
+) -> Result<reqwest::Response, Flaw> {
+    let req = GooseRequest::builder()
+        .set_request_builder(rb)
+        .name(name)
+        .build();
+    let got = user
+        .request(req)
+        .await
+        .map_err(|e| Flaw(format!("{name}: {e:?}")))?;
+    got.response.map_err(|e| Flaw(format!("{name}: {e}")))
+}
+
+/// The `name=value` of a cookie a response sets.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// RFC 7636 Appendix B's pair: every load sign-in may use the same one.
+const PKCE_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const PKCE_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+fn oidc_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
+    Box::pin(async move {
+        let (Some(a), Some((client_id, secret, redirect))) = (ctx.next_open(), &ctx.oidc) else {
+            return Err(Flaw("no password-only accounts or no OIDC client".into()));
+        };
+        let fail = |what: &str, e: String| Flaw(format!("{what}: {e}"));
+        let builder = |user: &GooseUser, m: GooseMethod, path: &str| {
+            user.get_request_builder(&m, path)
+                .map(|rb| rb.header("x-forwarded-for", &a.ip))
+                .map_err(|e| fail(path, format!("{e:?}")))
+        };
+        let query = {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", client_id)
+                .append_pair("redirect_uri", redirect)
+                .append_pair("scope", "openid profile")
+                .append_pair("state", "load")
+                .append_pair("nonce", "load")
+                .append_pair("code_challenge", PKCE_CHALLENGE)
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("company", &a.company);
+            q.finish()
+        };
+        let path = format!("/oauth2/authorize?{query}");
+        let r = browse(user, builder(user, GooseMethod::Get, &path)?, "authorize").await?;
+        let request = set_cookie(&r, "__Host-gatehouse-oidc").ok_or_else(|| {
+            Flaw(format!(
+                "authorize answered {} without its cookie",
+                r.status()
+            ))
+        })?;
+        let r = browse(
+            user,
+            builder(user, GooseMethod::Get, "/signin")?.header("cookie", &request),
+            "signin page (oidc)",
+        )
+        .await?;
+        let seed = set_cookie(&r, "__Host-gatehouse-csrf")
+            .ok_or_else(|| Flaw("GET /signin set no form-token cookie".into()))?;
+        let html = r
+            .text()
+            .await
+            .map_err(|e| fail("GET /signin", e.to_string()))?;
+        let token = form_token(&html)
+            .ok_or_else(|| Flaw("the sign-in page has no form token".into()))?
+            .to_owned();
+        let r = browse(
+            user,
+            builder(user, GooseMethod::Post, "/signin")?
+                .header("origin", &ctx.origin)
+                .header("cookie", format!("{request}; {seed}"))
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("company", a.company.as_str()),
+                    ("username", a.username.as_str()),
+                    ("password", ctx.password.as_str()),
+                ]),
+            "signin form (oidc)",
+        )
+        .await?;
+        let session = set_cookie(&r, "__Host-gatehouse")
+            .filter(|_| r.status().as_u16() == 303)
+            .ok_or_else(|| Flaw(format!("the OIDC sign-in answered {}", r.status())))?;
+        let r = browse(
+            user,
+            builder(user, GooseMethod::Get, "/oauth2/resume")?
+                .header("cookie", format!("{request}; {session}")),
+            "resume",
+        )
+        .await?;
+        let html = r
+            .text()
+            .await
+            .map_err(|e| fail("GET /oauth2/resume", e.to_string()))?;
+        let code = html
+            .split("code=")
+            .nth(1)
+            .and_then(|rest| rest.split(['&', '"']).next())
+            .ok_or_else(|| Flaw("no code on the way back to the application".into()))?
+            .to_owned();
+        let r = browse(
+            user,
+            builder(user, GooseMethod::Post, "/oauth2/token")?
+                .basic_auth(client_id, Some(secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect.as_str()),
+                    ("code_verifier", PKCE_VERIFIER),
+                ]),
+            "token",
+        )
+        .await?;
+        if r.status().as_u16() != 200 {
+            return Err(Flaw(format!("the token endpoint answered {}", r.status())));
         }
         Ok(())
     })

@@ -12,8 +12,9 @@
 use std::path::Path;
 use std::process::Command;
 
-const LIMITS: [&str; 9] = [
+const LIMITS: [&str; 10] = [
     "| start-up to ready (`serve`) |",
+    "| token endpoint p99 (`POST /oauth2/token`, code exchange, during OIDC sign-ins) |",
     "| page sign-ins/s (`GET` + `POST /signin`, cookies, CSRF) vs the JSON API's sign-ins/s |",
     "| RSS idle (`serve`) |",
     "| sign-ins/s (`POST /v1/auth/login`) vs raw Argon2id verifies/s |",
@@ -112,6 +113,17 @@ fn o3_the_load_tests_run_every_phase_and_scenario_on_both_layouts() {
             !section.contains("page sign-in problems"),
             "page sign-ins refused: {section}"
         );
+        assert!(
+            !section.contains("OpenID Connect sign-in problems"),
+            "OIDC sign-ins refused: {section}"
+        );
+        let oidc = section
+            .split("`POST /oauth2/token`): ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse::<f64>().ok())
+            .expect("the OIDC sign-ins' rate");
+        assert!(oidc > 0.0, "no OIDC sign-in: {section}");
         assert!(
             !section.contains("Scenario problems"),
             "codes not read back, or sign-ins stuck: {section}"

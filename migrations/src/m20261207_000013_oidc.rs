@@ -254,6 +254,8 @@ impl MigrationTrait for Migration {
             ("idx_oidc_tokens_family", OidcTokens::Family),
             ("idx_oidc_tokens_session", OidcTokens::SessionId),
             ("idx_oidc_tokens_code", OidcTokens::CodeHash),
+            // The sweep's.
+            ("idx_oidc_tokens_expires", OidcTokens::ExpiresAt),
         ] {
             manager
                 .create_index(
@@ -265,6 +267,24 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_oidc_codes_expires")
+                    .table(OidcCodes::Table)
+                    .col(OidcCodes::ExpiresAt)
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_oidc_requests_expires")
+                    .table(OidcRequests::Table)
+                    .col(OidcRequests::ExpiresAt)
+                    .take(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()

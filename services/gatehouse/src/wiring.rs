@@ -98,6 +98,7 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
     let trusted_proxies = Arc::new(plan.trusted_proxies);
     let issuer = public_url.origin().ascii_serialization();
     app.oidc(&issuer).ensure_key().await?;
+    spawn_oidc_sweep(&app);
     let demo_clients = if plan.demo {
         demo_clients(&app, &issuer).await?
     } else {
@@ -147,6 +148,29 @@ pub async fn build(plan: Plan) -> Result<Running, BuildError> {
         seeded,
         demo_clients,
     })
+}
+
+/// How often `serve` deletes the OpenID Connect rows nobody can use any more.
+const OIDC_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes expired authorization requests, codes and tokens every [`OIDC_SWEEP_EVERY`].
+fn spawn_oidc_sweep(app: &gatehouse_app::App) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(OIDC_SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match app.oidc("").sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    rows = n,
+                    "expired OpenID Connect requests, codes and tokens deleted"
+                ),
+                Err(e) => tracing::warn!(error = %e, "the OpenID Connect sweep failed"),
+            }
+        }
+    });
 }
 
 /// The redirect URI of the demo's clients: a local EHR on port 8400.

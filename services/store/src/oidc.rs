@@ -463,19 +463,10 @@ impl Oidc<'_> {
             .map(AuthRequest::from))
     }
 
-    /// Ends a request (answered), and sweeps the expired ones.
-    pub async fn delete_request<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    /// Ends a request (answered).
+    pub async fn delete_request<C: ConnectionTrait>(&self, conn: &C, id: Uuid) -> Result<()> {
         oidc_requests::Entity::delete_many()
-            .filter(
-                sea_orm::Condition::any()
-                    .add(oidc_requests::Column::Id.eq(id))
-                    .add(oidc_requests::Column::ExpiresAt.lte(now)),
-            )
+            .filter(oidc_requests::Column::Id.eq(id))
             .exec(conn)
             .await?;
         Ok(())
@@ -489,11 +480,6 @@ impl Oidc<'_> {
         c: &CodeRow,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        // Codes older than their life are of no use to anyone: swept as new ones come.
-        oidc_codes::Entity::delete_many()
-            .filter(oidc_codes::Column::ExpiresAt.lt(now - chrono::Duration::hours(1)))
-            .exec(conn)
-            .await?;
         let g = &c.grant;
         oidc_codes::Entity::insert(oidc_codes::ActiveModel {
             code_hash: Set(c.code_hash.clone()),
@@ -546,6 +532,27 @@ impl Oidc<'_> {
             (Some(r), _) => Taken::Spent(r.into()),
             (None, _) => Taken::Missing,
         })
+    }
+
+    /// Deletes what nobody can use any more: requests and codes past their life, tokens a
+    /// day past theirs (a spent refresh token is kept while its family may live, so that
+    /// its reuse is still recognised). Answers how many rows went.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<u64> {
+        let _turn = self.inner.write_turn().await;
+        let db = &self.inner.db;
+        let requests = oidc_requests::Entity::delete_many()
+            .filter(oidc_requests::Column::ExpiresAt.lte(now))
+            .exec(db)
+            .await?;
+        let codes = oidc_codes::Entity::delete_many()
+            .filter(oidc_codes::Column::ExpiresAt.lt(now))
+            .exec(db)
+            .await?;
+        let tokens = oidc_tokens::Entity::delete_many()
+            .filter(oidc_tokens::Column::ExpiresAt.lt(now - chrono::Duration::days(1)))
+            .exec(db)
+            .await?;
+        Ok(requests.rows_affected + codes.rows_affected + tokens.rows_affected)
     }
 
     // --- tokens ---

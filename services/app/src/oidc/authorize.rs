@@ -228,10 +228,7 @@ impl Oidc<'_> {
     pub async fn login_required(&self, pending: &Pending) -> Result<String> {
         let r = &pending.request;
         let txn = self.store.begin_write().await?;
-        self.store
-            .oidc()
-            .delete_request(&*txn, r.id, self.store.clock().now())
-            .await?;
+        self.store.oidc().delete_request(&*txn, r.id).await?;
         txn.commit().await?;
         Ok(self.refusal(
             (&r.redirect_uri, r.state.as_deref()),
@@ -258,7 +255,7 @@ impl Oidc<'_> {
         let scope = self.store.tenant(p.tenant.id);
         let target = Some(user_target(p.user.id, &p.user.username));
         let txn = self.store.begin_write().await?;
-        self.store.oidc().delete_request(&*txn, r.id, now).await?;
+        self.store.oidc().delete_request(&*txn, r.id).await?;
         if !allows(&client, p.tenant.company.as_str()) {
             scope
                 .audit()

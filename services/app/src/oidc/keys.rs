@@ -153,6 +153,12 @@ impl Oidc<'_> {
         Ok(new.kid)
     }
 
+    /// Deletes the requests, codes and tokens nobody can use any more (run every few
+    /// minutes by `serve`); answers how many rows went.
+    pub async fn sweep(&self) -> Result<u64> {
+        self.store.oidc().sweep(self.store.clock().now()).await
+    }
+
     /// `GET /oauth2/jwks`: every published public key.
     pub async fn jwks(&self) -> Result<Vec<Jwk>> {
         Ok(self.loaded().await?.published.clone())

@@ -24,6 +24,7 @@ on_both_databases!(
     i1_a_refresh_token_raced_or_reused_revokes_its_family_and_sign_out_ends_the_rest,
     i2_a_client_limited_to_one_practice_denies_the_users_of_another,
     i1_signing_keys_rotate_and_stay_published_while_their_tokens_live,
+    i1_requests_codes_and_tokens_are_swept_once_nobody_can_use_them,
 );
 
 const REDIRECT: &str = "https://ehr.example.com/callback";
@@ -859,4 +860,117 @@ async fn i1_signing_keys_rotate_and_stay_published_while_their_tokens_live(db: D
     let sealed = stored_text(&app).await;
     assert!(sealed.contains("v1."), "sealed with the secret key");
     assert!(!sealed.contains("\"d\""), "a private JWK member is stored");
+}
+
+/// How many rows a table holds.
+async fn rows(app: &TestApp, table: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    app.raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.raw.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
+}
+
+/// `serve` sweeps the provider's tables: a request, a code, a token goes once nobody can
+/// use it any more, and not before (a spent refresh token stays while its family may
+/// live, so that its reuse is still recognised).
+async fn i1_requests_codes_and_tokens_are_swept_once_nobody_can_use_them(db: Db) {
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.practice("north").await;
+    let c = confidential(&app, Value::Null).await;
+    let mut b = Browser::new(&app);
+    let (code, verifier) = code_for(&mut b, &c, &[]).await;
+    let t = ok_json(exchange(&app, &c, &code, &verifier).await).await;
+    // A code never exchanged, and a request nobody signs in for.
+    code_for(&mut b, &c, &[]).await;
+    let (_, challenge) = pkce();
+    let s = Browser::new(&app)
+        .get(&authorize_path(&c.id, &challenge, &[]))
+        .await;
+    assert_eq!(s.headers["location"], "/signin");
+    let sweep = || async { app.app.oidc("").sweep().await.unwrap() };
+    assert_eq!(
+        (
+            rows(&app, "oidc_requests").await,
+            rows(&app, "oidc_codes").await,
+            rows(&app, "oidc_tokens").await
+        ),
+        (1, 2, 2)
+    );
+    assert_eq!(sweep().await, 0, "everything is still live");
+
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(sweep().await, 2, "the codes lived 60 s");
+    let refresh = t["refresh_token"].as_str().unwrap();
+    let refreshed = ok_json(
+        token(
+            &app,
+            &c,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await,
+    )
+    .await;
+    clock.advance(chrono::Duration::minutes(30));
+    assert_eq!(sweep().await, 1, "the request waited 30 minutes");
+    assert_eq!(
+        rows(&app, "oidc_tokens").await,
+        4,
+        "spent and expired tokens are kept a day"
+    );
+    // The spent refresh token is still recognised: its reuse ends the family.
+    oauth_error(
+        token(
+            &app,
+            &c,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        token(
+            &app,
+            &c,
+            &[
+                ("grant_type", "refresh_token"),
+                (
+                    "refresh_token",
+                    refreshed["refresh_token"].as_str().unwrap(),
+                ),
+            ],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+
+    // A day after the family's end (the session's 12 hours), nothing is left.
+    clock.advance(chrono::Duration::hours(12) + chrono::Duration::days(1));
+    assert_eq!(sweep().await, 4);
+    assert_eq!(
+        (
+            rows(&app, "oidc_requests").await,
+            rows(&app, "oidc_codes").await,
+            rows(&app, "oidc_tokens").await
+        ),
+        (0, 0, 0)
+    );
 }
