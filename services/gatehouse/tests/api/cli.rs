@@ -708,3 +708,70 @@ async fn cli_serve_demo_prints_credentials_and_a_curl_command_that_sign_in() {
     }
     drop(server);
 }
+
+/// The published signing keys' ids, from `GET /oauth2/jwks`.
+async fn published_kids(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let jwks: Value = client
+        .get(format!("{base}/oauth2/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// oidc.md "Keys": `serve` makes the first signing key; `gatehouse keys rotate` adds one,
+/// published at once beside it; a bad span names itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_keys_rotate_publishes_a_new_signing_key_beside_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let mut server = Server::start(dir.path(), &[]);
+    server.wait_ready(&client).await;
+    let first = published_kids(&client, &server.base).await;
+    assert_eq!(first.len(), 1);
+    assert!(server.terminate(Duration::from_secs(15)));
+
+    let mut c = gatehouse(dir.path());
+    c.env("GATEHOUSE_DATABASE_URL", sqlite_url(dir.path()))
+        .args(["keys", "rotate", "--publish-for", "soon"]);
+    let out = run(c, Duration::from_secs(30));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--publish-for"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut c = gatehouse(dir.path());
+    c.env("GATEHOUSE_DATABASE_URL", sqlite_url(dir.path()))
+        .args(["keys", "rotate", "--publish-for", "24h"]);
+    let out = run(c, Duration::from_secs(30));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kid = printed
+        .split_whitespace()
+        .nth(3)
+        .map(|k| k.trim_end_matches(':').to_owned())
+        .unwrap_or_else(|| panic!("no key id printed: {printed}"));
+    assert!(printed.contains("signing in 86400 s"), "{printed}");
+
+    let mut server = Server::start(dir.path(), &[]);
+    server.wait_ready(&client).await;
+    assert_eq!(
+        published_kids(&client, &server.base).await,
+        vec![first[0].clone(), kid]
+    );
+    assert!(server.terminate(Duration::from_secs(15)));
+}
