@@ -329,6 +329,33 @@ pub(crate) async fn start_worker(env: &Env) -> Result<Service, Flaw> {
     Ok(w)
 }
 
+/// How a scenario is made from the shared context and a weight.
+type MakeScenario = fn(&Arc<Ctx>, usize) -> Result<goose::prelude::Scenario, goose::GooseError>;
+
+/// A scenario of browsers alone (`make`), for the phase's time; the problems its
+/// requests met are noted as `problems`.
+async fn browser_phase(
+    (host, users, seconds): (&str, usize, usize),
+    ctx: &Arc<Ctx>,
+    (make, problems): (MakeScenario, &str),
+    notes: &mut Vec<String>,
+) -> Result<goose::metrics::GooseMetrics, Flaw> {
+    let m = Attack {
+        host,
+        users,
+        seconds,
+        throttle: None,
+        report: None,
+    }
+    .run(vec![make(ctx, 1).map_err(goose)?])
+    .await?;
+    let met = std::mem::take(&mut *ctx.problems.lock().map_err(|_| Flaw("poisoned".into()))?);
+    if !met.is_empty() {
+        notes.push(format!("{problems}: {met:?}"));
+    }
+    Ok(m)
+}
+
 fn ratio_row(
     name: &str,
     measured: f64,
@@ -599,31 +626,21 @@ async fn measure(
     // The same sign-ins through the pages (W1): GET the form, POST it, follow to "My
     // account". web.md: at least 0.85 of the JSON API's sign-ins per second.
     eprintln!("--> page sign-ins");
-    let page_ctx = Arc::new({
+    let browsers = |oidc: Option<(String, String, String)>| {
         let mut c = Ctx::new(mail.clone(), PASSWORD.into());
         c.open = open.clone();
         c.origin = base.replace("127.0.0.1", "localhost");
-        c
-    });
-    let m = Attack {
-        host: base,
-        users: 4 * cores,
-        seconds: sz.phase_seconds,
-        throttle: None,
-        report: None,
-    }
-    .run(vec![scenarios::page_sign_ins(&page_ctx, 1).map_err(goose)?])
+        c.oidc = oidc;
+        Arc::new(c)
+    };
+    let m = browser_phase(
+        (base, 4 * cores, sz.phase_seconds),
+        &browsers(None),
+        (scenarios::page_sign_ins, "page sign-in problems"),
+        &mut notes,
+    )
     .await?;
     let pages = figures(&m, "POST signin form");
-    let page_problems = std::mem::take(
-        &mut *page_ctx
-            .problems
-            .lock()
-            .map_err(|_| Flaw("poisoned".into()))?,
-    );
-    if !page_problems.is_empty() {
-        notes.push(format!("page sign-in problems: {page_problems:?}"));
-    }
     rows.push(ratio_row(
         "page sign-ins/s (`GET` + `POST /signin`, cookies, CSRF) vs the JSON API's sign-ins/s",
         pages.per_second,
@@ -640,34 +657,14 @@ async fn measure(
     // The same sign-ins for an EHR through OpenID Connect: authorize, the pages, back, and
     // the code exchanged at the token endpoint, whose p99 is reported.
     eprintln!("--> OpenID Connect sign-ins");
-    let oidc_ctx = Arc::new({
-        let mut c = Ctx::new(mail.clone(), PASSWORD.into());
-        c.open = open.clone();
-        c.origin = base.replace("127.0.0.1", "localhost");
-        c.oidc = Some(oidc_client.clone());
-        c
-    });
-    let m = Attack {
-        host: base,
-        users: 4 * cores,
-        seconds: sz.phase_seconds,
-        throttle: None,
-        report: None,
-    }
-    .run(vec![scenarios::oidc_sign_ins(&oidc_ctx, 1).map_err(goose)?])
+    let m = browser_phase(
+        (base, 4 * cores, sz.phase_seconds),
+        &browsers(Some(oidc_client.clone())),
+        (scenarios::oidc_sign_ins, "OpenID Connect sign-in problems"),
+        &mut notes,
+    )
     .await?;
     let exchanged = figures(&m, "POST token");
-    let oidc_problems = std::mem::take(
-        &mut *oidc_ctx
-            .problems
-            .lock()
-            .map_err(|_| Flaw("poisoned".into()))?,
-    );
-    if !oidc_problems.is_empty() {
-        notes.push(format!(
-            "OpenID Connect sign-in problems: {oidc_problems:?}"
-        ));
-    }
     // No spec sets a target for these: five requests (three of them writes) and the
     // load tool's own work on each share the cores with Argon2id, so they are reported.
     notes.push(format!(

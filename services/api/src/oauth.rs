@@ -136,14 +136,30 @@ fn client_auth(
     })
 }
 
-fn state(req: &HttpRequest) -> Option<&ApiState> {
-    req.app_data::<web::Data<ApiState>>().map(|d| d.get_ref())
+/// A client's form: how it authenticated, and the other parameters.
+fn client_form(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<(ClientAuth, HashMap<String, String>), OAuthError> {
+    let mut f = form(req, body)?;
+    let auth = client_auth(req, &mut f)?;
+    Ok((auth, f))
+}
+
+/// A revocation's or introspection's form: the client, and the `token` it names.
+fn token_request(req: &HttpRequest, body: &[u8]) -> Result<(ClientAuth, SecretString), OAuthError> {
+    let (auth, mut f) = client_form(req, body)?;
+    let token = f
+        .remove("token")
+        .map(SecretString::from)
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    Ok((auth, token))
 }
 
 /// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
 async fn discovery(st: web::Data<ApiState>) -> HttpResponse {
     let iss = st.issuer.as_str();
-    let mut claims = vec![
+    let claims = [
         "sub",
         "iss",
         "aud",
@@ -168,7 +184,7 @@ async fn discovery(st: web::Data<ApiState>) -> HttpResponse {
         "phone_number",
         "phone_number_verified",
     ];
-    claims.dedup();
+
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(json!({
@@ -212,19 +228,12 @@ async fn jwks(st: web::Data<ApiState>) -> HttpResponse {
 }
 
 /// `POST /oauth2/token`.
-async fn token(req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let Some(st) = state(&req) else {
-        return HttpResponse::InternalServerError().finish();
-    };
-    let mut f = match form(&req, &body) {
-        Ok(f) => f,
+async fn token(req: HttpRequest, st: web::Data<ApiState>, body: web::Bytes) -> HttpResponse {
+    let (auth, mut f) = match client_form(&req, &body) {
+        Ok(t) => t,
         Err(e) => return oauth_error(&e),
     };
-    let auth = match client_auth(&req, &mut f) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e),
-    };
-    let meta = crate::extract::meta_of(&req, st);
+    let meta = crate::extract::meta_of(&req, &st);
     let secret = |k: &str, f: &mut HashMap<String, String>| f.remove(k).map(SecretString::from);
     let request = TokenRequest {
         grant_type: f.remove("grant_type"),
@@ -252,10 +261,7 @@ async fn token(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 }
 
 /// `GET|POST /oauth2/userinfo` with the access token as a bearer token.
-async fn userinfo(req: HttpRequest) -> HttpResponse {
-    let Some(st) = state(&req) else {
-        return HttpResponse::InternalServerError().finish();
-    };
+async fn userinfo(req: HttpRequest, st: web::Data<ApiState>) -> HttpResponse {
     let challenge = |error: Option<&str>| {
         let v = match error {
             Some(e) => format!("Bearer realm=\"gatehouse\", error=\"{e}\""),
@@ -277,22 +283,12 @@ async fn userinfo(req: HttpRequest) -> HttpResponse {
 }
 
 /// `POST /oauth2/revoke` (RFC 7009): 200 whether or not the token was live.
-async fn revoke(req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let Some(st) = state(&req) else {
-        return HttpResponse::InternalServerError().finish();
-    };
-    let mut f = match form(&req, &body) {
-        Ok(f) => f,
+async fn revoke(req: HttpRequest, st: web::Data<ApiState>, body: web::Bytes) -> HttpResponse {
+    let (auth, token) = match token_request(&req, &body) {
+        Ok(t) => t,
         Err(e) => return oauth_error(&e),
     };
-    let auth = match client_auth(&req, &mut f) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(token) = f.remove("token").map(SecretString::from) else {
-        return oauth_error(&OAuthError::invalid_request("token is required"));
-    };
-    let meta = crate::extract::meta_of(&req, st);
+    let meta = crate::extract::meta_of(&req, &st);
     match st.app.oidc(&st.issuer).revoke(auth, &token, &meta).await {
         Ok(()) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -302,20 +298,10 @@ async fn revoke(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 }
 
 /// `POST /oauth2/introspect` (RFC 7662).
-async fn introspect(req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let Some(st) = state(&req) else {
-        return HttpResponse::InternalServerError().finish();
-    };
-    let mut f = match form(&req, &body) {
-        Ok(f) => f,
+async fn introspect(req: HttpRequest, st: web::Data<ApiState>, body: web::Bytes) -> HttpResponse {
+    let (auth, token) = match token_request(&req, &body) {
+        Ok(t) => t,
         Err(e) => return oauth_error(&e),
-    };
-    let auth = match client_auth(&req, &mut f) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(token) = f.remove("token").map(SecretString::from) else {
-        return oauth_error(&OAuthError::invalid_request("token is required"));
     };
     match st.app.oidc(&st.issuer).introspect(auth, &token).await {
         Ok(i) if !i.active => no_store(HttpResponse::Ok(), json!({"active": false})),

@@ -346,13 +346,9 @@ impl Oidc<'_> {
         Ok(gone.rows_affected > 0)
     }
 
+    /// The client registered as `client_id`.
     pub async fn client(&self, client_id: &str) -> Result<Option<Client>> {
-        oidc_clients::Entity::find()
-            .filter(oidc_clients::Column::ClientId.eq(client_id))
-            .one(&self.inner.db)
-            .await?
-            .map(Client::try_from)
-            .transpose()
+        self.client_in(&self.inner.db, client_id).await
     }
 
     /// The client in `conn` (a write transaction that then changes it).
