@@ -25,6 +25,7 @@ on_both_databases!(
     i2_a_client_limited_to_one_practice_denies_the_users_of_another,
     i1_signing_keys_rotate_and_stay_published_while_their_tokens_live,
     i1_requests_codes_and_tokens_are_swept_once_nobody_can_use_them,
+    i1_single_sign_on_gives_way_to_max_age_acr_values_prompt_and_another_practice,
 );
 
 const REDIRECT: &str = "https://ehr.example.com/callback";
@@ -973,4 +974,67 @@ async fn i1_requests_codes_and_tokens_are_swept_once_nobody_can_use_them(db: Db)
         ),
         (0, 0, 0)
     );
+}
+
+/// oidc.md "Browser session and single sign-on": the session answers a second request
+/// without a page, unless the request asks for more than it proved: a `max_age` that has
+/// passed, a second factor (`acr_values`), `prompt=login`, or another practice.
+async fn i1_single_sign_on_gives_way_to_max_age_acr_values_prompt_and_another_practice(db: Db) {
+    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
+    let app = TestApp::spawn_with(
+        db,
+        Options {
+            clock: Some(clock.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.practice("north").await;
+    let c = confidential(&app, Value::Null).await;
+    let mut b = Browser::new(&app);
+    let (code, verifier) = code_for(&mut b, &c, &[]).await;
+    let first = ok_json(exchange(&app, &c, &code, &verifier).await).await;
+    let auth_time = claims(first["id_token"].as_str().unwrap()).1["auth_time"].clone();
+    clock.advance(chrono::Duration::minutes(10));
+
+    let (_, challenge) = pkce();
+    let asks_again = [
+        vec![("max_age", "300")],
+        vec![("acr_values", "urn:gatehouse:acr:mfa")],
+        vec![("prompt", "login")],
+        vec![("company", "south")],
+    ];
+    for extra in &asks_again {
+        let s = b.get(&authorize_path(&c.id, &challenge, extra)).await;
+        assert_eq!(s.headers["location"], "/signin", "{extra:?}");
+        // ... and the sign-in page then asks, though the browser has a session.
+        let page = b.follow(&s).await;
+        assert!(page.html.contains(">Password</label>"), "{extra:?}");
+    }
+    let answers = [
+        vec![("max_age", "3600")],
+        vec![("acr_values", "urn:gatehouse:acr:pwd")],
+        vec![("company", "North")],
+        vec![("login_hint", "north/north-admin")],
+    ];
+    for extra in &answers {
+        let (verifier, challenge) = pkce();
+        let s = b.get(&authorize_path(&c.id, &challenge, extra)).await;
+        let to = s.headers["location"].to_str().unwrap().to_owned();
+        assert!(to.starts_with(REDIRECT), "{extra:?}: {to}");
+        let t = ok_json(exchange(&app, &c, &query_of(&to)["code"], &verifier).await).await;
+        assert_eq!(
+            claims(t["id_token"].as_str().unwrap()).1["auth_time"],
+            auth_time
+        );
+    }
+    // max_age=300 signed in again: the new ID token's auth_time is the new sign-in's.
+    let (verifier, challenge) = pkce();
+    let path = authorize_path(&c.id, &challenge, &[("max_age", "300")]);
+    let back = sign_in_for(&mut b, &path, ("north", "north-admin", NEW_PASSWORD)).await;
+    let t = ok_json(exchange(&app, &c, &query_of(&back)["code"], &verifier).await).await;
+    let again = claims(t["id_token"].as_str().unwrap()).1["auth_time"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(again - auth_time.as_i64().unwrap(), 600);
 }
