@@ -102,10 +102,8 @@ pub fn configure(state: WebState) -> impl Fn(&mut web::ServiceConfig) + Clone {
         .service(
             web::resource("/oauth2/logout")
                 .app_data(data.clone())
-                .app_data(forms.clone())
                 .wrap(headers.clone())
-                .route(web::get().to(oidc::logout))
-                .route(web::post().to(oidc::logout_confirmed)),
+                .route(web::get().to(oidc::logout)),
         )
         .service(
             web::resource("/signout")

@@ -5,7 +5,7 @@
 
 use crate::WebState;
 use crate::browser::Browser;
-use crate::pages::{Chrome, Continue, LogoutConfirm, Message, render};
+use crate::pages::{Chrome, Continue, Message, render};
 use crate::words;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -181,9 +181,11 @@ fn logout_params(mut m: HashMap<String, String>) -> LogoutParams {
     }
 }
 
-/// `GET /oauth2/logout` (RP-Initiated Logout 1.0): with an ID token of ours as the hint,
-/// the browser session ends at once; without one, the user is asked first (no page of
-/// another site can sign a user out unasked).
+/// `GET /oauth2/logout` (RP-Initiated Logout 1.0, as oidc.md has it): the browser session
+/// ends with every token issued in it, then the browser goes back to the application's
+/// registered address, or is told it is signed out. An `id_token_hint` must be one of
+/// ours; the return address must be registered by the application it or `client_id`
+/// names.
 pub(crate) async fn logout(
     req: HttpRequest,
     st: web::Data<WebState>,
@@ -196,43 +198,7 @@ pub(crate) async fn logout(
         Err(e) => return refused(b, e),
     };
     let session = session_of(&mut b, &st).await;
-    if p.id_token_hint.is_none()
-        && let Some(s) = &session
-    {
-        let c = Chrome::new(words::OIDC_LOGOUT_TITLE, b.form_token())
-            .practice(Some(s.tenant.name.as_str()));
-        let html = render(&LogoutConfirm {
-            c,
-            text: words::OIDC_LOGOUT.to_owned(),
-            client_id: p.client_id,
-            post_logout_redirect_uri: p.post_logout_redirect_uri,
-            state: p.state,
-        });
-        return b.page(StatusCode::OK, html);
-    }
-    signed_out(b, &st, session, target, false).await
-}
-
-/// `POST /oauth2/logout`: the user confirmed.
-pub(crate) async fn logout_confirmed(
-    req: HttpRequest,
-    st: web::Data<WebState>,
-    f: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let mut m = f.into_inner();
-    let csrf = m.remove("csrf").unwrap_or_default();
-    let mut b = match Browser::posted(&req, &st, &csrf) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    m.remove("id_token_hint");
-    let p = logout_params(m);
-    let target = match st.app.oidc(&st.issuer).logout_target(&p).await {
-        Ok(t) => t,
-        Err(e) => return refused(b, e),
-    };
-    let session = session_of(&mut b, &st).await;
-    signed_out(b, &st, session, target, true).await
+    signed_out(b, &st, session, target).await
 }
 
 /// Ends the session (and its tokens), then returns to the client or says so.
@@ -241,7 +207,6 @@ async fn signed_out(
     st: &WebState,
     session: Option<Principal>,
     target: Option<String>,
-    posted: bool,
 ) -> HttpResponse {
     if let Some(p) = session {
         let meta = b.meta.clone();
@@ -253,16 +218,6 @@ async fn signed_out(
     b.clear_flow();
     b.clear_oidc();
     match target {
-        // After a form post, a page that moves on (see [`Continue`]).
-        Some(url) if posted => {
-            let c = Chrome::new(words::SIGNED_OUT_TITLE, b.form_token());
-            let html = render(&Continue {
-                c,
-                text: words::SIGNED_OUT.to_owned(),
-                url,
-            });
-            b.page(StatusCode::OK, html)
-        }
         Some(url) => b.back_to_client(&url),
         None => {
             let c = Chrome::new(words::SIGNED_OUT_TITLE, b.form_token());

@@ -218,14 +218,3 @@ pub(crate) struct Continue {
     pub text: String,
     pub url: String,
 }
-
-/// RP-initiated logout without a token saying who asks: the user confirms.
-#[derive(Template)]
-#[template(path = "logout.html")]
-pub(crate) struct LogoutConfirm {
-    pub c: Chrome,
-    pub text: String,
-    pub client_id: Option<String>,
-    pub post_logout_redirect_uri: Option<String>,
-    pub state: Option<String>,
-}

@@ -18,8 +18,6 @@ pub(crate) const OIDC_REFUSED_TITLE: &str = "This sign-in link does not work";
 pub(crate) const OIDC_REFUSED: &str = "Go back to the application and sign in from there again. If it keeps happening, tell your practice admin: the application's set-up needs the vendor's support.";
 pub(crate) const OIDC_EXPIRED: &str = "This sign-in request has expired or was already used.";
 pub(crate) const OIDC_RETURN_TITLE: &str = "Signed in";
-pub(crate) const OIDC_LOGOUT_TITLE: &str = "Sign out?";
-pub(crate) const OIDC_LOGOUT: &str = "An application asks to sign you out of Gatehouse. This signs you out of every application you reached through this sign-in.";
 
 /// The words on the way back to the application that asked for the sign-in.
 pub(crate) fn oidc_return(client: &str) -> String {
