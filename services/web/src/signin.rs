@@ -179,6 +179,22 @@ pub(crate) fn download_url(codes: &[String]) -> String {
     )
 }
 
+/// Draws the step `view` is at. A sign-in that has just completed first ends the session
+/// this browser held before (an application asked for a new sign-in: `prompt=login`,
+/// `max_age`, a second factor), so that one browser holds one session.
+async fn show(mut b: Browser, st: &WebState, view: FlowView, shown: Shown) -> HttpResponse {
+    if view.session.is_some()
+        && let Some(old) = b.session.take()
+        && let Ok(p) = st.app.deployment().authenticate(&old).await
+    {
+        let meta = b.meta.clone();
+        if let Err(e) = st.app.signin().logout(&p, &meta).await {
+            tracing::warn!(error = %e, "the session this sign-in replaces could not be ended");
+        }
+    }
+    flow_page(b, view, shown)
+}
+
 /// Draws the page of the step `view` is at. An authenticated flow starts the browser
 /// session (and keeps a remembered computer for this user), then shows the recovery
 /// codes just made, or goes to "My account".
@@ -293,7 +309,7 @@ fn flow_page(mut b: Browser, view: FlowView, shown: Shown) -> HttpResponse {
 /// The flow's current step drawn again, with a refusal of the step just tried.
 async fn again(b: Browser, st: &WebState, id: FlowId, shown: Shown) -> HttpResponse {
     match st.app.signin().current(id).await {
-        Ok(view) => flow_page(b, view, shown),
+        Ok(view) => show(b, st, view, shown).await,
         Err(e) if flow_gone(&e) => start_over(b, &e),
         Err(e) => {
             let company = b.company().unwrap_or_default();
@@ -328,7 +344,7 @@ async fn page(req: HttpRequest, st: web::Data<WebState>, q: web::Query<PageQuery
     let mut b = Browser::of(&req, &st);
     if let Some(id) = b.flow {
         return match st.app.signin().current(id).await {
-            Ok(view) => flow_page(b, view, Shown::default()),
+            Ok(view) => show(b, &st, view, Shown::default()).await,
             Err(e) if flow_gone(&e) => {
                 b.clear_flow();
                 let company = b.company().unwrap_or_default();
@@ -395,7 +411,7 @@ async fn login(req: HttpRequest, st: web::Data<WebState>, f: web::Form<LoginForm
     match st.app.signin().login(input, &meta).await {
         Ok(view) => {
             b.remember_company(view.practice.company.as_str());
-            flow_page(b, view, Shown::default())
+            show(b, &st, view, Shown::default()).await
         }
         Err(e) => password_page(b, f.company, f.username, Some(&e)),
     }
@@ -434,7 +450,7 @@ async fn new_password(
         .change_password(id, f.new_password, &meta)
         .await
     {
-        Ok(view) => flow_page(b, view, Shown::default()),
+        Ok(view) => show(b, &st, view, Shown::default()).await,
         Err(e) if flow_gone(&e) => start_over(b, &e),
         Err(e) => again(b, &st, id, Shown::refused(&e)).await,
     }
@@ -477,7 +493,7 @@ async fn verify(
     };
     let meta = b.meta.clone();
     match st.app.signin().verify(id, input, &meta).await {
-        Ok(view) => flow_page(b, view, Shown::default()),
+        Ok(view) => show(b, &st, view, Shown::default()).await,
         Err(e) if flow_gone(&e) => start_over(b, &e),
         Err(e) => again(b, &st, id, Shown::refused(&e).factor(factor)).await,
     }
@@ -587,7 +603,7 @@ async fn enroll(
             let html = render(&contact_page(c, f, String::new(), None));
             b.page(StatusCode::OK, html)
         }
-        _ => flow_page(b, view, Shown::default()),
+        _ => show(b, &st, view, Shown::default()).await,
     }
 }
 
@@ -688,7 +704,7 @@ async fn confirm_totp(
         .confirm_totp(id, f.code.expose_secret(), &meta)
         .await
     {
-        Ok(view) => flow_page(b, view, Shown::default()),
+        Ok(view) => show(b, &st, view, Shown::default()).await,
         Err(e) if flow_gone(&e) => start_over(b, &e),
         Err(e @ Error::Domain(DomainError::MfaCodeInvalid { .. } | DomainError::Validation(_))) => {
             let c = Chrome::new("Scan the QR code", b.form_token()).alert(Some(words::error(&e)));
@@ -771,7 +787,7 @@ async fn confirm_contact(
         .confirm_channel(id, channel, f.code.expose_secret(), &meta)
         .await
     {
-        Ok(view) => flow_page(b, view, Shown::default()),
+        Ok(view) => show(b, &st, view, Shown::default()).await,
         Err(e) if flow_gone(&e) => start_over(b, &e),
         Err(e) => {
             let factor = factor_of(channel);
@@ -802,7 +818,7 @@ async fn skip(req: HttpRequest, st: web::Data<WebState>, f: web::Form<CsrfForm>)
     };
     let meta = b.meta.clone();
     match st.app.signin().skip(id, &meta).await {
-        Ok(view) => flow_page(b, view, Shown::default()),
+        Ok(view) => show(b, &st, view, Shown::default()).await,
         Err(e) if flow_gone(&e) => start_over(b, &e),
         Err(e) => again(b, &st, id, Shown::refused(&e)).await,
     }

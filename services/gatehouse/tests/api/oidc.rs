@@ -1028,7 +1028,15 @@ async fn i1_single_sign_on_gives_way_to_max_age_acr_values_prompt_and_another_pr
             auth_time
         );
     }
-    // max_age=300 signed in again: the new ID token's auth_time is the new sign-in's.
+    // max_age=300 signed in again: the new ID token's auth_time is the new sign-in's, and
+    // the session the browser held before is over (one browser, one session).
+    let old_session = b.jar["__Host-gatehouse"].clone();
+    assert_eq!(
+        app.get("/v1/auth/session", Some(&old_session))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     let (verifier, challenge) = pkce();
     let path = authorize_path(&c.id, &challenge, &[("max_age", "300")]);
     let back = sign_in_for(&mut b, &path, ("north", "north-admin", NEW_PASSWORD)).await;
@@ -1037,4 +1045,18 @@ async fn i1_single_sign_on_gives_way_to_max_age_acr_values_prompt_and_another_pr
         .as_i64()
         .unwrap();
     assert_eq!(again - auth_time.as_i64().unwrap(), 600);
+    assert_ne!(b.jar["__Host-gatehouse"], old_session);
+    assert_eq!(
+        app.get("/v1/auth/session", Some(&old_session))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let new_session = b.jar["__Host-gatehouse"].clone();
+    assert_eq!(
+        app.get("/v1/auth/session", Some(&new_session))
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
