@@ -465,70 +465,62 @@ fn page_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
         let Some(a) = ctx.next_open() else {
             return Err(Flaw("no password-only accounts".into()));
         };
-        let fail = |what: &str, e: String| Flaw(format!("{what}: {e}"));
-        let rb = user
-            .get_request_builder(&GooseMethod::Get, "/signin")
-            .map_err(|e| fail("GET /signin", format!("{e:?}")))?
-            .header("x-forwarded-for", &a.ip);
-        let req = GooseRequest::builder()
-            .set_request_builder(rb)
-            .name("signin page")
-            .build();
-        let got = user
-            .request(req)
-            .await
-            .map_err(|e| fail("GET /signin", format!("{e:?}")))?;
-        let r = got
-            .response
-            .map_err(|e| fail("GET /signin", e.to_string()))?;
-        // The seed cookie the form token is bound to (the only cookie a new browser gets).
-        let cookie = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("__Host-gatehouse-csrf="))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            .ok_or_else(|| Flaw("GET /signin set no form-token cookie".into()))?;
-        let html = r
-            .text()
-            .await
-            .map_err(|e| fail("GET /signin", e.to_string()))?;
-        let token = form_token(&html)
-            .ok_or_else(|| Flaw("the sign-in page has no form token".into()))?
-            .to_owned();
-        let rb = user
-            .get_request_builder(&GooseMethod::Post, "/signin")
-            .map_err(|e| fail("POST /signin", format!("{e:?}")))?
-            .header("x-forwarded-for", &a.ip)
-            .header("origin", &ctx.origin)
-            .header("cookie", cookie)
-            .form(&[
-                ("csrf", token.as_str()),
-                ("company", a.company.as_str()),
-                ("username", a.username.as_str()),
-                ("password", ctx.password.as_str()),
-            ]);
         // Signed in, the answer is a redirect to "My account"; a refusal draws the form
         // again with its 4xx.
-        let req = GooseRequest::builder()
-            .set_request_builder(rb)
-            .name("signin form")
-            .build();
-        let got = user
-            .request(req)
-            .await
-            .map_err(|e| fail("POST /signin", format!("{e:?}")))?;
-        let r = got
-            .response
-            .map_err(|e| fail("POST /signin", e.to_string()))?;
+        let r = password_form(ctx, user, &a, None, ("signin page", "signin form")).await?;
         let status = r.status().as_u16();
         if status != 303 {
             return Err(Flaw(format!("page sign-in answered {status}")));
         }
         Ok(())
     })
+}
+
+/// The sign-in page (`GET /signin`, with `cookie` when the browser holds one) and its
+/// form posted for `a`, as a browser without JavaScript does: the answer to the post.
+async fn password_form(
+    ctx: &Ctx,
+    user: &mut GooseUser,
+    a: &Account,
+    cookie: Option<&str>,
+    (page, form): (&str, &str),
+) -> Result<reqwest::Response, Flaw> {
+    let fail = |what: &str, e: String| Flaw(format!("{what}: {e}"));
+    let mut rb = user
+        .get_request_builder(&GooseMethod::Get, "/signin")
+        .map_err(|e| fail("GET /signin", format!("{e:?}")))?
+        .header("x-forwarded-for", &a.ip);
+    if let Some(c) = cookie {
+        rb = rb.header("cookie", c);
+    }
+    let r = browse(user, rb, page).await?;
+    // The seed cookie the form token is bound to (a new browser gets it with the page).
+    let seed = set_cookie(&r, "__Host-gatehouse-csrf")
+        .ok_or_else(|| Flaw("GET /signin set no form-token cookie".into()))?;
+    let html = r
+        .text()
+        .await
+        .map_err(|e| fail("GET /signin", e.to_string()))?;
+    let token = form_token(&html)
+        .ok_or_else(|| Flaw("the sign-in page has no form token".into()))?
+        .to_owned();
+    let cookies = match cookie {
+        Some(c) => format!("{c}; {seed}"),
+        None => seed,
+    };
+    let rb = user
+        .get_request_builder(&GooseMethod::Post, "/signin")
+        .map_err(|e| fail("POST /signin", format!("{e:?}")))?
+        .header("x-forwarded-for", &a.ip)
+        .header("origin", &ctx.origin)
+        .header("cookie", cookies)
+        .form(&[
+            ("csrf", token.as_str()),
+            ("company", a.company.as_str()),
+            ("username", a.username.as_str()),
+            ("password", ctx.password.as_str()),
+        ]);
+    browse(user, rb, form).await
 }
 
 /// One request of a browser: sent, named `name` in the report.
@@ -595,33 +587,12 @@ fn oidc_sign_in<'a>(ctx: &'a Ctx, user: &'a mut GooseUser) -> Fut<'a> {
                 r.status()
             ))
         })?;
-        let r = browse(
+        let r = password_form(
+            ctx,
             user,
-            builder(user, GooseMethod::Get, "/signin")?.header("cookie", &request),
-            "signin page (oidc)",
-        )
-        .await?;
-        let seed = set_cookie(&r, "__Host-gatehouse-csrf")
-            .ok_or_else(|| Flaw("GET /signin set no form-token cookie".into()))?;
-        let html = r
-            .text()
-            .await
-            .map_err(|e| fail("GET /signin", e.to_string()))?;
-        let token = form_token(&html)
-            .ok_or_else(|| Flaw("the sign-in page has no form token".into()))?
-            .to_owned();
-        let r = browse(
-            user,
-            builder(user, GooseMethod::Post, "/signin")?
-                .header("origin", &ctx.origin)
-                .header("cookie", format!("{request}; {seed}"))
-                .form(&[
-                    ("csrf", token.as_str()),
-                    ("company", a.company.as_str()),
-                    ("username", a.username.as_str()),
-                    ("password", ctx.password.as_str()),
-                ]),
-            "signin form (oidc)",
+            &a,
+            Some(&request),
+            ("signin page (oidc)", "signin form (oidc)"),
         )
         .await?;
         let session = set_cookie(&r, "__Host-gatehouse")

@@ -12,7 +12,7 @@ use crate::{Inner, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::ids::{SessionId, TenantId, UserId};
 use gatehouse_domain::oidc::ClientKind;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
@@ -600,11 +600,12 @@ impl Oidc<'_> {
     pub async fn spend_refresh<C: ConnectionTrait>(
         &self,
         conn: &C,
-        id: Uuid,
+        (tenant, id): (TenantId, Uuid),
         now: DateTime<Utc>,
     ) -> Result<bool> {
         Ok(oidc_tokens::Entity::update_many()
             .col_expr(oidc_tokens::Column::UsedAt, Expr::value(Some(now)))
+            .filter(oidc_tokens::Column::TenantId.eq(tenant.0))
             .filter(oidc_tokens::Column::Id.eq(id))
             .filter(oidc_tokens::Column::UsedAt.is_null())
             .filter(oidc_tokens::Column::RevokedAt.is_null())
@@ -614,14 +615,14 @@ impl Oidc<'_> {
             == 1)
     }
 
-    /// Revokes the live tokens of one family (all issued from one code), or of one code.
+    /// Revokes the live tokens of one family (all issued from one code).
     pub async fn revoke_family<C: ConnectionTrait>(
         &self,
         conn: &C,
-        family: Uuid,
+        (tenant, family): (TenantId, Uuid),
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        self.revoke_where(conn, oidc_tokens::Column::Family.eq(family), now)
+        self.revoke_where(conn, tenant, oidc_tokens::Column::Family.eq(family), now)
             .await
     }
 
@@ -629,11 +630,16 @@ impl Oidc<'_> {
     pub async fn revoke_issued_by_code<C: ConnectionTrait>(
         &self,
         conn: &C,
-        code_hash: &str,
+        (tenant, code_hash): (TenantId, &str),
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        self.revoke_where(conn, oidc_tokens::Column::CodeHash.eq(code_hash), now)
-            .await
+        self.revoke_where(
+            conn,
+            tenant,
+            oidc_tokens::Column::CodeHash.eq(code_hash),
+            now,
+        )
+        .await
     }
 
     /// Revokes every token issued in a browser session of one practice (sign-out).
@@ -645,9 +651,8 @@ impl Oidc<'_> {
     ) -> Result<u64> {
         self.revoke_where(
             conn,
-            oidc_tokens::Column::SessionId
-                .eq(session.0)
-                .and(oidc_tokens::Column::TenantId.eq(tenant.0)),
+            tenant,
+            oidc_tokens::Column::SessionId.eq(session.0),
             now,
         )
         .await
@@ -657,41 +662,29 @@ impl Oidc<'_> {
     pub async fn revoke_token<C: ConnectionTrait>(
         &self,
         conn: &C,
-        id: Uuid,
+        (tenant, id): (TenantId, Uuid),
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        self.revoke_where(conn, oidc_tokens::Column::Id.eq(id), now)
+        self.revoke_where(conn, tenant, oidc_tokens::Column::Id.eq(id), now)
             .await
     }
 
+    /// Revokes the live tokens of one practice that `which` names: every revocation is
+    /// bounded by the practice of the token, code or session it starts from.
     async fn revoke_where<C: ConnectionTrait>(
         &self,
         conn: &C,
+        tenant: TenantId,
         which: sea_orm::sea_query::SimpleExpr,
         now: DateTime<Utc>,
     ) -> Result<u64> {
         Ok(oidc_tokens::Entity::update_many()
             .col_expr(oidc_tokens::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(oidc_tokens::Column::TenantId.eq(tenant.0))
             .filter(which)
             .filter(oidc_tokens::Column::RevokedAt.is_null())
             .exec(conn)
             .await?
             .rows_affected)
-    }
-}
-
-/// Whether a browser session is still one a refresh may lean on: not ended, within its
-/// absolute life.
-impl Store {
-    pub async fn session_live(&self, tenant: TenantId, session: SessionId) -> Result<bool> {
-        use crate::entities::sessions;
-        let now = self.inner.clock.now();
-        Ok(sessions::Entity::find_by_id(session.0)
-            .filter(sessions::Column::TenantId.eq(tenant.0))
-            .filter(sessions::Column::RevokedAt.is_null())
-            .filter(sessions::Column::ExpiresAt.gt(now))
-            .one(&self.inner.db)
-            .await?
-            .is_some())
     }
 }

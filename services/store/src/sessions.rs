@@ -10,7 +10,7 @@ use crate::sql::{prefixed_columns, stmt};
 use crate::{RequestMeta, Result, Store};
 use chrono::{DateTime, Utc};
 use gatehouse_domain::Error as DomainError;
-use gatehouse_domain::ids::{GroupId, SessionId, UserId};
+use gatehouse_domain::ids::{GroupId, SessionId, TenantId, UserId};
 use gatehouse_domain::session::{hash_token, new_token};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
@@ -246,6 +246,19 @@ impl Store {
             .exec(&**txn)
             .await?;
         Ok(())
+    }
+
+    /// Whether a session still stands behind what was issued in it (OpenID Connect tokens):
+    /// not ended, within its absolute life. The idle timeout is the browser's, not theirs.
+    pub async fn session_live(&self, tenant: TenantId, session: SessionId) -> Result<bool> {
+        let now = self.inner.clock.now();
+        Ok(sessions::Entity::find_by_id(session.0)
+            .filter(sessions::Column::TenantId.eq(tenant.0))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .one(&self.inner.db)
+            .await?
+            .is_some())
     }
 
     /// Drops the cached entry of the session `p`: a concurrent miss may have re-filled it

@@ -118,6 +118,11 @@ impl Oidc<'_> {
         let Some(list) = companies else {
             return Ok(None);
         };
+        // Counted before any is looked up: a list is read one practice at a time.
+        if list.len() > 1000 {
+            errors.push(FieldError::new("companies", "at most 1000 practices"));
+            return Ok(None);
+        }
         let mut out = Vec::new();
         for (i, c) in list.iter().enumerate() {
             let field = format!("companies[{i}]");
@@ -134,9 +139,6 @@ impl Oidc<'_> {
         }
         out.sort();
         out.dedup();
-        if list.len() > 1000 {
-            errors.push(FieldError::new("companies", "at most 1000 practices"));
-        }
         Ok(Some(out))
     }
 

@@ -19,7 +19,6 @@ pub use gatehouse_store::oidc::{AuthRequest, Client};
 pub use keys::KeyCache;
 pub use tokens::{ClientAuth, Introspection, TokenRequest, TokenResponse};
 
-use gatehouse_domain::Error as DomainError;
 use gatehouse_domain::session::{hash_token, new_token};
 use gatehouse_store::Store;
 use secrecy::SecretString;
@@ -31,18 +30,6 @@ pub enum OidcError {
     OAuth(#[from] OAuthError),
     #[error(transparent)]
     Failed(#[from] crate::Error),
-}
-
-impl From<DomainError> for OidcError {
-    fn from(e: DomainError) -> Self {
-        OidcError::Failed(e.into())
-    }
-}
-
-impl From<gatehouse_store::DbErr> for OidcError {
-    fn from(e: gatehouse_store::DbErr) -> Self {
-        OidcError::Failed(e.into())
-    }
 }
 
 /// The provider's use cases (from [`crate::App::oidc`]).

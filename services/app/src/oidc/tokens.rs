@@ -171,7 +171,7 @@ impl Oidc<'_> {
                 let revoked = self
                     .store
                     .oidc()
-                    .revoke_issued_by_code(&*txn, &code_hash, now)
+                    .revoke_issued_by_code(&*txn, (row.grant.tenant_id, &code_hash), now)
                     .await?;
                 let scope = self.store.tenant(row.grant.tenant_id);
                 let (actor, name) = match &holder {
@@ -281,13 +281,19 @@ impl Oidc<'_> {
         let holder = self.holder(&row.grant).await;
         let signer = self.loaded().await?.signer.clone();
         let txn = self.store.begin_write().await?;
-        if row.used_at.is_some() || !self.store.oidc().spend_refresh(&*txn, row.id, now).await? {
+        if row.used_at.is_some()
+            || !self
+                .store
+                .oidc()
+                .spend_refresh(&*txn, (row.grant.tenant_id, row.id), now)
+                .await?
+        {
             // Used before (or by a concurrent request): someone holds a copy. The whole
             // family goes, the legitimate holder's newest token with it.
             let revoked = self
                 .store
                 .oidc()
-                .revoke_family(&*txn, row.family, now)
+                .revoke_family(&*txn, (row.grant.tenant_id, row.family), now)
                 .await?;
             if let Ok((_, user)) = &holder {
                 self.store
@@ -316,7 +322,7 @@ impl Oidc<'_> {
             _ => {
                 self.store
                     .oidc()
-                    .revoke_family(&*txn, row.family, now)
+                    .revoke_family(&*txn, (row.grant.tenant_id, row.family), now)
                     .await?;
                 txn.commit().await?;
                 return Err(bad_grant("the sign-in behind the refresh token has ended"));
@@ -515,10 +521,15 @@ impl Oidc<'_> {
             TokenKind::Refresh => {
                 self.store
                     .oidc()
-                    .revoke_family(&*txn, row.family, now)
+                    .revoke_family(&*txn, (row.grant.tenant_id, row.family), now)
                     .await?
             }
-            TokenKind::Access => self.store.oidc().revoke_token(&*txn, row.id, now).await?,
+            TokenKind::Access => {
+                self.store
+                    .oidc()
+                    .revoke_token(&*txn, (row.grant.tenant_id, row.id), now)
+                    .await?
+            }
         };
         if revoked > 0
             && let Ok(user) = user

@@ -140,16 +140,22 @@ pub(crate) fn alert(html: &str) -> Option<String> {
     Some(html[start..end].to_owned())
 }
 
+/// How many audit events the database holds, every practice's.
 pub(crate) async fn audit_count(app: &TestApp) -> i64 {
+    rows(app, "audit_events").await
+}
+
+/// How many rows a table holds.
+pub(crate) async fn rows(app: &TestApp, table: &str) -> i64 {
     use sea_orm::ConnectionTrait;
-    let row = app
-        .raw
+    app.raw
         .query_one_raw(sea_orm::Statement::from_string(
             app.raw.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM audit_events",
+            format!("SELECT COUNT(*) AS n FROM {table}"),
         ))
         .await
         .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap()
 }
