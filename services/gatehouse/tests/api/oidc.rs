@@ -6,16 +6,15 @@
 //! `services/web/tests/browser/test_oidc_*.py`.
 
 use crate::browser::{Browser, alert, audit_count, rows};
-use crate::helpers::{Db, NEW_PASSWORD, Options, TestApp, ok_json, problem};
+use crate::helpers::{Db, NEW_PASSWORD, TestApp, ok_json, problem};
+use crate::mfa_flow::spawn_fixed;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_domain::clock::FixedClock;
 use gatehouse_testkit::on_both_databases;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 on_both_databases!(
     i2_only_stepped_up_support_admins_change_clients_and_secrets_are_shown_once,
@@ -54,20 +53,6 @@ async fn confidential(app: &TestApp, companies: Value) -> Registered {
                "post_logout_redirect_uris": ["https://ehr.example.com/bye"], "companies": companies}),
     )
     .await
-}
-
-/// An app on a clock the test moves.
-async fn on_a_fixed_clock(db: Db) -> (TestApp, Arc<FixedClock>) {
-    let clock = Arc::new(FixedClock::new(chrono::Utc::now()));
-    let app = TestApp::spawn_with(
-        db,
-        Options {
-            clock: Some(clock.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
-    (app, clock)
 }
 
 /// The body of a 201.
@@ -180,9 +165,10 @@ async fn exchange(app: &TestApp, c: &Registered, code: &str, verifier: &str) -> 
 }
 
 async fn oauth_error(r: reqwest::Response, status: StatusCode, code: &str) {
-    assert_eq!(r.status(), status);
+    let got = r.status();
     assert_eq!(r.headers()["cache-control"], "no-store");
     let body: Value = r.json().await.unwrap();
+    assert_eq!(got, status, "{body}");
     assert_eq!(body["error"], code, "{body}");
 }
 
@@ -252,7 +238,7 @@ async fn stored_text(app: &TestApp) -> String {
 /// I2: the registry is the support admins'; a change needs a second factor from the last
 /// 15 minutes; a secret is in the answer that made it and nowhere else.
 async fn i2_only_stepped_up_support_admins_change_clients_and_secrets_are_shown_once(db: Db) {
-    let (app, clock) = on_a_fixed_clock(db).await;
+    let (app, clock) = spawn_fixed(db).await;
     let admin = app.practice("north").await;
     let body = json!({"name": "Charts EHR", "type": "confidential", "redirect_uris": [REDIRECT]});
     let r = app.post("/v1/oidc/clients", Some(&admin), &body).await;
@@ -873,7 +859,7 @@ async fn i1_signing_keys_rotate_and_stay_published_while_their_tokens_live(db: D
 /// use it any more, and not before (a spent refresh token stays while its family may
 /// live, so that its reuse is still recognised).
 async fn i1_requests_codes_and_tokens_are_swept_once_nobody_can_use_them(db: Db) {
-    let (app, clock) = on_a_fixed_clock(db).await;
+    let (app, clock) = spawn_fixed(db).await;
     app.practice("north").await;
     let c = confidential(&app, Value::Null).await;
     let mut b = Browser::new(&app);
@@ -963,7 +949,7 @@ async fn i1_requests_codes_and_tokens_are_swept_once_nobody_can_use_them(db: Db)
 /// without a page, unless the request asks for more than it proved: a `max_age` that has
 /// passed, a second factor (`acr_values`), `prompt=login`, or another practice.
 async fn i1_single_sign_on_gives_way_to_max_age_acr_values_prompt_and_another_practice(db: Db) {
-    let (app, clock) = on_a_fixed_clock(db).await;
+    let (app, clock) = spawn_fixed(db).await;
     app.practice("north").await;
     let c = confidential(&app, Value::Null).await;
     let mut b = Browser::new(&app);
